@@ -1,0 +1,101 @@
+package brick
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/cais-platform/cais/pki"
+	"github.com/cais-platform/cais/rpc"
+)
+
+// ServerConfig describes one brick server process.
+type ServerConfig struct {
+	Volume   string
+	VolumeID string
+	BrickID  string
+	Path     string
+	// Listen is IP:PORT.
+	Listen string
+	TLS    *tls.Config
+}
+
+// Identity is what a brick answers to a ping.
+type Identity struct {
+	Volume   string `json:"volume"`
+	VolumeID string `json:"volumeID"`
+	BrickID  string `json:"brickID"`
+	Path     string `json:"path"`
+	PID      int    `json:"pid"`
+}
+
+// Serve runs a brick server until ctx ends. It refuses to serve a directory
+// that is not marked as a brick of its volume. ready, if not nil, is called
+// once the port is held.
+func Serve(ctx context.Context, log *slog.Logger, cfg ServerConfig, ready func(net.Addr)) error {
+	if err := Verify(cfg.Path, cfg.VolumeID); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("brick %s: listen on %s: %w", cfg.Path, cfg.Listen, err)
+	}
+	tln := tls.NewListener(ln, cfg.TLS)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	id := Identity{Volume: cfg.Volume, VolumeID: cfg.VolumeID, BrickID: cfg.BrickID, Path: cfg.Path, PID: os.Getpid()}
+	idJSON, _ := json.Marshal(id)
+	log.Info("brick serving", "volume", cfg.Volume, "path", cfg.Path, "addr", ln.Addr().String())
+	return rpc.Serve(ctx, log, tln, func(ctx context.Context, op uint16, payload []byte) (syscall.Errno, []byte) {
+		switch op {
+		case rpc.OpPing:
+			// A brick whose directory vanished or was swapped is not healthy.
+			if err := Verify(cfg.Path, cfg.VolumeID); err != nil {
+				return syscall.ESTALE, []byte(err.Error())
+			}
+			return 0, idJSON
+		}
+		return syscall.ENOSYS, nil
+	})
+}
+
+// ServerTLS is the brick's TLS configuration: it presents the node's
+// certificate and accepts clients with certificates from the pool CA.
+func ServerTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+	cfg, err := pki.ClientTLS(caPEM, certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ClientCAs = cfg.RootCAs
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	return cfg, nil
+}
+
+// Ping dials a brick and returns its identity.
+func Ping(ctx context.Context, addr string, tlsCfg *tls.Config) (Identity, error) {
+	d := tls.Dialer{Config: tlsCfg}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return Identity{}, fmt.Errorf("connect to brick at %s: %w", addr, err)
+	}
+	cl := rpc.NewClient(c)
+	defer cl.Close()
+	reply, err := cl.Call(ctx, rpc.OpPing, nil)
+	if err != nil {
+		if len(reply) > 0 {
+			return Identity{}, fmt.Errorf("brick at %s: %s: %w", addr, reply, err)
+		}
+		return Identity{}, fmt.Errorf("ping brick at %s: %w", addr, err)
+	}
+	var id Identity
+	if err := json.Unmarshal(reply, &id); err != nil {
+		return Identity{}, fmt.Errorf("brick at %s: bad ping reply: %w", addr, err)
+	}
+	return id, nil
+}

@@ -1,0 +1,176 @@
+// Package cli is the cais command line. Its storage commands speak the
+// gluster CLI's grammar and print its formats; every read command also
+// takes --json.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cais-platform/cais/client"
+	"github.com/cais-platform/cais/errdefs"
+	"github.com/cais-platform/cais/pki"
+)
+
+// Defaults.
+const (
+	DefaultSocket = "/var/lib/cais/caisd.sock"
+	DefaultPort   = 24007
+)
+
+// app holds the global flags and the streams.
+type app struct {
+	socket      string
+	server      string
+	credentials string
+	asJSON      bool
+	mode        string
+	timeout     time.Duration
+	in          io.Reader
+	out, errOut io.Writer
+}
+
+// ExitError carries an exit code; its message has been printed already.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return "exit status " + strconv.Itoa(e.Code) }
+
+// Main runs the CLI with the process's arguments and returns the exit code.
+func Main(args []string, in io.Reader, out, errOut io.Writer) int {
+	a := &app{in: in, out: out, errOut: errOut}
+	root := a.root()
+	root.SetArgs(args)
+	root.SetIn(in)
+	root.SetOut(out)
+	root.SetErr(errOut)
+	if err := root.Execute(); err != nil {
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			return ee.Code
+		}
+		fmt.Fprintln(errOut, "cais:", err)
+		return 2
+	}
+	return 0
+}
+
+func (a *app) root() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           "cais",
+		Short:         "cais: storage pools, volumes and more, managed through caisd",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&a.socket, "socket", envOr("CAIS_SOCKET", DefaultSocket), "caisd's local socket (env CAIS_SOCKET)")
+	pf.StringVar(&a.server, "server", os.Getenv("CAIS_SERVER"), "talk to caisd at HOST[:PORT] over TLS instead of the socket (env CAIS_SERVER)")
+	pf.StringVar(&a.credentials, "credentials", envOr("CAIS_CREDENTIALS", defaultCredentials()), "directory with ca.pem, cert.pem, key.pem for --server (env CAIS_CREDENTIALS)")
+	pf.BoolVar(&a.asJSON, "json", false, "print read commands' results as JSON")
+	pf.StringVar(&a.mode, "mode", "", "'script' answers yes to every confirmation, as gluster --mode=script")
+	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "give up on the daemon after this long")
+	cmd.AddCommand(a.peerCmd(), a.poolCmd(), a.volumeCmd())
+	return cmd
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultCredentials() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".cais")
+}
+
+// connect returns a client for the daemon the flags name.
+func (a *app) connect() (*client.Client, error) {
+	if a.server == "" {
+		return client.NewUnix(a.socket), nil
+	}
+	host, port, err := net.SplitHostPort(a.server)
+	if err != nil {
+		host, port = a.server, strconv.Itoa(DefaultPort)
+	}
+	files := pki.Files{Dir: a.credentials}
+	ca, cert, key, err := files.Load()
+	if err != nil {
+		return nil, fmt.Errorf("--server needs credentials in %s (ca.pem, cert.pem, key.pem): create them with 'cais pool credentials --out DIR' on a pool node: %w", a.credentials, err)
+	}
+	cfg, err := pki.ClientTLS(ca, cert, key)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ServerName = host
+	c := client.NewTLS(net.JoinHostPort(host, port), cfg)
+	return c, nil
+}
+
+func (a *app) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), a.timeout)
+}
+
+// fail prints "<what>: failed: <message>" as gluster does and returns the
+// exit code to use.
+func (a *app) fail(what string, err error) error {
+	msg := errdefs.Message(err)
+	fmt.Fprintf(a.errOut, "%s: failed: %s\n", what, msg)
+	return &ExitError{Code: 1}
+}
+
+// readFail prints a read command's error without the "failed" wording when
+// it is gluster's plain form ("Volume X does not exist").
+func (a *app) readFail(err error) error {
+	fmt.Fprintln(a.errOut, errdefs.Message(err))
+	return &ExitError{Code: 1}
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// confirm asks a yes/no question on a terminal; scripts and pipes get yes.
+func (a *app) confirm(question string) bool {
+	if a.mode == "script" {
+		return true
+	}
+	f, ok := a.in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return true
+	}
+	fmt.Fprintf(a.out, "%s (y/n) ", question)
+	line, _ := bufio.NewReader(a.in).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true
+	case "n", "no":
+		return false
+	}
+	fmt.Fprintln(a.out, "Invalid input, please enter y/n")
+	return false
+}
+
+// usage reports wrong arguments.
+func (a *app) usage(cmd *cobra.Command) error {
+	fmt.Fprintf(a.errOut, "\nUsage:\n%s\n", cmd.UseLine())
+	return &ExitError{Code: 1}
+}

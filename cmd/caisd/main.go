@@ -1,0 +1,107 @@
+// Command caisd is the cais node daemon. See the README for its flags.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cais-platform/cais/brick"
+	"github.com/cais-platform/cais/daemon"
+	"github.com/cais-platform/cais/pki"
+)
+
+func main() {
+	if err := root().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "caisd:", err)
+		os.Exit(1)
+	}
+}
+
+func root() *cobra.Command {
+	cfg := daemon.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:           "caisd",
+		Short:         "cais node daemon: pool membership, cluster state, bricks and the REST API",
+		Version:       daemon.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger(cfg.LogLevel)
+			d, err := daemon.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return d.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "IP address to listen on (default: the host's primary address)")
+	f.IntVar(&cfg.Port, "port", cfg.Port, "management API port (TLS)")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the node's identity, certificates, etcd data and brick state")
+	f.StringVar(&cfg.Socket, "socket", "", "local API socket (default DATA-DIR/caisd.sock)")
+	f.StringVar(&cfg.Hostname, "hostname", "", "name this node gives itself in the pool (default: --addr)")
+	f.IntVar(&cfg.EtcdClientPort, "etcd-client-port", cfg.EtcdClientPort, "embedded etcd client port")
+	f.IntVar(&cfg.EtcdPeerPort, "etcd-peer-port", cfg.EtcdPeerPort, "embedded etcd peer port")
+	f.StringSliceVar(&cfg.EtcdEndpoints, "etcd-endpoints", nil, "use this external etcd cluster (comma-separated URLs) instead of an embedded member")
+	f.StringVar(&cfg.EtcdCA, "etcd-cacert", "", "CA certificate of the external etcd")
+	f.StringVar(&cfg.EtcdCert, "etcd-cert", "", "client certificate for the external etcd")
+	f.StringVar(&cfg.EtcdKey, "etcd-key", "", "client key for the external etcd")
+	f.StringVar(&cfg.EtcdPrefix, "etcd-prefix", cfg.EtcdPrefix, "key prefix of the pool's state in etcd")
+	f.IntVar(&cfg.Voters, "etcd-voters", cfg.Voters, "voting etcd members of a new pool (1 to 5); later nodes join as learners")
+	f.StringVar(&cfg.JoinToken, "join-token", "", "wait to be probed by the pool this token names (from 'cais pool token')")
+	f.IntVar(&cfg.BrickPortBase, "brick-port-base", cfg.BrickPortBase, "first port for brick servers")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	cmd.AddCommand(brickCmd())
+	return cmd
+}
+
+// brickCmd runs one brick server; caisd starts it, users do not.
+func brickCmd() *cobra.Command {
+	var cfg brick.ServerConfig
+	var tlsDir string
+	cmd := &cobra.Command{
+		Use:    "brick",
+		Short:  "serve one brick (started by caisd)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger("info").With("volume", cfg.Volume, "brick", cfg.Path)
+			ca, cert, key, err := (pki.Files{Dir: tlsDir}).Load()
+			if err != nil {
+				return fmt.Errorf("load node certificates: %w", err)
+			}
+			if cfg.TLS, err = brick.ServerTLS(ca, cert, key); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return brick.Serve(ctx, log, cfg, nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Volume, "volume", "", "volume name")
+	f.StringVar(&cfg.VolumeID, "volume-id", "", "volume ID")
+	f.StringVar(&cfg.BrickID, "brick-id", "", "brick ID")
+	f.StringVar(&cfg.Path, "brick-path", "", "brick directory")
+	f.StringVar(&cfg.Listen, "listen", "", "IP:PORT to serve on")
+	f.StringVar(&tlsDir, "tls-dir", "", "directory with ca.pem, cert.pem and key.pem")
+	for _, n := range []string{"volume", "volume-id", "brick-id", "brick-path", "listen", "tls-dir"} {
+		_ = cmd.MarkFlagRequired(n)
+	}
+	return cmd
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,294 @@
+// Package etcdnode runs the etcd member embedded in each caisd, connects to
+// the pool's etcd (embedded or external) and keeps the membership healthy:
+// the first Voters nodes vote, later ones are learners that get promoted
+// when a voter leaves.
+//
+// New members always join as learners and are promoted once in sync, as
+// etcd recommends: adding a voter that never starts would cost the pool its
+// quorum.
+package etcdnode
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Config describes the local embedded member.
+type Config struct {
+	Name       string // member name: the node's UUID
+	DataDir    string
+	Addr       string
+	ClientPort int
+	PeerPort   int
+	// TLS material, as files (etcd reads them itself).
+	CAFile, CertFile, KeyFile string
+	// InitialCluster is "name=peerURL,..."; used only when DataDir is empty.
+	InitialCluster string
+	// Existing is true when joining a running cluster.
+	Existing bool
+	// ClusterToken keeps pools apart (the pool ID).
+	ClusterToken string
+	LogFile      string
+}
+
+// ClientURL is the client URL of a member listening on addr.
+func ClientURL(addr string, port int) string {
+	return "https://" + net.JoinHostPort(addr, strconv.Itoa(port))
+}
+
+// PeerURL is the peer URL of a member listening on addr.
+func PeerURL(addr string, port int) string {
+	return "https://" + net.JoinHostPort(addr, strconv.Itoa(port))
+}
+
+// Embedded is a running embedded etcd member.
+type Embedded struct {
+	e *embed.Etcd
+}
+
+// Start starts the member and waits until it has joined its cluster.
+func Start(ctx context.Context, c Config) (*Embedded, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = c.Name
+	cfg.Dir = c.DataDir
+	cu, err := url.Parse(ClientURL(c.Addr, c.ClientPort))
+	if err != nil {
+		return nil, fmt.Errorf("etcd client URL: %w", err)
+	}
+	pu, err := url.Parse(PeerURL(c.Addr, c.PeerPort))
+	if err != nil {
+		return nil, fmt.Errorf("etcd peer URL: %w", err)
+	}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.InitialCluster = c.InitialCluster
+	if cfg.InitialCluster == "" {
+		cfg.InitialCluster = c.Name + "=" + pu.String()
+	}
+	cfg.ClusterState = embed.ClusterStateFlagNew
+	if c.Existing {
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	}
+	cfg.InitialClusterToken = c.ClusterToken
+	tlsInfo := transport.TLSInfo{CertFile: c.CertFile, KeyFile: c.KeyFile, TrustedCAFile: c.CAFile, ClientCertAuth: true}
+	cfg.ClientTLSInfo, cfg.PeerTLSInfo = tlsInfo, tlsInfo
+	cfg.Logger = "zap"
+	cfg.LogLevel = "warn"
+	if c.LogFile != "" {
+		cfg.LogOutputs = []string{c.LogFile}
+	}
+	cfg.AutoCompactionMode = "periodic"
+	cfg.AutoCompactionRetention = "1h"
+	cfg.Metrics = "basic"
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", c.DataDir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return &Embedded{e: e}, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd failed: %w", err)
+	case <-e.Server.StopNotify():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd stopped while starting (was this node removed from the pool?)")
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd did not join its cluster: %w", ctx.Err())
+	}
+}
+
+// Close stops the member.
+func (m *Embedded) Close() { m.e.Close() }
+
+// Done is closed when the member stops (for instance, after being removed).
+func (m *Embedded) Done() <-chan struct{} { return m.e.Server.StopNotify() }
+
+// IsLeader reports whether this member leads the cluster.
+func (m *Embedded) IsLeader() bool { return m.e.Server.Leader() == m.e.Server.MemberID() }
+
+// ID is this member's ID.
+func (m *Embedded) ID() uint64 { return uint64(m.e.Server.MemberID()) }
+
+// Dial connects an etcd client. tlsCfg may be nil for a plain-text external
+// cluster.
+func Dial(ctx context.Context, endpoints []string, tlsCfg *tls.Config) (*clientv3.Client, error) {
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:            endpoints,
+		DialTimeout:          5 * time.Second,
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+		TLS:                  tlsCfg,
+		Logger:               zap.NewNop(),
+		Context:              ctx,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ","), err)
+	}
+	return c, nil
+}
+
+// Member is the part of an etcd member the policy looks at.
+type Member struct {
+	ID         uint64
+	Name       string
+	PeerURLs   []string
+	ClientURLs []string
+	Learner    bool
+}
+
+// Members lists the cluster's members.
+func Members(ctx context.Context, c *clientv3.Client) ([]Member, error) {
+	resp, err := c.MemberList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list etcd members: %w", err)
+	}
+	return convert(resp.Members), nil
+}
+
+func convert(ms []*etcdserverpb.Member) []Member {
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
+	}
+	return out
+}
+
+// AddLearner adds a non-voting member and returns the cluster's
+// initial-cluster string for it, naming it name.
+func AddLearner(ctx context.Context, c *clientv3.Client, name, peerURL string) (id uint64, initialCluster string, err error) {
+	resp, err := c.MemberAddAsLearner(ctx, []string{peerURL})
+	if err != nil {
+		return 0, "", fmt.Errorf("add etcd learner %s: %w", peerURL, err)
+	}
+	ms := convert(resp.Members)
+	return resp.Member.ID, InitialCluster(ms, resp.Member.ID, name), nil
+}
+
+// Remove removes a member.
+func Remove(ctx context.Context, c *clientv3.Client, id uint64) error {
+	if _, err := c.MemberRemove(ctx, id); err != nil {
+		return fmt.Errorf("remove etcd member %x: %w", id, err)
+	}
+	return nil
+}
+
+// InitialCluster renders "name=url,..." for a member joining ms; newID is
+// the joining member, which has no name yet.
+func InitialCluster(ms []Member, newID uint64, newName string) string {
+	var parts []string
+	for _, m := range ms {
+		name := m.Name
+		if m.ID == newID {
+			name = newName
+		}
+		if name == "" {
+			continue // another member added but not started: etcd ignores it
+		}
+		for _, u := range m.PeerURLs {
+			parts = append(parts, name+"="+u)
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+// VoterClientURLs are the client URLs to use: learners refuse most requests.
+func VoterClientURLs(ms []Member) []string {
+	var out []string
+	for _, m := range ms {
+		if !m.Learner && m.Name != "" {
+			out = append(out, m.ClientURLs...)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PlanPromotion decides which learner, if any, to promote so the cluster
+// has min(voters, members) voting members. Started learners (with a name)
+// are taken in ID order, so every node would pick the same one.
+func PlanPromotion(ms []Member, voters int) (uint64, bool) {
+	n := 0
+	var learners []Member
+	for _, m := range ms {
+		if m.Learner {
+			if m.Name != "" {
+				learners = append(learners, m)
+			}
+			continue
+		}
+		n++
+	}
+	if n >= voters || len(learners) == 0 {
+		return 0, false
+	}
+	sort.Slice(learners, func(i, j int) bool { return learners[i].ID < learners[j].ID })
+	return learners[0].ID, true
+}
+
+// Maintain runs until ctx ends: while this member leads, it promotes
+// learners up to the voter count; on every node it points the client at
+// the voting members.
+func Maintain(ctx context.Context, log *slog.Logger, m *Embedded, c *clientv3.Client, voters func() int) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		ms, err := Members(cctx, c)
+		if err == nil {
+			if eps := VoterClientURLs(ms); len(eps) > 0 && !sameSet(eps, c.Endpoints()) {
+				c.SetEndpoints(eps...)
+			}
+			if m != nil && m.IsLeader() {
+				if id, ok := PlanPromotion(ms, voters()); ok {
+					if _, err := c.MemberPromote(cctx, id); err != nil {
+						log.Debug("learner not ready for promotion", "member", fmt.Sprintf("%x", id), "err", err)
+					} else {
+						log.Info("promoted etcd learner to voter", "member", fmt.Sprintf("%x", id))
+					}
+				}
+			}
+		}
+		cancel()
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = append([]string(nil), a...), append([]string(nil), b...)
+	sort.Strings(a)
+	sort.Strings(b)
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// DataDir is where a node keeps its member's data.
+func DataDir(nodeDir string) string { return filepath.Join(nodeDir, "etcd") }

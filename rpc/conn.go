@@ -1,0 +1,187 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+)
+
+// Operations understood by every brick. The data path adds its own.
+const (
+	// OpPing answers with the brick's identity (a JSON object).
+	OpPing uint16 = 1
+)
+
+// Handler serves one call. A non-zero status is sent as the reply's errno.
+type Handler func(ctx context.Context, op uint16, payload []byte) (status syscall.Errno, reply []byte)
+
+// Serve accepts connections on ln until ctx ends, serving each call on its
+// own goroutine so calls on one connection overlap.
+func Serve(ctx context.Context, log *slog.Logger, ln net.Listener, h Handler) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		go serveConn(ctx, log, c, h)
+	}
+}
+
+func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Handler) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer c.Close()
+	go func() {
+		<-ctx.Done()
+		c.Close()
+	}()
+	var wmu sync.Mutex
+	w := bufio.NewWriter(c)
+	r := bufio.NewReaderSize(c, 64<<10)
+	for {
+		f, err := ReadFrame(r)
+		if err != nil {
+			if errors.Is(err, ErrFrame) {
+				log.Warn("dropping connection after a malformed frame", "remote", c.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		if f.Kind != KindCall {
+			log.Warn("dropping connection: a client sent a reply frame", "remote", c.RemoteAddr().String())
+			return
+		}
+		go func(f Frame) {
+			status, reply := h(ctx, f.Op, f.Payload)
+			buf, err := AppendFrame(nil, Frame{Kind: KindReply, Op: f.Op, Status: uint32(status), XID: f.XID, Payload: reply})
+			if err != nil {
+				buf, _ = AppendFrame(nil, Frame{Kind: KindReply, Op: f.Op, Status: uint32(syscall.EIO), XID: f.XID})
+			}
+			wmu.Lock()
+			defer wmu.Unlock()
+			if _, err := w.Write(buf); err == nil {
+				_ = w.Flush()
+			}
+		}(f)
+	}
+}
+
+// Client is one connection to a brick with calls pipelined over it.
+type Client struct {
+	c    net.Conn
+	wmu  sync.Mutex
+	mu   sync.Mutex
+	next uint64
+	wait map[uint64]chan Frame
+	err  error
+	done chan struct{}
+}
+
+// NewClient starts reading replies on c.
+func NewClient(c net.Conn) *Client {
+	cl := &Client{c: c, wait: map[uint64]chan Frame{}, done: make(chan struct{})}
+	go cl.readLoop()
+	return cl
+}
+
+func (cl *Client) readLoop() {
+	r := bufio.NewReaderSize(cl.c, 64<<10)
+	for {
+		f, err := ReadFrame(r)
+		if err == nil && f.Kind != KindReply {
+			err = fmt.Errorf("%w: the server sent a call", ErrFrame)
+		}
+		if err != nil {
+			cl.mu.Lock()
+			cl.err = fmt.Errorf("connection to %s lost: %w", cl.c.RemoteAddr(), err)
+			for _, ch := range cl.wait {
+				close(ch)
+			}
+			cl.wait = nil
+			cl.mu.Unlock()
+			close(cl.done)
+			cl.c.Close()
+			return
+		}
+		cl.mu.Lock()
+		ch, ok := cl.wait[f.XID]
+		delete(cl.wait, f.XID)
+		cl.mu.Unlock()
+		if ok {
+			ch <- f
+		}
+	}
+}
+
+// Call sends one call and waits for its reply. A reply with a non-zero
+// status returns that errno as the error.
+func (cl *Client) Call(ctx context.Context, op uint16, payload []byte) ([]byte, error) {
+	ch := make(chan Frame, 1)
+	cl.mu.Lock()
+	if cl.wait == nil {
+		err := cl.err
+		cl.mu.Unlock()
+		return nil, err
+	}
+	cl.next++
+	xid := cl.next
+	cl.wait[xid] = ch
+	cl.mu.Unlock()
+	buf, err := AppendFrame(nil, Frame{Kind: KindCall, Op: op, XID: xid, Payload: payload})
+	if err != nil {
+		cl.forget(xid)
+		return nil, err
+	}
+	cl.wmu.Lock()
+	_, err = cl.c.Write(buf)
+	cl.wmu.Unlock()
+	if err != nil {
+		cl.forget(xid)
+		return nil, fmt.Errorf("send to %s: %w", cl.c.RemoteAddr(), err)
+	}
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			cl.mu.Lock()
+			err := cl.err
+			cl.mu.Unlock()
+			return nil, err
+		}
+		if f.Status != 0 {
+			return f.Payload, syscall.Errno(f.Status)
+		}
+		return f.Payload, nil
+	case <-ctx.Done():
+		cl.forget(xid)
+		return nil, ctx.Err()
+	}
+}
+
+func (cl *Client) forget(xid uint64) {
+	cl.mu.Lock()
+	if cl.wait != nil {
+		delete(cl.wait, xid)
+	}
+	cl.mu.Unlock()
+}
+
+// Close closes the connection; calls in flight fail.
+func (cl *Client) Close() error { return cl.c.Close() }
+
+// Done is closed when the connection is lost.
+func (cl *Client) Done() <-chan struct{} { return cl.done }

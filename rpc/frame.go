@@ -1,0 +1,104 @@
+// Package rpc is the binary protocol between cais clients and brick
+// servers: length-prefixed frames carrying calls and replies matched by a
+// transaction ID, so many calls are in flight on one connection.
+//
+// A frame on the wire:
+//
+//	uint32  length of the rest of the frame (header after this field + payload)
+//	uint8   kind: 1 call, 2 reply
+//	uint8   flags (reserved, 0)
+//	uint16  operation
+//	uint32  status: 0 or an errno, in replies
+//	uint64  transaction ID
+//	...     payload, at most MaxPayload bytes
+//
+// All integers are big-endian. A decoder never trusts the length: frames
+// over the limit or shorter than a header are errors, never allocations.
+package rpc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Frame kinds.
+const (
+	KindCall  = 1
+	KindReply = 2
+)
+
+// Limits.
+const (
+	headerLen  = 16 // after the length field
+	MaxPayload = 16 << 20
+)
+
+// ErrFrame is returned for malformed frames.
+var ErrFrame = errors.New("malformed frame")
+
+// Frame is one call or reply.
+type Frame struct {
+	Kind    uint8
+	Flags   uint8
+	Op      uint16
+	Status  uint32
+	XID     uint64
+	Payload []byte
+}
+
+// AppendFrame encodes f after buf.
+func AppendFrame(buf []byte, f Frame) ([]byte, error) {
+	if len(f.Payload) > MaxPayload {
+		return buf, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrFrame, len(f.Payload), MaxPayload)
+	}
+	buf = binary.BigEndian.AppendUint32(buf, uint32(headerLen+len(f.Payload)))
+	buf = append(buf, f.Kind, f.Flags)
+	buf = binary.BigEndian.AppendUint16(buf, f.Op)
+	buf = binary.BigEndian.AppendUint32(buf, f.Status)
+	buf = binary.BigEndian.AppendUint64(buf, f.XID)
+	return append(buf, f.Payload...), nil
+}
+
+// ReadFrame reads one frame from r.
+func ReadFrame(r io.Reader) (Frame, error) {
+	var lenBuf [4]byte
+	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+		return Frame{}, err
+	}
+	n := binary.BigEndian.Uint32(lenBuf[:])
+	if n < headerLen || n > headerLen+MaxPayload {
+		return Frame{}, fmt.Errorf("%w: length %d", ErrFrame, n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return Frame{}, fmt.Errorf("%w: truncated: %w", ErrFrame, err)
+	}
+	return DecodeBody(body)
+}
+
+// DecodeBody decodes a frame's bytes after the length field.
+func DecodeBody(body []byte) (Frame, error) {
+	if len(body) < headerLen {
+		return Frame{}, fmt.Errorf("%w: %d bytes is shorter than a header", ErrFrame, len(body))
+	}
+	f := Frame{
+		Kind:    body[0],
+		Flags:   body[1],
+		Op:      binary.BigEndian.Uint16(body[2:4]),
+		Status:  binary.BigEndian.Uint32(body[4:8]),
+		XID:     binary.BigEndian.Uint64(body[8:16]),
+		Payload: body[headerLen:],
+	}
+	if f.Kind != KindCall && f.Kind != KindReply {
+		return Frame{}, fmt.Errorf("%w: kind %d", ErrFrame, f.Kind)
+	}
+	if len(f.Payload) == 0 {
+		f.Payload = nil
+	}
+	return f, nil
+}
