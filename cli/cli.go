@@ -81,8 +81,37 @@ func (a *app) root() *cobra.Command {
 	pf.BoolVar(&a.asJSON, "json", false, "print read commands' results as JSON")
 	pf.StringVar(&a.mode, "mode", "", "'script' answers yes to every confirmation, as gluster --mode=script")
 	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "give up on the daemon after this long")
-	cmd.AddCommand(a.peerCmd(), a.poolCmd(), a.volumeCmd())
+	cmd.AddCommand(a.peerCmd(), a.poolCmd(), a.volumeCmd(), a.versionCmd())
 	return cmd
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the daemon's version, node UUID and state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.connect()
+			if err != nil {
+				return a.fail("version", err)
+			}
+			defer c.Close()
+			ctx, cancel := a.ctx()
+			defer cancel()
+			v, err := c.Version(ctx)
+			if err != nil {
+				return a.fail("version", err)
+			}
+			if a.asJSON {
+				return a.printJSON(v)
+			}
+			fmt.Fprintf(a.out, "caisd %s (%s, API %s)\nnode: %s\nstate: %s\n", v.Version, v.GoVersion, v.APIVersion, v.NodeUUID, v.State)
+			if v.PoolID != "" {
+				fmt.Fprintf(a.out, "pool: %s\n", v.PoolID)
+			}
+			return nil
+		},
+	}
 }
 
 func envOr(k, def string) string {

@@ -253,7 +253,9 @@ func (d *Daemon) postPeer(w http.ResponseWriter, r *http.Request, c caller) erro
 	if m.etcd != nil {
 		peer.EtcdPeerURL = etcdnode.PeerURL(reply.Addr, reply.EtcdPeerPort)
 		peer.EtcdClientURL = etcdnode.ClientURL(reply.Addr, reply.EtcdClientPort)
-		memberID, initial, err := etcdnode.AddLearner(ctx, m.cli, reply.UUID, peer.EtcdPeerURL)
+		actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		memberID, initial, err := etcdnode.AddLearner(actx, m.cli, reply.UUID, peer.EtcdPeerURL)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("%v: %w", err, errdefs.ErrUnavailable)
 		}
@@ -284,6 +286,15 @@ func (d *Daemon) postPeer(w http.ResponseWriter, r *http.Request, c caller) erro
 	if err := jc.Do(actx, http.MethodPost, "/v1/internal/join/accept", accept, nil); err != nil {
 		rollback()
 		return fmt.Errorf("%s could not join: %w", host, err)
+	}
+	if peer.EtcdMemberID != 0 {
+		// The first nodes vote: promote now, so the pool is as the
+		// administrator expects when the probe returns.
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		if err := etcdnode.PromoteIfDue(pctx, m.cli, peer.EtcdMemberID, d.voters(ctx, m)); err != nil {
+			d.log.Warn("new member not promoted yet; it will be in the background", "host", host, "err", err)
+		}
+		cancel()
 	}
 	d.log.Info("peer joined", "host", host, "uuid", reply.UUID)
 	writeJSON(w, http.StatusOK, api.ProbeResponse{UUID: reply.UUID})
@@ -466,12 +477,20 @@ func (d *Daemon) deletePeer(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	defer unlock()
+	// The record goes first, in a transaction that re-checks for bricks;
+	// if etcd then refuses to drop the member, the record comes back.
 	if err := m.store.DeletePeer(ctx, p.UUID); err != nil {
 		return err
 	}
 	if p.EtcdMemberID != 0 {
-		if err := etcdnode.Remove(ctx, m.cli, p.EtcdMemberID); err != nil {
-			d.log.Warn("cannot remove the detached peer's etcd member", "peer", host, "err", err)
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := etcdnode.Remove(rctx, m.cli, p.EtcdMemberID)
+		cancel()
+		if err != nil {
+			if perr := m.store.PutPeer(context.WithoutCancel(ctx), p); perr != nil {
+				d.log.Error("cannot restore peer record after failed detach", "peer", host, "err", perr)
+			}
+			return fmt.Errorf("%v: %w", err, errdefs.ErrUnavailable)
 		}
 	}
 	if alive[p.UUID] {

@@ -11,6 +11,7 @@ package etcdnode
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -95,6 +97,8 @@ func Start(ctx context.Context, c Config) (*Embedded, error) {
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "1h"
 	cfg.Metrics = "basic"
+	// Nodes past the voters stay learners; etcd allows one by default.
+	cfg.MaxLearners = 1000
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", c.DataDir, err)
@@ -172,21 +176,75 @@ func convert(ms []*etcdserverpb.Member) []Member {
 
 // AddLearner adds a non-voting member and returns the cluster's
 // initial-cluster string for it, naming it name.
+//
+// etcd refuses membership changes until the leader has been in touch with
+// every voter for a few seconds (its strict reconfiguration check); right
+// after a promotion that takes a moment, so AddLearner waits it out.
 func AddLearner(ctx context.Context, c *clientv3.Client, name, peerURL string) (id uint64, initialCluster string, err error) {
-	resp, err := c.MemberAddAsLearner(ctx, []string{peerURL})
-	if err != nil {
-		return 0, "", fmt.Errorf("add etcd learner %s: %w", peerURL, err)
+	var resp *clientv3.MemberAddResponse
+	for {
+		resp, err = c.MemberAddAsLearner(ctx, []string{peerURL})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) {
+			return 0, "", fmt.Errorf("add etcd learner %s: %w", peerURL, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, "", fmt.Errorf("add etcd learner %s: the etcd cluster stayed unhealthy: %w", peerURL, err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	ms := convert(resp.Members)
 	return resp.Member.ID, InitialCluster(ms, resp.Member.ID, name), nil
 }
 
-// Remove removes a member.
-func Remove(ctx context.Context, c *clientv3.Client, id uint64) error {
-	if _, err := c.MemberRemove(ctx, id); err != nil {
-		return fmt.Errorf("remove etcd member %x: %w", id, err)
+// PromoteIfDue promotes learner id if the cluster has fewer than voters
+// voting members, retrying until the learner has caught up or ctx ends.
+func PromoteIfDue(ctx context.Context, c *clientv3.Client, id uint64, voters int) error {
+	for {
+		ms, err := Members(ctx, c)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, m := range ms {
+			if !m.Learner {
+				n++
+			}
+		}
+		if n >= voters {
+			return nil
+		}
+		if _, err := c.MemberPromote(ctx, id); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("promote etcd learner %x: %w", id, ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
 	}
-	return nil
+}
+
+// Remove removes a member, waiting out etcd's strict reconfiguration
+// check as AddLearner does. A member that is already gone is not an error.
+func Remove(ctx context.Context, c *clientv3.Client, id uint64) error {
+	for {
+		_, err := c.MemberRemove(ctx, id)
+		if err == nil || errors.Is(err, rpctypes.ErrMemberNotFound) {
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) {
+			return fmt.Errorf("remove etcd member %x: %w", id, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove etcd member %x: the etcd cluster stayed unhealthy: %w", id, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // InitialCluster renders "name=url,..." for a member joining ms; newID is

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Starts a single-node cais platform in the background (make up).
+set -euo pipefail
+data_dir=$1 log_dir=$2
+shift 2
+cd "$(dirname "$0")/.."
+mkdir -p "$data_dir" "$log_dir"
+pidfile="$data_dir/caisd.pid"
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+	echo "caisd is already running (pid $(cat "$pidfile")); 'make down' stops it"
+else
+	nohup bin/caisd --data-dir "$data_dir" "$@" >>"$log_dir/caisd.log" 2>&1 &
+	echo $! >"$pidfile"
+	for _ in $(seq 1 100); do
+		if bin/cais --socket "$data_dir/caisd.sock" pool list >/dev/null 2>&1; then break; fi
+		if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+			echo "caisd failed to start; the end of $log_dir/caisd.log:" >&2
+			tail -n 20 "$log_dir/caisd.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+fi
+install -m 0755 bin/cais /usr/local/bin/cais
+install -m 0755 bin/caisd /usr/local/bin/caisd
+cat <<MSG
+cais is up: caisd pid $(cat "$pidfile"), data in $data_dir, log in $log_dir/caisd.log.
+cais and caisd are installed in /usr/local/bin. Try:
+  cais pool list
+  cais pool token                    # a new node joins with: caisd --join-token TOKEN
+  cais peer probe HOST               # on this node, once HOST runs caisd --join-token
+  cais volume create NAME HOST:/data/brick1/brick ...
+  cais volume start NAME && cais volume info
+'make down' stops the platform.
+MSG
+bin/cais --socket "$data_dir/caisd.sock" pool list
