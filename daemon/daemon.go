@@ -54,6 +54,8 @@ type Daemon struct {
 	options *volume.Options
 	exe     string
 
+	// locks serialize this node's operations per volume (and "_pool").
+	locks keyedLocks
 	// joinMu serializes joining and leaving.
 	joinMu sync.Mutex
 	mu     sync.RWMutex

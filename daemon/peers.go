@@ -180,11 +180,7 @@ func (d *Daemon) postPeer(w http.ResponseWriter, r *http.Request, c caller) erro
 		writeJSON(w, http.StatusOK, api.ProbeResponse{Message: fmt.Sprintf("Host %s port %d already in peer list", host, port), UUID: p.UUID})
 		return nil
 	}
-	sess, err := m.session(ctx)
-	if err != nil {
-		return err
-	}
-	unlock, err := m.store.LockVolume(ctx, sess, "_pool")
+	unlock, err := d.lockVolume(ctx, m, "_pool")
 	if err != nil {
 		return err
 	}
@@ -468,11 +464,7 @@ func (d *Daemon) deletePeer(w http.ResponseWriter, r *http.Request, c caller) er
 	if !alive[p.UUID] && !force {
 		return fmt.Errorf("%s is not connected; use 'peer detach %s force' to remove it anyway: %w", host, host, errdefs.ErrState)
 	}
-	sess, err := m.session(ctx)
-	if err != nil {
-		return err
-	}
-	unlock, err := m.store.LockVolume(ctx, sess, "_pool")
+	unlock, err := d.lockVolume(ctx, m, "_pool")
 	if err != nil {
 		return err
 	}

@@ -141,15 +141,52 @@ func peerMap(peers []state.Peer) map[string]state.Peer {
 	return out
 }
 
-// lockVolume takes the pool-wide lock of one volume.
+// lockVolume takes the pool-wide lock of one volume. The etcd lock is
+// owned by the node's session, so requests on this node also queue on a
+// local lock first.
 func (d *Daemon) lockVolume(ctx context.Context, m *member, name string) (func(), error) {
+	unlockLocal, err := d.locks.lock(ctx, name)
+	if err != nil {
+		return nil, err
+	}
 	sess, err := m.session(ctx)
 	if err != nil {
+		unlockLocal()
 		return nil, err
 	}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return m.store.LockVolume(lctx, sess, name)
+	unlock, err := m.store.LockVolume(lctx, sess, name)
+	if err != nil {
+		unlockLocal()
+		return nil, err
+	}
+	return func() { unlock(); unlockLocal() }, nil
+}
+
+// keyedLocks is a set of mutexes by name that a waiter can give up on.
+type keyedLocks struct {
+	mu    sync.Mutex
+	locks map[string]chan struct{}
+}
+
+func (k *keyedLocks) lock(ctx context.Context, name string) (func(), error) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]chan struct{}{}
+	}
+	ch, ok := k.locks[name]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		k.locks[name] = ch
+	}
+	k.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("another operation on %s is in progress: %w", name, errdefs.ErrConflict)
+	}
 }
 
 func (d *Daemon) postVolume(w http.ResponseWriter, r *http.Request, c caller) error {

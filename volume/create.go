@@ -145,7 +145,7 @@ func ParseCreateArgs(args []string) (CreateRequest, error) {
 	seenBrick := map[string]bool{}
 	for _, b := range r.Bricks {
 		if seenBrick[b.Name()] {
-			return r, fmt.Errorf("%w: found duplicate exports %s", ErrInvalid, b.Name())
+			return r, fmt.Errorf("%w: Found duplicate exports %s", ErrInvalid, b.Name())
 		}
 		seenBrick[b.Name()] = true
 	}
@@ -246,7 +246,7 @@ func CheckPlacement(l Layout, bricks []PlacedBrick, existing []Volume, force boo
 					if l.Disperse > 0 {
 						kind = "disperse"
 					}
-					return fmt.Errorf("%w: multiple bricks of a %s volume are present on the same server. This setup is not optimal. Bricks should be on different nodes to have best fault tolerant configuration. Use 'force' at the end of the command if you want to override this behavior", ErrNeedsForce, kind)
+					return fmt.Errorf("%w: Multiple bricks of a %s volume are present on the same server. This setup is not optimal. Bricks should be on different nodes to have best fault tolerant configuration. Use 'force' at the end of the command if you want to override this behavior", ErrNeedsForce, kind)
 				}
 				nodes[b.Node] = true
 			}
@@ -256,7 +256,7 @@ func CheckPlacement(l Layout, bricks []PlacedBrick, existing []Volume, force boo
 		for _, o := range bricks[:i] {
 			if o.Node == b.Node && PathsOverlap(o.Path, b.Path) {
 				if o.Path == b.Path {
-					return fmt.Errorf("%w: found duplicate exports %s", ErrInvalid, b.Name())
+					return fmt.Errorf("%w: Found duplicate exports %s", ErrInvalid, b.Name())
 				}
 				return fmt.Errorf("%w: Brick: %s not available. Brick may be containing or be contained by brick %s of this command.", ErrInvalid, b.Name(), o.Name())
 			}
