@@ -178,7 +178,6 @@ func TestVolumeCreateRefusals(t *testing.T) {
 	}
 	n1.MustCLI("volume", "create", "v2", n2.Addr+":"+rootBrick, "force")
 
-
 	// Bricks of existing volumes, or inside them, are refused.
 	fails(t, n1.CLI("volume", "create", "v4", n1.Brick("f1")), "is already part of a volume")
 	fails(t, n1.CLI("volume", "create", "v4", n1.Brick("f1/sub")), "Brick may be containing or be contained by an existing brick")
