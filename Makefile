@@ -59,7 +59,7 @@ fuzz:
 	$(GO) test ./rpc -run '^$$' -fuzz FuzzReadFrame -fuzztime $(FUZZTIME)
 	$(GO) test ./volume -run '^$$' -fuzz FuzzParseCreateArgs -fuzztime $(FUZZTIME)
 	$(GO) test ./pool -run '^$$' -fuzz FuzzParseToken -fuzztime $(FUZZTIME)
-	$(GO) test ./daemon -run '^$$' -fuzz FuzzReadJSON -fuzztime $(FUZZTIME)
+	$(GO) test ./volume -run '^$$' -fuzz FuzzCreateRequestJSON -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

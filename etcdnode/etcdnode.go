@@ -89,6 +89,10 @@ func Start(ctx context.Context, c Config) (*Embedded, error) {
 	cfg.InitialClusterToken = c.ClusterToken
 	tlsInfo := transport.TLSInfo{CertFile: c.CertFile, KeyFile: c.KeyFile, TrustedCAFile: c.CAFile, ClientCertAuth: true}
 	cfg.ClientTLSInfo, cfg.PeerTLSInfo = tlsInfo, tlsInfo
+	// Peers are checked against the pool CA, not against their source
+	// address: several nodes on one host reach each other from whichever
+	// local address the kernel picks.
+	cfg.PeerTLSInfo.SkipClientSANVerify = true
 	cfg.Logger = "zap"
 	cfg.LogLevel = "warn"
 	if c.LogFile != "" {
