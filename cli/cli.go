@@ -6,6 +6,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,7 +149,33 @@ func (a *app) connect() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.ServerName = host
+	// The daemon's certificate must come from the pool's CA and name the
+	// host, by name or by one of the addresses the name resolves to.
+	roots := cfg.RootCAs
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return fmt.Errorf("%s sent no certificate", host)
+		}
+		leaf := cs.PeerCertificates[0]
+		inter := x509.NewCertPool()
+		for _, ic := range cs.PeerCertificates[1:] {
+			inter.AddCert(ic)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+			return fmt.Errorf("%s presented a certificate that is not from the pool in %s: %w", host, a.credentials, err)
+		}
+		if leaf.VerifyHostname(host) == nil {
+			return nil
+		}
+		addrs, _ := net.LookupHost(host)
+		for _, ad := range addrs {
+			if leaf.VerifyHostname(ad) == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("the certificate of %s names %v %v, not %s", host, leaf.DNSNames, leaf.IPAddresses, host)
+	}
 	c := client.NewTLS(net.JoinHostPort(host, port), cfg)
 	return c, nil
 }

@@ -216,7 +216,7 @@ func (d *Daemon) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	certPEM, err := ca.Issue(d.nodeKey.Public(), d.nodeIdentity(d.cfg.Hostname), 10*365*24*time.Hour)
+	certPEM, err := ca.Issue(d.nodeKey.Public(), withOSHostname(d.nodeIdentity(d.cfg.Hostname)), 10*365*24*time.Hour)
 	if err != nil {
 		return err
 	}
@@ -287,6 +287,14 @@ func nodeCertIdentity(uuid, addr, hostname string) pki.Identity {
 		}
 	} else if hostname != "" {
 		id.DNSNames = append(id.DNSNames, hostname)
+	}
+	return id
+}
+
+// withOSHostname adds the machine's host name to a certificate identity.
+func withOSHostname(id pki.Identity) pki.Identity {
+	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
+		id.DNSNames = append(id.DNSNames, h)
 	}
 	return id
 }
