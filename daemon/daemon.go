@@ -53,6 +53,8 @@ type Daemon struct {
 	nodeKey crypto.Signer
 	options *volume.Options
 	exe     string
+	// uuid is the node's identity; it never changes.
+	uuid string
 
 	// locks serialize this node's operations per volume (and "_pool").
 	locks keyedLocks
@@ -113,10 +115,11 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 	if d.id, err = loadIdentity(&d.cfg); err != nil {
 		return nil, err
 	}
+	d.uuid = d.id.UUID
 	if d.nodeKey, err = loadNodeKey(&d.cfg); err != nil {
 		return nil, err
 	}
-	if d.selfSigned, err = pki.SelfSigned(d.nodeKey, "cais node "+d.id.UUID); err != nil {
+	if d.selfSigned, err = pki.SelfSigned(d.nodeKey, "cais node "+d.uuid); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -166,7 +169,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- local.Serve(unixLn) }()
 	go func() { errc <- remote.Serve(tlsLn) }()
-	d.log.Info("caisd ready", "version", Version, "uuid", d.id.UUID, "addr", d.cfg.Addr, "port", d.cfg.Port, "socket", d.cfg.Socket)
+	d.log.Info("caisd ready", "version", Version, "uuid", d.uuid, "addr", d.cfg.Addr, "port", d.cfg.Port, "socket", d.cfg.Socket)
 
 	var serveErr error
 	select {
@@ -263,7 +266,7 @@ func (d *Daemon) bootstrap(ctx context.Context) error {
 
 // selfPeer is this node's peer record.
 func (d *Daemon) selfPeer() state.Peer {
-	p := state.Peer{UUID: d.id.UUID, Hostname: d.cfg.Hostname, Addr: d.cfg.Addr, Port: d.cfg.Port, Joined: time.Now().UTC()}
+	p := state.Peer{UUID: d.uuid, Hostname: d.cfg.Hostname, Addr: d.cfg.Addr, Port: d.cfg.Port, Joined: time.Now().UTC()}
 	if !d.cfg.External() {
 		p.EtcdPeerURL = etcdnode.PeerURL(d.cfg.Addr, d.cfg.EtcdPeerPort)
 		p.EtcdClientURL = etcdnode.ClientURL(d.cfg.Addr, d.cfg.EtcdClientPort)
@@ -276,7 +279,7 @@ func (d *Daemon) selfPeer() state.Peer {
 
 // nodeIdentity is what a node certificate names.
 func (d *Daemon) nodeIdentity(hostname string) pki.Identity {
-	return nodeCertIdentity(d.id.UUID, d.cfg.Addr, hostname)
+	return nodeCertIdentity(d.uuid, d.cfg.Addr, hostname)
 }
 
 func nodeCertIdentity(uuid, addr, hostname string) pki.Identity {
@@ -464,7 +467,7 @@ func (d *Daemon) resetPoolState() {
 	os.Remove(files.Cert())
 	os.RemoveAll(d.cfg.etcdDir())
 	d.mu.Lock()
-	d.id = identity{UUID: d.id.UUID}
+	d.id = identity{UUID: d.uuid}
 	id := d.id
 	d.mu.Unlock()
 	if err := saveIdentity(&d.cfg, id); err != nil {
@@ -483,7 +486,7 @@ func (d *Daemon) keepSession(ctx context.Context, m *member) {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = m.cli.Put(pctx, m.store.AliveKey(d.id.UUID), time.Now().UTC().Format(time.RFC3339), clientv3.WithLease(sess.Lease()))
+		_, err = m.cli.Put(pctx, m.store.AliveKey(d.uuid), time.Now().UTC().Format(time.RFC3339), clientv3.WithLease(sess.Lease()))
 		cancel()
 		if err != nil {
 			d.log.Warn("cannot publish liveness; retrying", "err", err)
@@ -563,7 +566,7 @@ func (d *Daemon) reconcileLoop(ctx context.Context, m *member) {
 			sleepCtx(ctx, time.Second)
 			continue
 		}
-		m.sup.Ensure(ctx, specsFor(d.id.UUID, vols))
+		m.sup.Ensure(ctx, specsFor(d.uuid, vols))
 		wch := m.cli.Watch(clientv3.WithRequireLeader(ctx), m.store.VolumesPrefix(), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		for resp := range wch {
 			if resp.Err() != nil {
@@ -573,7 +576,7 @@ func (d *Daemon) reconcileLoop(ctx context.Context, m *member) {
 			if err != nil {
 				break
 			}
-			m.sup.Ensure(ctx, specsFor(d.id.UUID, vols))
+			m.sup.Ensure(ctx, specsFor(d.uuid, vols))
 		}
 		sleepCtx(ctx, 200*time.Millisecond)
 	}
@@ -615,7 +618,7 @@ func (d *Daemon) putBrickStatus(ctx context.Context, m *member, vol, id string, 
 		return
 	}
 	err := m.store.PutBrickStatus(ctx, sess.Lease(), vol, id, state.BrickStatus{
-		Node: d.id.UUID, Port: st.Port, PID: st.PID, Online: st.Online, Error: st.Err, Since: time.Now().UTC(),
+		Node: d.uuid, Port: st.Port, PID: st.PID, Online: st.Online, Error: st.Err, Since: time.Now().UTC(),
 	})
 	if err != nil {
 		d.log.Warn("cannot publish brick status", "volume", vol, "err", err)

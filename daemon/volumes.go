@@ -63,7 +63,7 @@ func (d *Daemon) onNodes(ctx context.Context, m *member, peers map[string]state.
 
 // stageOn asks one node (maybe this one) to stage bricks.
 func (d *Daemon) stageOn(ctx context.Context, m *member, p state.Peer, req api.StageRequest) (api.StageResponse, error) {
-	if p.UUID == d.id.UUID {
+	if p.UUID == d.uuid {
 		return d.stageLocal(req)
 	}
 	var resp api.StageResponse
@@ -219,7 +219,7 @@ func (d *Daemon) postVolume(w http.ResponseWriter, r *http.Request, c caller) er
 	if err != nil {
 		return err
 	}
-	alive[d.id.UUID] = true
+	alive[d.uuid] = true
 	placed := make([]volume.PlacedBrick, 0, len(checked.Bricks))
 	for _, b := range checked.Bricks {
 		p, ok := findPeer(ctx, peers, b.Host)
@@ -337,7 +337,7 @@ func (d *Daemon) startVolume(w http.ResponseWriter, r *http.Request, c caller) e
 		if err != nil {
 			return err
 		}
-		alive[d.id.UUID] = true
+		alive[d.uuid] = true
 		down = map[string]bool{}
 		groups := groupByNode(v.Bricks)
 		pm := peerMap(peers)
@@ -380,7 +380,7 @@ func (d *Daemon) kickBricks(ctx context.Context, m *member, v volume.Volume) {
 		for _, b := range bricks {
 			ids = append(ids, b.ID)
 		}
-		if p.UUID == d.id.UUID {
+		if p.UUID == d.uuid {
 			for _, id := range ids {
 				m.sup.Kick(id)
 			}
@@ -459,7 +459,7 @@ func (d *Daemon) stopVolume(w http.ResponseWriter, r *http.Request, c caller) er
 	alive, _ := m.store.Alive(ctx)
 	down := map[string]bool{}
 	for _, b := range v.Bricks {
-		if !alive[b.Node] && b.Node != d.id.UUID {
+		if !alive[b.Node] && b.Node != d.uuid {
 			down[b.Node] = true
 		}
 	}
@@ -525,7 +525,7 @@ func (d *Daemon) volumeStatus(w http.ResponseWriter, r *http.Request, c caller) 
 	out := api.VolumeStatus{Name: v.Name, Status: v.Status}
 	for _, b := range v.Bricks {
 		bs := api.BrickStatus{Brick: b}
-		if s, ok := st[b.ID]; ok && (alive[b.Node] || b.Node == d.id.UUID) {
+		if s, ok := st[b.ID]; ok && (alive[b.Node] || b.Node == d.uuid) {
 			bs.Port, bs.PID, bs.Online, bs.Error = s.Port, s.PID, s.Online, s.Error
 		}
 		out.Bricks = append(out.Bricks, bs)

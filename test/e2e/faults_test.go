@@ -204,3 +204,49 @@ func TestExternalEtcd(t *testing.T) {
 	}
 	contains(t, n1.MustCLI("peer", "status"), "Number of Peers: 1\n")
 }
+
+// A dead node can be detached with force; the pool then has no dead etcd
+// member left, so it accepts new nodes again.
+func TestDetachDeadPeerWithForce(t *testing.T) {
+	c := clustertest.New(t)
+	nodes := c.Pool(3)
+	n1, n3 := nodes[0], nodes[2]
+	n3.Kill()
+	clustertest.Eventually(t, 20*time.Second, func() error {
+		if out := n1.MustCLI("peer", "status"); !strings.Contains(out, "(Disconnected)") {
+			return fmt.Errorf("peer status:\n%s", out)
+		}
+		return nil
+	})
+	fails(t, n1.CLI("peer", "detach", n3.Addr), "is not connected; use 'peer detach "+n3.Addr+" force'")
+	n1.MustCLI("peer", "detach", n3.Addr, "force")
+	contains(t, n1.MustCLI("peer", "status"), "Number of Peers: 1\n")
+	token := strings.TrimSpace(n1.MustCLI("pool", "token"))
+	n4 := c.Start(clustertest.NodeOptions{JoinToken: token, Waiting: true})
+	n1.MustCLI("peer", "probe", n4.Addr)
+	n4.WaitReady(false)
+	contains(t, n4.MustCLI("peer", "status"), "Number of Peers: 2\n")
+}
+
+// volume status all skips stopped volumes with gluster's message.
+func TestVolumeStatusAll(t *testing.T) {
+	c := clustertest.New(t)
+	n1 := c.Start(clustertest.NodeOptions{})
+	r := n1.CLI("volume", "status")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "No volumes present") {
+		t.Fatalf("status with no volumes: %+v", r)
+	}
+	n1.MustCLI("volume", "create", "a", n1.Brick("a"))
+	n1.MustCLI("volume", "create", "b", n1.Brick("b"))
+	n1.MustCLI("volume", "start", "b")
+	r = n1.CLI("volume", "status", "all")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Volume a is not started") || !strings.Contains(r.Stdout, "Status of volume: b\n") {
+		t.Fatalf("status all: %+v", r)
+	}
+	var all []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal([]byte(n1.MustCLI("volume", "status", "--json")), &all); err != nil || len(all) != 1 || all[0].Name != "b" {
+		t.Fatalf("status --json: %v %+v", err, all)
+	}
+}
