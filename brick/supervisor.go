@@ -50,9 +50,9 @@ type SupervisorConfig struct {
 	LogDir string
 	// ClientTLS is used for health checks.
 	ClientTLS *tls.Config
-	// OnStatus is told of every change; a nil status means the brick is no
-	// longer served by this node.
-	OnStatus func(s Spec, st *Status)
+	// OnChange is called after every change of a brick's status, and after
+	// a brick stops being served; Status has the new state.
+	OnChange func()
 }
 
 // Supervisor runs one server process per brick, restarts those that die,
@@ -63,6 +63,10 @@ type Supervisor struct {
 	cfg SupervisorConfig
 	mu  sync.Mutex
 	run map[string]*proc
+	// ports are reserved by brick ID while a brick is launched or runs, so
+	// two bricks starting at once never pick the same one.
+	portMu sync.Mutex
+	ports  map[string]int
 }
 
 type proc struct {
@@ -86,7 +90,7 @@ type stateFile struct {
 
 // NewSupervisor returns a supervisor with nothing running.
 func NewSupervisor(cfg SupervisorConfig) *Supervisor {
-	return &Supervisor{cfg: cfg, run: map[string]*proc{}}
+	return &Supervisor{cfg: cfg, run: map[string]*proc{}, ports: map[string]int{}}
 }
 
 // Ensure makes the set of served bricks exactly want: it starts (or adopts)
@@ -134,14 +138,20 @@ func (s *Supervisor) Kick(brickID string) {
 	}
 }
 
-// Status returns the status of every served brick.
-func (s *Supervisor) Status() map[string]Status {
+// Served is a brick being served and its current status.
+type Served struct {
+	Spec   Spec
+	Status Status
+}
+
+// Status returns every served brick with its current status, by brick ID.
+func (s *Supervisor) Status() map[string]Served {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]Status{}
+	out := map[string]Served{}
 	for id, p := range s.run {
 		p.mu.Lock()
-		out[id] = p.status
+		out[id] = Served{Spec: p.spec, Status: p.status}
 		p.mu.Unlock()
 	}
 	return out
@@ -168,7 +178,10 @@ func (s *Supervisor) stop(p *proc) {
 		terminate(st.PID)
 	}
 	os.Remove(s.statePath(p.spec.BrickID))
-	s.cfg.OnStatus(p.spec, nil)
+	s.portMu.Lock()
+	delete(s.ports, p.spec.BrickID)
+	s.portMu.Unlock()
+	s.cfg.OnChange()
 	s.cfg.Log.Info("brick stopped", "volume", p.spec.Volume, "path", p.spec.Path)
 }
 
@@ -189,7 +202,7 @@ func (s *Supervisor) set(p *proc, st Status) {
 	p.status = st
 	p.mu.Unlock()
 	if changed {
-		s.cfg.OnStatus(p.spec, &st)
+		s.cfg.OnChange()
 	}
 }
 
@@ -203,6 +216,9 @@ func (s *Supervisor) loop(ctx context.Context, p *proc) {
 		var exited <-chan string
 		if st != nil && s.alive(st) && st.VolumeID == p.spec.VolumeID && st.Path == p.spec.Path {
 			log.Info("adopted running brick", "pid", st.PID, "port", st.Port)
+			s.portMu.Lock()
+			s.ports[p.spec.BrickID] = st.Port
+			s.portMu.Unlock()
 			exited = watchPID(ctx, st.PID)
 		} else {
 			var err error
@@ -255,6 +271,7 @@ func (s *Supervisor) watch(ctx context.Context, p *proc, st *stateFile, exited <
 			interval = 5 * time.Second
 			s.set(p, Status{Port: st.Port, PID: st.PID, Online: true})
 		} else if ctx.Err() == nil {
+			s.cfg.Log.Debug("brick health check failed", "brick", p.spec.Path, "err", err)
 			failures++
 			if failures >= 3 && interval > time.Second {
 				s.set(p, Status{Port: st.Port, PID: st.PID, Err: err.Error()})
@@ -318,7 +335,14 @@ func (s *Supervisor) launch(ctx context.Context, sp Spec) (*stateFile, <-chan st
 }
 
 func (s *Supervisor) freePort(brickID string) (int, error) {
+	s.portMu.Lock()
+	defer s.portMu.Unlock()
 	used := map[int]bool{}
+	for id, p := range s.ports {
+		if id != brickID {
+			used[p] = true
+		}
+	}
 	entries, _ := os.ReadDir(s.cfg.RunDir)
 	for _, e := range entries {
 		id := strings.TrimSuffix(e.Name(), ".json")
@@ -338,6 +362,7 @@ func (s *Supervisor) freePort(brickID string) (int, error) {
 			continue
 		}
 		ln.Close()
+		s.ports[brickID] = port
 		return port, nil
 	}
 	return 0, fmt.Errorf("no free brick port on %s from %d", s.cfg.Addr, s.cfg.PortBase)

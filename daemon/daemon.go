@@ -96,6 +96,17 @@ type member struct {
 	sessMu sync.Mutex
 	sess   *concurrency.Session
 	sessCh chan struct{} // closed when sess is replaced
+
+	// pub wakes the loop that publishes brick status to etcd.
+	pub chan struct{}
+}
+
+// publishSoon asks for the bricks' status to be published.
+func (m *member) publishSoon() {
+	select {
+	case m.pub <- struct{}{}:
+	default:
+	}
 }
 
 // New prepares a daemon: it checks the configuration, creates the data
@@ -388,14 +399,16 @@ func (d *Daemon) startMember(ctx context.Context) error {
 		RunDir:    d.cfg.runDir(),
 		LogDir:    d.cfg.logDir(),
 		ClientTLS: nodeTLS,
-		OnStatus:  func(s brick.Spec, st *brick.Status) { d.publishBrick(m, s, st) },
+		OnChange:  m.publishSoon,
 	})
 	d.mu.Lock()
 	d.member = m
 	d.pending = nil
 	d.mu.Unlock()
 
-	m.done.Add(3)
+	m.pub = make(chan struct{}, 1)
+	m.done.Add(4)
+	go func() { defer m.done.Done(); d.publishLoop(mctx, m) }()
 	go func() { defer m.done.Done(); d.keepSession(mctx, m) }()
 	go func() { defer m.done.Done(); d.reconcileLoop(mctx, m) }()
 	go func() {
@@ -503,9 +516,7 @@ func (d *Daemon) keepSession(ctx context.Context, m *member) {
 			close(old)
 		}
 		// Re-publish the bricks' state on the new lease.
-		for id, st := range m.sup.Status() {
-			d.republish(m, id, st)
-		}
+		m.publishSoon()
 		select {
 		case <-ctx.Done():
 			return
@@ -582,46 +593,69 @@ func (d *Daemon) reconcileLoop(ctx context.Context, m *member) {
 	}
 }
 
-func (d *Daemon) publishBrick(m *member, s brick.Spec, st *brick.Status) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if st == nil {
-		if err := m.store.DeleteBrickStatus(ctx, s.Volume, s.BrickID); err != nil {
-			d.log.Warn("cannot clear brick status", "volume", s.Volume, "brick", s.Path, "err", err)
+// publishLoop writes the bricks' status to etcd, on the node's lease. It
+// is the only writer, and it writes the status as it is when it writes, so
+// an older state can never land after a newer one.
+func (d *Daemon) publishLoop(ctx context.Context, m *member) {
+	type key struct{ vol, id string }
+	published := map[key]state.BrickStatus{}
+	var lease clientv3.LeaseID
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.pub:
+		case <-retry.C:
 		}
-		return
-	}
-	d.putBrickStatus(ctx, m, s.Volume, s.BrickID, *st)
-}
-
-func (d *Daemon) republish(m *member, brickID string, st brick.Status) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	vols, _, err := m.store.Volumes(ctx)
-	if err != nil {
-		return
-	}
-	for _, v := range vols {
-		for _, b := range v.Bricks {
-			if b.ID == brickID {
-				d.putBrickStatus(ctx, m, v.Name, brickID, st)
+		m.sessMu.Lock()
+		sess := m.sess
+		m.sessMu.Unlock()
+		if sess == nil {
+			continue // keepSession publishes once it has a lease
+		}
+		if sess.Lease() != lease {
+			lease = sess.Lease()
+			published = map[key]state.BrickStatus{}
+		}
+		failed := false
+		now := m.sup.Status()
+		seen := map[key]bool{}
+		for id, sv := range now {
+			k := key{sv.Spec.Volume, id}
+			seen[k] = true
+			st := state.BrickStatus{Node: d.uuid, Port: sv.Status.Port, PID: sv.Status.PID, Online: sv.Status.Online, Error: sv.Status.Err}
+			if old, ok := published[k]; ok && old.Port == st.Port && old.PID == st.PID && old.Online == st.Online && old.Error == st.Error {
+				continue
 			}
+			st.Since = time.Now().UTC()
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := m.store.PutBrickStatus(pctx, lease, k.vol, k.id, st)
+			cancel()
+			if err != nil {
+				d.log.Warn("cannot publish brick status", "volume", k.vol, "err", err)
+				failed = true
+				continue
+			}
+			published[k] = st
 		}
-	}
-}
-
-func (d *Daemon) putBrickStatus(ctx context.Context, m *member, vol, id string, st brick.Status) {
-	m.sessMu.Lock()
-	sess := m.sess
-	m.sessMu.Unlock()
-	if sess == nil {
-		return
-	}
-	err := m.store.PutBrickStatus(ctx, sess.Lease(), vol, id, state.BrickStatus{
-		Node: d.uuid, Port: st.Port, PID: st.PID, Online: st.Online, Error: st.Err, Since: time.Now().UTC(),
-	})
-	if err != nil {
-		d.log.Warn("cannot publish brick status", "volume", vol, "err", err)
+		for k := range published {
+			if seen[k] {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := m.store.DeleteBrickStatus(pctx, k.vol, k.id)
+			cancel()
+			if err != nil {
+				failed = true
+				continue
+			}
+			delete(published, k)
+		}
+		if failed {
+			retry.Reset(time.Second)
+		}
 	}
 }
 

@@ -355,6 +355,12 @@ func (c *Cluster) cleanup() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	for _, n := range nodes {
+		// Binaries built with -race report here.
+		if log := n.Log(); strings.Contains(log, "WARNING: DATA RACE") || strings.Contains(log, "panic:") {
+			c.tb.Errorf("caisd %s logged a data race or a panic", n.Addr)
+		}
+	}
 	if c.tb.Failed() {
 		for _, n := range nodes {
 			c.tb.Logf("--- log of caisd %s ---\n%s", n.Addr, tail(n.Log(), 60))
