@@ -189,13 +189,14 @@ type StageRequest struct {
 	VolumeID string         `json:"volumeID"`
 	Bricks   []volume.Brick `json:"bricks"`
 	Force    bool           `json:"force"`
-	// Created lists, for "release", the bricks whose directory create made.
-	Created []string `json:"created,omitempty"`
+	// Created maps, for "release", brick IDs to the topmost directory the
+	// create stage made for them.
+	Created map[string]string `json:"created,omitempty"`
 }
 
-// StageResponse lists the bricks whose directory the stage created.
+// StageResponse maps brick IDs to the topmost directory the stage created.
 type StageResponse struct {
-	Created []string `json:"created,omitempty"`
+	Created map[string]string `json:"created,omitempty"`
 }
 
 // LeaveRequest tells a detached node to forget its pool.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
@@ -25,7 +26,9 @@ const VolumeIDXattr = "trusted.cais.volume-id"
 
 // PrepareResult tells what Prepare changed, so a failed create can undo it.
 type PrepareResult struct {
-	CreatedDir bool `json:"createdDir"`
+	// Created is the topmost directory Prepare created (the brick
+	// directory or a parent of it), or "" when the directory existed.
+	Created string `json:"created,omitempty"`
 }
 
 // Prepare readies a directory to be a brick of volume volID. Unless force,
@@ -79,18 +82,25 @@ func Prepare(path, name, volID string, force bool) (PrepareResult, error) {
 		}
 	}
 	if existing != path {
+		// The topmost new directory is the child of existing on the way
+		// to path.
+		top := path
+		for filepath.Dir(top) != existing {
+			top = filepath.Dir(top)
+		}
 		if err := os.MkdirAll(path, 0o755); err != nil {
+			removeEmpty(path, top)
 			return res, fmt.Errorf("create brick directory %s: %w", path, err)
 		}
-		res.CreatedDir = true
+		res.Created = top
 	}
 	flags := unix.XATTR_CREATE
 	if force {
 		flags = 0
 	}
 	if err := unix.Setxattr(path, VolumeIDXattr, id[:], flags); err != nil {
-		if res.CreatedDir {
-			os.Remove(path)
+		if res.Created != "" {
+			removeEmpty(path, res.Created)
 		}
 		if errors.Is(err, unix.ENOTSUP) {
 			return PrepareResult{}, fmt.Errorf("%w: cais is not supported on brick: %s. Setting extended attributes failed, reason: %v; use ext4 or xfs", errdefs.ErrInvalid, name, err)
@@ -101,18 +111,28 @@ func Prepare(path, name, volID string, force bool) (PrepareResult, error) {
 }
 
 // Release undoes Prepare: it removes the volume mark if it is volID's, and
-// the directory if Prepare created it and it is still empty. Data is never
-// removed.
-func Release(path, volID string, createdDir bool) error {
+// the directories Prepare created (created is PrepareResult.Created) that
+// are still empty. Data is never removed.
+func Release(path, volID, created string) error {
 	if v, ok := volumeID(path); ok && v == volID {
 		if err := unix.Removexattr(path, VolumeIDXattr); err != nil && !errors.Is(err, unix.ENODATA) {
 			return fmt.Errorf("unmark brick %s: %w", path, err)
 		}
 	}
-	if createdDir {
-		_ = os.Remove(path) // fails, harmlessly, when not empty
+	if created != "" && (created == path || strings.HasPrefix(path, created+"/")) {
+		removeEmpty(path, created)
 	}
 	return nil
+}
+
+// removeEmpty removes path and its parents up to and including top, as
+// long as they are empty.
+func removeEmpty(path, top string) {
+	for p := path; ; p = filepath.Dir(p) {
+		if os.Remove(p) != nil || p == top || p == "/" {
+			return
+		}
+	}
 }
 
 // Verify checks that path is a brick of volume volID, as a brick must be

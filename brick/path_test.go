@@ -116,7 +116,7 @@ func TestPrepareArguments(t *testing.T) {
 		for _, force := range []bool{false, true} {
 			res, err := brick.Prepare(tt.path, "h:"+tt.path, tt.volID, force)
 			wantErr(t, err, errdefs.ErrInvalid, tt.msg)
-			if res.CreatedDir {
+			if res.Created != "" {
 				t.Errorf("%s: CreatedDir set on error", tt.name)
 			}
 		}
@@ -135,7 +135,7 @@ func TestPrepareRootPartition(t *testing.T) {
 	path := filepath.Join(dir, "brick1")
 	res, err := brick.Prepare(path, "server1:"+path, id, false)
 	wantErr(t, err, errdefs.ErrNeedsForce, "The brick server1:"+path+" is being created in the root partition")
-	if res.CreatedDir || exists(path) {
+	if res.Created != "" || exists(path) {
 		t.Error("Prepare refused for the root partition but created the directory")
 	}
 
@@ -155,7 +155,7 @@ func TestPrepareRootPartition(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Prepare with force: %v", err)
 	}
-	if !res.CreatedDir {
+	if res.Created == "" {
 		t.Error("CreatedDir = false for a new directory")
 	}
 	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
@@ -170,7 +170,7 @@ func TestPrepareRootPartition(t *testing.T) {
 
 	// An existing directory with force: not created, marked.
 	res, err = brick.Prepare(existing, "server1:"+existing, id, true)
-	if err != nil || res.CreatedDir {
+	if err != nil || res.Created != "" {
 		t.Errorf("Prepare(existing, force) = %+v, %v", res, err)
 	}
 	if m := mark(t, existing); m != id {
@@ -231,7 +231,7 @@ func TestRelease(t *testing.T) {
 		t.Helper()
 		path := filepath.Join(dir, name)
 		res, err := brick.Prepare(path, "h:"+path, id, true)
-		if err != nil || !res.CreatedDir {
+		if err != nil || res.Created != path {
 			t.Fatalf("Prepare(%s) = %+v, %v", name, res, err)
 		}
 		return path
@@ -239,7 +239,7 @@ func TestRelease(t *testing.T) {
 
 	t.Run("created and empty", func(t *testing.T) {
 		path := prepare("empty")
-		if err := brick.Release(path, id, true); err != nil {
+		if err := brick.Release(path, id, path); err != nil {
 			t.Fatal(err)
 		}
 		if exists(path) {
@@ -251,7 +251,7 @@ func TestRelease(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(path, "f"), []byte("data"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := brick.Release(path, id, true); err != nil {
+		if err := brick.Release(path, id, path); err != nil {
 			t.Fatal(err)
 		}
 		if b, err := os.ReadFile(filepath.Join(path, "f")); err != nil || string(b) != "data" {
@@ -263,7 +263,7 @@ func TestRelease(t *testing.T) {
 	})
 	t.Run("not created", func(t *testing.T) {
 		path := prepare("kept")
-		if err := brick.Release(path, id, false); err != nil {
+		if err := brick.Release(path, id, ""); err != nil {
 			t.Fatal(err)
 		}
 		if !exists(path) {
@@ -275,7 +275,7 @@ func TestRelease(t *testing.T) {
 	})
 	t.Run("other volume's mark", func(t *testing.T) {
 		path := prepare("other")
-		if err := brick.Release(path, uuid.NewString(), false); err != nil {
+		if err := brick.Release(path, uuid.NewString(), ""); err != nil {
 			t.Fatal(err)
 		}
 		if m := mark(t, path); m != id {
@@ -287,10 +287,10 @@ func TestRelease(t *testing.T) {
 		if err := os.Mkdir(path, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := brick.Release(path, id, false); err != nil {
+		if err := brick.Release(path, id, ""); err != nil {
 			t.Errorf("Release of an unmarked directory = %v", err)
 		}
-		if err := brick.Release(filepath.Join(dir, "missing"), id, true); err != nil {
+		if err := brick.Release(filepath.Join(dir, "missing"), id, filepath.Join(dir, "missing")); err != nil {
 			t.Errorf("Release of a missing directory = %v", err)
 		}
 	})
@@ -313,7 +313,7 @@ func TestPrepareOnOwnFileSystem(t *testing.T) {
 	// A new directory below it: no force needed.
 	b1 := filepath.Join(mnt, "b1")
 	res, err := brick.Prepare(b1, "h:"+b1, id, false)
-	if err != nil || !res.CreatedDir {
+	if err != nil || res.Created == "" {
 		t.Fatalf("Prepare(%s) = %+v, %v", b1, res, err)
 	}
 	if err := brick.Verify(b1, id); err != nil {
@@ -348,10 +348,10 @@ func TestPrepareOnOwnFileSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err = brick.Prepare(pre, "h:"+pre, other, false)
-	if err != nil || res.CreatedDir {
+	if err != nil || res.Created != "" {
 		t.Fatalf("Prepare(existing sibling) = %+v, %v", res, err)
 	}
-	if err := brick.Release(pre, other, res.CreatedDir); err != nil {
+	if err := brick.Release(pre, other, res.Created); err != nil {
 		t.Fatal(err)
 	}
 	if !exists(pre) || mark(t, pre) != "" {
@@ -378,11 +378,25 @@ func TestPrepareWithoutXattrs(t *testing.T) {
 		path := filepath.Join(mnt, "b")
 		res, err := brick.Prepare(path, "h:"+path, uuid.NewString(), force)
 		wantErr(t, err, errdefs.ErrInvalid, "cais is not supported on brick: h:"+path)
-		if res.CreatedDir {
+		if res.Created != "" {
 			t.Error("CreatedDir set on error")
 		}
 		if exists(path) {
 			t.Errorf("force=%v: Prepare left the directory it created", force)
 		}
+	}
+}
+
+// TestPrepareWithoutXattrsNested: when marking fails, Prepare removes the
+// brick directory it made but not the parents MkdirAll made for it, and
+// PrepareResult cannot tell Release about them either.
+func TestPrepareWithoutXattrsNested(t *testing.T) {
+	needRoot(t)
+	mnt := mountFS(t, "ramfs")
+	path := filepath.Join(mnt, "a", "b")
+	_, err := brick.Prepare(path, "h:"+path, uuid.NewString(), false)
+	wantErr(t, err, errdefs.ErrInvalid, "not supported")
+	if exists(filepath.Join(mnt, "a")) {
+		t.Errorf("failed Prepare left %s behind", filepath.Join(mnt, "a"))
 	}
 }

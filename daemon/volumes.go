@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -93,16 +92,17 @@ func (d *Daemon) stageLocal(req api.StageRequest) (api.StageResponse, error) {
 	var resp api.StageResponse
 	switch req.Op {
 	case "create":
+		resp.Created = map[string]string{}
 		for i, b := range req.Bricks {
 			res, err := brick.Prepare(b.Path, b.Name(), req.VolumeID, req.Force)
 			if err != nil {
 				for _, done := range req.Bricks[:i] {
-					_ = brick.Release(done.Path, req.VolumeID, slices.Contains(resp.Created, done.ID))
+					_ = brick.Release(done.Path, req.VolumeID, resp.Created[done.ID])
 				}
 				return api.StageResponse{}, err
 			}
-			if res.CreatedDir {
-				resp.Created = append(resp.Created, b.ID)
+			if res.Created != "" {
+				resp.Created[b.ID] = res.Created
 			}
 		}
 	case "start":
@@ -114,7 +114,7 @@ func (d *Daemon) stageLocal(req api.StageRequest) (api.StageResponse, error) {
 	case "release":
 		var errs []error
 		for _, b := range req.Bricks {
-			if err := brick.Release(b.Path, req.VolumeID, slices.Contains(req.Created, b.ID)); err != nil {
+			if err := brick.Release(b.Path, req.VolumeID, req.Created[b.ID]); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -244,7 +244,7 @@ func (d *Daemon) postVolume(w http.ResponseWriter, r *http.Request, c caller) er
 	groups := groupByNode(v.Bricks)
 	pm := peerMap(peers)
 	var cmu sync.Mutex
-	created := map[string][]string{}
+	created := map[string]map[string]string{}
 	errs := d.onNodes(ctx, m, pm, groups, "Staging", func(ctx context.Context, p state.Peer, bricks []volume.Brick) error {
 		resp, err := d.stageOn(ctx, m, p, api.StageRequest{Op: "create", VolumeID: v.ID, Bricks: bricks, Force: checked.Force})
 		cmu.Lock()

@@ -27,6 +27,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -34,6 +35,8 @@ import (
 var ErrBadToken = errors.New("malformed join token")
 
 const tokenPrefix = "CAIS1"
+
+var secretRe = regexp.MustCompile(`^[a-z2-7]{32}$`)
 
 // Token is a pool's join token: the fingerprint of the pool's CA and a
 // secret shared by the members.
@@ -65,6 +68,9 @@ func ParseToken(s string) (Token, error) {
 	fp, secret := strings.ToLower(parts[1]), strings.ToLower(parts[2])
 	if b, err := hex.DecodeString(fp); err != nil || len(b) != sha256.Size {
 		return Token{}, fmt.Errorf("%w: the CA fingerprint is not 64 hex digits", ErrBadToken)
+	}
+	if !secretRe.MatchString(secret) {
+		return Token{}, fmt.Errorf("%w: the secret is not 32 base32 characters", ErrBadToken)
 	}
 	if b, err := base32.StdEncoding.DecodeString(strings.ToUpper(secret)); err != nil || len(b) != 20 {
 		return Token{}, fmt.Errorf("%w: the secret is not 32 base32 characters", ErrBadToken)

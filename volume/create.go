@@ -54,7 +54,7 @@ func ParseCreateArgs(args []string) (CreateRequest, error) {
 			return 0, fmt.Errorf("%w: %s needs a count", ErrInvalid, word)
 		}
 		n, err := strconv.Atoi(args[i+1])
-		if err != nil || n <= 0 || n > 4096 {
+		if err != nil || n <= 0 || n > MaxCount {
 			return 0, fmt.Errorf("%w: %s count %q is not a positive number", ErrInvalid, word, args[i+1])
 		}
 		i += 2
@@ -218,7 +218,7 @@ func ParseBrick(s string) (BrickRef, error) {
 // PathsOverlap reports whether one path equals or contains the other.
 func PathsOverlap(a, b string) bool {
 	a, b = path.Clean(a), path.Clean(b)
-	if a == b {
+	if a == b || a == "/" || b == "/" {
 		return true
 	}
 	return strings.HasPrefix(b, a+"/") || strings.HasPrefix(a, b+"/")
@@ -236,8 +236,13 @@ type PlacedBrick struct {
 // and bricks that equal, contain or sit inside another brick of this request
 // or of an existing volume. force overrides the first only, as in gluster.
 func CheckPlacement(l Layout, bricks []PlacedBrick, existing []Volume, force bool) error {
-	g := l.GroupSize()
-	if g > 1 && !force && (l.Replica > 1 || l.Disperse > 0) {
+	// Fault domains are the replica sets (runs of Replica bricks, also
+	// inside stripe groups) and the disperse sets.
+	g := l.Disperse
+	if l.Replica > 1 {
+		g = l.Replica
+	}
+	if g > 1 && !force {
 		for s := 0; s+g <= len(bricks); s += g {
 			nodes := map[string]bool{}
 			for _, b := range bricks[s : s+g] {

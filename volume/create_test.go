@@ -260,7 +260,6 @@ func TestCreateRequestArgsRoundTrip(t *testing.T) {
 // held to the 4096 limit the explicit counts are, so the request parses but
 // its own Args do not.
 func TestCreateRequestArgsRoundTripLargeDisperse(t *testing.T) {
-	knownBug(t, "volume/create.go: disperse size derived from bricks or disperse-data+redundancy escapes the 4096 count limit; Args() of the request then fails to parse")
 	for _, args := range [][]string{
 		strings.Fields("gv0 disperse " + brickWords(4097)),
 		strings.Fields("gv0 disperse-data 4096 redundancy 1 " + brickWords(4097)),
@@ -355,7 +354,6 @@ func TestCheckPlacement(t *testing.T) {
 // bricks of one node in different replica sets of the same stripe set
 // are not "two bricks of one replica set".
 func TestCheckPlacementStripedReplicaSets(t *testing.T) {
-	knownBug(t, "volume/create.go CheckPlacement checks whole stripe x replica groups, not replica sets, so stripe 2 replica 2 over two nodes (A B A B) needs force")
 	l := volume.Layout{Stripe: 2, Replica: 2}
 	if err := volume.CheckPlacement(l, placed("A a:/b1", "B b:/b1", "A a:/b2", "B b:/b2"), nil, false); err != nil {
 		t.Errorf("stripe 2 replica 2 with each replica pair on two nodes: %v", err)
@@ -393,7 +391,6 @@ func TestPathsOverlap(t *testing.T) {
 }
 
 func TestPathsOverlapRoot(t *testing.T) {
-	knownBug(t, `volume/create.go PathsOverlap("/", "/x") is false: "/"+"/" is "//", which no clean path starts with`)
 	if !volume.PathsOverlap("/", "/data") || !volume.PathsOverlap("/data", "/") {
 		t.Error(`PathsOverlap("/", "/data") = false; the root contains every path`)
 	}

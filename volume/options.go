@@ -232,7 +232,7 @@ func (o *Options) Validate(key, value string) (string, error) {
 	case KindPercentOrSize:
 		if p, ok := strings.CutSuffix(value, "%"); ok {
 			f, err := strconv.ParseFloat(p, 64)
-			if err != nil || f < float64(s.Min) || f > float64(s.Max) {
+			if err != nil || !(f >= float64(s.Min) && f <= float64(s.Max)) {
 				return "", bad("percentage must be between 0% and 100%")
 			}
 			return value, nil

@@ -152,7 +152,6 @@ func TestValidate(t *testing.T) {
 // TestValidatePercentNaN: "NaN%" passes the range check because every
 // comparison with NaN is false.
 func TestValidatePercentNaN(t *testing.T) {
-	knownBug(t, `volume/options.go Validate accepts "NaN%" for percent-or-size options (f < Min || f > Max is false for NaN)`)
 	o := volume.NewOptions()
 	for _, v := range []string{"NaN%", "nan%"} {
 		if got, err := o.Validate("cluster.min-free-disk", v); !errors.Is(err, errdefs.ErrInvalid) {

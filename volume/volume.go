@@ -122,6 +122,9 @@ type Layout struct {
 	Redundancy int `json:"redundancy,omitempty"`
 }
 
+// MaxCount bounds every count of a layout.
+const MaxCount = 4096
+
 // GroupSize is the number of bricks in one distribute subvolume.
 func (l Layout) GroupSize() int {
 	if l.Disperse > 0 {
@@ -194,8 +197,16 @@ func (l Layout) Check(bricks int) error {
 	if l.Disperse > 0 && l.Stripe > 0 {
 		return fmt.Errorf("%w: striped-dispersed volume is not supported", ErrInvalid)
 	}
+	for _, n := range []int{l.Stripe, l.Replica, l.Arbiter, l.Disperse, l.Redundancy} {
+		if n < 0 || n > MaxCount {
+			return fmt.Errorf("%w: counts must be between 1 and %d", ErrInvalid, MaxCount)
+		}
+	}
 	if l.Replica == 1 {
 		return fmt.Errorf("%w: replica count should be greater than 1", ErrInvalid)
+	}
+	if l.Arbiter > 0 && l.Stripe > 0 {
+		return fmt.Errorf("%w: arbiter is not supported on striped volumes", ErrInvalid)
 	}
 	if l.Stripe == 1 {
 		return fmt.Errorf("%w: stripe count should be greater than 1", ErrInvalid)

@@ -3,7 +3,6 @@ package volume_test
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -11,16 +10,6 @@ import (
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/volume"
 )
-
-// knownBug skips the rest of a test that documents a bug still present in
-// the code, unless CAIS_TEST_KNOWN_BUGS is set: the assertions that follow
-// state the correct behaviour and fail until the bug is fixed.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("CAIS_TEST_KNOWN_BUGS") == "" {
-		t.Skip("known bug (set CAIS_TEST_KNOWN_BUGS=1 to run): " + what)
-	}
-}
 
 func TestLayoutTypeAndBrickCount(t *testing.T) {
 	tests := []struct {
@@ -309,5 +298,75 @@ func TestBrickName(t *testing.T) {
 	r := volume.BrickRef{Host: "10.0.0.1", Path: "/b"}
 	if got := r.Name(); got != "10.0.0.1:/b" {
 		t.Errorf("BrickRef.Name() = %q", got)
+	}
+}
+
+// brickCountTotal multiplies out a "Number of Bricks" string and returns
+// the product and the total it claims.
+func brickCountTotal(t *testing.T, s string) (product, total int) {
+	t.Helper()
+	var a, b, c, n int
+	switch {
+	case !strings.Contains(s, "="):
+		if _, err := fmt.Sscanf(s, "%d", &n); err != nil {
+			t.Fatalf("brick count %q: %v", s, err)
+		}
+		return n, n
+	case strings.Contains(s, "("):
+		if _, err := fmt.Sscanf(s, "%d x (%d + %d) = %d", &a, &b, &c, &n); err != nil {
+			t.Fatalf("brick count %q: %v", s, err)
+		}
+		return a * (b + c), n
+	case strings.Count(s, "x") == 2:
+		if _, err := fmt.Sscanf(s, "%d x %d x %d = %d", &a, &b, &c, &n); err != nil {
+			t.Fatalf("brick count %q: %v", s, err)
+		}
+		return a * b * c, n
+	default:
+		if _, err := fmt.Sscanf(s, "%d x %d = %d", &a, &b, &n); err != nil {
+			t.Fatalf("brick count %q: %v", s, err)
+		}
+		return a * b, n
+	}
+}
+
+// TestBrickCountArithmetic: the "Number of Bricks" of every layout the
+// grammar accepts adds up to the number of bricks.
+func TestBrickCountArithmetic(t *testing.T) {
+	for _, c := range validCreates {
+		r, err := volume.ParseCreateArgs(c.words())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(r.Bricks)
+		s := r.Layout.BrickCount(n)
+		if product, total := brickCountTotal(t, s); product != n || total != n {
+			t.Errorf("%s: BrickCount(%d) = %q", c.name, n, s)
+		}
+	}
+}
+
+// TestStripedArbiter: "stripe 2 replica 2 arbiter 1" is accepted, but the
+// layout code treats the whole stripe set as one arbiter set.
+func TestStripedArbiter(t *testing.T) {
+	r, err := volume.ParseCreateArgs(strings.Fields("gv0 stripe 2 replica 2 arbiter 1 " + brickWords(6)))
+	if err != nil {
+		if !errors.Is(err, errdefs.ErrInvalid) {
+			t.Fatalf("error %v does not wrap ErrInvalid", err)
+		}
+		return // refusing the combination is a correct answer
+	}
+	if product, total := brickCountTotal(t, r.Layout.BrickCount(6)); product != 6 || total != 6 {
+		t.Errorf("BrickCount(6) = %q", r.Layout.BrickCount(6))
+	}
+	var pb []volume.PlacedBrick
+	for i, b := range r.Bricks {
+		pb = append(pb, volume.PlacedBrick{BrickRef: b, Node: fmt.Sprint(i)})
+	}
+	v := volume.New(r, pb, func() string { return "id" })
+	for i, b := range v.Bricks {
+		if want := i%r.Layout.Replica == r.Layout.Replica-1; b.Arbiter != want {
+			t.Errorf("brick %d: arbiter %v, want %v (one arbiter per replica set of %d)", i+1, b.Arbiter, want, r.Layout.Replica)
+		}
 	}
 }
