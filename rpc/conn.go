@@ -17,6 +17,9 @@ const (
 	OpPing uint16 = 1
 )
 
+// MaxInFlight bounds the calls served at once on one connection.
+const MaxInFlight = 256
+
 // Handler serves one call. A non-zero status is sent as the reply's errno.
 type Handler func(ctx context.Context, op uint16, payload []byte) (status syscall.Errno, reply []byte)
 
@@ -54,6 +57,9 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Handler) {
 	var wmu sync.Mutex
 	w := bufio.NewWriter(c)
 	r := bufio.NewReaderSize(c, 64<<10)
+	// At most MaxInFlight calls of one connection run at once; the reader
+	// waits for a slot, which pushes back on the client through TCP.
+	slots := make(chan struct{}, MaxInFlight)
 	for {
 		f, err := ReadFrame(r)
 		if err != nil {
@@ -66,7 +72,13 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Handler) {
 			log.Warn("dropping connection: a client sent a reply frame", "remote", c.RemoteAddr().String())
 			return
 		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		go func(f Frame) {
+			defer func() { <-slots }()
 			status, reply := h(ctx, f.Op, f.Payload)
 			buf, err := AppendFrame(nil, Frame{Kind: KindReply, Op: f.Op, Status: uint32(status), XID: f.XID, Payload: reply})
 			if err != nil {

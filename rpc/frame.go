@@ -17,6 +17,7 @@
 package rpc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -71,14 +72,17 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	if n < headerLen || n > headerLen+MaxPayload {
 		return Frame{}, fmt.Errorf("%w: length %d", ErrFrame, n)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	// Memory grows with the bytes that arrive, not with what the length
+	// field claims: a peer cannot pin 16 MiB by sending a header alone.
+	var buf bytes.Buffer
+	buf.Grow(int(min(n, 64<<10)))
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return Frame{}, fmt.Errorf("%w: truncated: %w", ErrFrame, err)
 	}
-	return DecodeBody(body)
+	return DecodeBody(buf.Bytes())
 }
 
 // DecodeBody decodes a frame's bytes after the length field.
