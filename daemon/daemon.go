@@ -157,6 +157,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	switch {
+	case d.id.PoolID != "" && d.id.Addr != "" && d.id.Addr != d.cfg.Addr:
+		unixLn.Close()
+		tcpLn.Close()
+		return fmt.Errorf("this node joined its pool with address %s; start caisd with --addr %s (its certificate and etcd membership are bound to it)", d.id.Addr, d.id.Addr)
 	case d.id.PoolID != "":
 		if err := d.startMember(ctx); err != nil {
 			unixLn.Close()
@@ -247,6 +251,7 @@ func (d *Daemon) bootstrap(ctx context.Context) error {
 	}
 	id := d.id
 	id.PoolID = poolID
+	id.Addr = d.cfg.Addr
 	id.ExternalEtcd = d.cfg.External()
 	d.mu.Lock()
 	d.id = id

@@ -22,6 +22,9 @@ type identity struct {
 	InitialCluster string   `json:"initialCluster,omitempty"`
 	Endpoints      []string `json:"endpoints,omitempty"`
 	ExternalEtcd   bool     `json:"externalEtcd,omitempty"`
+	// Addr is the address the node had when it founded or joined its
+	// pool; its certificate and etcd member are bound to it.
+	Addr string `json:"addr,omitempty"`
 }
 
 func loadIdentity(c *Config) (identity, error) {

@@ -324,6 +324,9 @@ func (d *Daemon) joinOffer(w http.ResponseWriter, r *http.Request, c caller) err
 	if err := readJSON(r, &offer); err != nil {
 		return err
 	}
+	if c.peerCert == nil {
+		return fmt.Errorf("a join offer must come with the prober's node certificate: %w", errdefs.ErrUnauthenticated)
+	}
 	d.joinMu.Lock()
 	defer d.joinMu.Unlock()
 	m, id := d.current()
@@ -332,9 +335,6 @@ func (d *Daemon) joinOffer(w http.ResponseWriter, r *http.Request, c caller) err
 			return fmt.Errorf("%s is already a member of this pool: %w", offer.Hostname, errdefs.ErrExists)
 		}
 		return fmt.Errorf("%s is either already part of another cluster or having volumes configured (it belongs to pool %s): %w", offer.Hostname, id.PoolID, errdefs.ErrExists)
-	}
-	if c.peerCert == nil {
-		return fmt.Errorf("a join offer must come with the prober's node certificate: %w", errdefs.ErrUnauthenticated)
 	}
 	if d.cfg.JoinToken == "" {
 		return fmt.Errorf("%s was not started with a join token: start it with 'caisd --join-token TOKEN' (TOKEN from 'cais pool token' on a member): %w", offer.Hostname, errdefs.ErrForbidden)
@@ -408,6 +408,7 @@ func (d *Daemon) joinAccept(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	id.PoolID = acc.PoolID
+	id.Addr = d.cfg.Addr
 	id.InitialCluster = acc.InitialCluster
 	id.Endpoints = acc.Endpoints
 	id.ExternalEtcd = acc.ExternalEtcd
@@ -475,6 +476,16 @@ func (d *Daemon) deletePeer(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	if p.EtcdMemberID != 0 {
+		// Ask the members that stay, not the one that goes.
+		var keep []string
+		for _, ep := range m.cli.Endpoints() {
+			if ep != p.EtcdClientURL {
+				keep = append(keep, ep)
+			}
+		}
+		if len(keep) > 0 {
+			m.cli.SetEndpoints(keep...)
+		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := etcdnode.Remove(rctx, m.cli, p.EtcdMemberID)
 		cancel()

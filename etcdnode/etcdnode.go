@@ -240,7 +240,13 @@ func Remove(ctx context.Context, c *clientv3.Client, id uint64) error {
 		if err == nil || errors.Is(err, rpctypes.ErrMemberNotFound) {
 			return nil
 		}
-		if !errors.Is(err, rpctypes.ErrUnhealthy) {
+		// The call may have gone to the member being removed, which stops
+		// as soon as it applies its removal and answers "server stopped":
+		// ask the others whether it is gone.
+		if gone, lerr := memberGone(ctx, c, id); lerr == nil && gone {
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) && !errors.Is(err, rpctypes.ErrStopped) {
 			return fmt.Errorf("remove etcd member %x: %w", id, err)
 		}
 		select {
@@ -249,6 +255,27 @@ func Remove(ctx context.Context, c *clientv3.Client, id uint64) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+func memberGone(ctx context.Context, c *clientv3.Client, id uint64) (bool, error) {
+	var err error
+	for i := 0; i < 10; i++ {
+		var ms []Member
+		if ms, err = Members(ctx, c); err == nil {
+			for _, m := range ms {
+				if m.ID == id {
+					return false, nil
+				}
+			}
+			return true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return false, err
 }
 
 // InitialCluster renders "name=url,..." for a member joining ms; newID is

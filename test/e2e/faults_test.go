@@ -250,3 +250,20 @@ func TestVolumeStatusAll(t *testing.T) {
 		t.Fatalf("status --json: %v %+v", err, all)
 	}
 }
+
+// A node's address is part of its identity: restarting it on another one
+// is refused with the fix in the message.
+func TestRestartOnOtherAddressRefused(t *testing.T) {
+	c := clustertest.New(t)
+	n1 := c.Start(clustertest.NodeOptions{})
+	n1.Stop()
+	cmd := exec.Command(filepath.Join(clustertest.Bin(t), "caisd"), "--addr", c.Addr(50), "--data-dir", n1.DataDir,
+		"--port", strconv.Itoa(clustertest.APIPort), "--etcd-client-port", strconv.Itoa(clustertest.EtcdClientPort),
+		"--etcd-peer-port", strconv.Itoa(clustertest.EtcdPeerPort))
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "start caisd with --addr "+n1.Addr) {
+		t.Fatalf("restart on another address: %v\n%s", err, out)
+	}
+	n1.Restart()
+	contains(t, n1.MustCLI("pool", "list"), "localhost")
+}
