@@ -93,25 +93,20 @@ func (a *app) versionCmd() *cobra.Command {
 		Short: "print the daemon's version, node UUID and state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("version", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			v, err := c.Version(ctx)
-			if err != nil {
-				return a.fail("version", err)
-			}
-			if a.asJSON {
-				return a.printJSON(v)
-			}
-			fmt.Fprintf(a.out, "caisd %s (%s, API %s)\nnode: %s\nstate: %s\n", v.Version, v.GoVersion, v.APIVersion, v.NodeUUID, v.State)
-			if v.PoolID != "" {
-				fmt.Fprintf(a.out, "pool: %s\n", v.PoolID)
-			}
-			return nil
+			return a.call("version", func(ctx context.Context, c *client.Client) error {
+				v, err := c.Version(ctx)
+				if err != nil {
+					return err
+				}
+				if a.asJSON {
+					return a.printJSON(v)
+				}
+				fmt.Fprintf(a.out, "caisd %s (%s, API %s)\nnode: %s\nstate: %s\n", v.Version, v.GoVersion, v.APIVersion, v.NodeUUID, v.State)
+				if v.PoolID != "" {
+					fmt.Fprintf(a.out, "pool: %s\n", v.PoolID)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -180,8 +175,25 @@ func (a *app) connect() (*client.Client, error) {
 	return c, nil
 }
 
-func (a *app) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), a.timeout)
+// call connects to the daemon and runs fn with the command's deadline. A
+// failure is printed as "<what>: failed: <message>", as gluster does,
+// unless fn already printed it and returned an *ExitError.
+func (a *app) call(what string, fn func(ctx context.Context, c *client.Client) error) error {
+	c, err := a.connect()
+	if err != nil {
+		return a.fail(what, err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+	defer cancel()
+	if err := fn(ctx, c); err != nil {
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return a.fail(what, err)
+	}
+	return nil
 }
 
 // fail prints "<what>: failed: <message>" as gluster does and returns the

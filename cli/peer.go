@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cais-platform/cais/client"
 
 	"github.com/cais-platform/cais/pki"
 )
@@ -28,23 +31,18 @@ func (a *app) peerCmd() *cobra.Command {
 				}
 				host, port = h, n
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("peer probe", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			resp, err := c.Probe(ctx, host, port)
-			if err != nil {
-				return a.fail("peer probe", err)
-			}
-			if resp.Message != "" {
-				fmt.Fprintf(a.out, "peer probe: %s\n", resp.Message)
-			} else {
-				fmt.Fprintln(a.out, "peer probe: success")
-			}
-			return nil
+			return a.call("peer probe", func(ctx context.Context, c *client.Client) error {
+				resp, err := c.Probe(ctx, host, port)
+				if err != nil {
+					return err
+				}
+				if resp.Message != "" {
+					fmt.Fprintf(a.out, "peer probe: %s\n", resp.Message)
+				} else {
+					fmt.Fprintln(a.out, "peer probe: success")
+				}
+				return nil
+			})
 		},
 	}
 	status := &cobra.Command{
@@ -52,22 +50,17 @@ func (a *app) peerCmd() *cobra.Command {
 		Short: "show the other members of the pool",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("peer status", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			peers, err := c.Peers(ctx)
-			if err != nil {
-				return a.fail("peer status", err)
-			}
-			if a.asJSON {
-				return a.printJSON(peers)
-			}
-			PeerStatus(a.out, peers)
-			return nil
+			return a.call("peer status", func(ctx context.Context, c *client.Client) error {
+				peers, err := c.Peers(ctx)
+				if err != nil {
+					return err
+				}
+				if a.asJSON {
+					return a.printJSON(peers)
+				}
+				PeerStatus(a.out, peers)
+				return nil
+			})
 		},
 	}
 	detach := &cobra.Command{
@@ -81,18 +74,13 @@ func (a *app) peerCmd() *cobra.Command {
 			if !a.confirm("All clients mounted through the peer which is getting detached need to be remounted using one of the other active peers in the trusted storage pool to ensure client gets notification on any changes done on the configuration and if the same has been done do you want to proceed?") {
 				return &ExitError{Code: 1}
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("peer detach", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			if err := c.Detach(ctx, args[0], force); err != nil {
-				return a.fail("peer detach", err)
-			}
-			fmt.Fprintln(a.out, "peer detach: success")
-			return nil
+			return a.call("peer detach", func(ctx context.Context, c *client.Client) error {
+				if err := c.Detach(ctx, args[0], force); err != nil {
+					return err
+				}
+				fmt.Fprintln(a.out, "peer detach: success")
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(probe, status, detach)
@@ -106,22 +94,17 @@ func (a *app) poolCmd() *cobra.Command {
 		Short: "list every member, this node as localhost",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("pool list", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			peers, err := c.Pool(ctx)
-			if err != nil {
-				return a.fail("pool list", err)
-			}
-			if a.asJSON {
-				return a.printJSON(peers)
-			}
-			PoolList(a.out, peers)
-			return nil
+			return a.call("pool list", func(ctx context.Context, c *client.Client) error {
+				peers, err := c.Pool(ctx)
+				if err != nil {
+					return err
+				}
+				if a.asJSON {
+					return a.printJSON(peers)
+				}
+				PoolList(a.out, peers)
+				return nil
+			})
 		},
 	}
 	var rotate bool
@@ -130,22 +113,17 @@ func (a *app) poolCmd() *cobra.Command {
 		Short: "print the join token a new node needs (caisd --join-token)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("pool token", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			t, err := c.Token(ctx, rotate)
-			if err != nil {
-				return a.fail("pool token", err)
-			}
-			if a.asJSON {
-				return a.printJSON(map[string]string{"token": t})
-			}
-			fmt.Fprintln(a.out, t)
-			return nil
+			return a.call("pool token", func(ctx context.Context, c *client.Client) error {
+				t, err := c.Token(ctx, rotate)
+				if err != nil {
+					return err
+				}
+				if a.asJSON {
+					return a.printJSON(map[string]string{"token": t})
+				}
+				fmt.Fprintln(a.out, t)
+				return nil
+			})
 		},
 	}
 	token.Flags().BoolVar(&rotate, "rotate", false, "replace the token; the old one stops working")
@@ -159,22 +137,17 @@ func (a *app) poolCmd() *cobra.Command {
 			if out == "" {
 				return a.usage(cmd)
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("pool credentials", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			cr, err := c.Credentials(ctx, name, days)
-			if err != nil {
-				return a.fail("pool credentials", err)
-			}
-			if err := (pki.Files{Dir: out}).Write([]byte(cr.CA), []byte(cr.Cert), []byte(cr.Key)); err != nil {
-				return a.fail("pool credentials", err)
-			}
-			fmt.Fprintf(a.out, "pool credentials: success: wrote %s/{ca,cert,key}.pem; use them with 'cais --server HOST --credentials %s' or CAIS_CREDENTIALS\n", out, out)
-			return nil
+			return a.call("pool credentials", func(ctx context.Context, c *client.Client) error {
+				cr, err := c.Credentials(ctx, name, days)
+				if err != nil {
+					return err
+				}
+				if err := (pki.Files{Dir: out}).Write([]byte(cr.CA), []byte(cr.Cert), []byte(cr.Key)); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.out, "pool credentials: success: wrote %s/{ca,cert,key}.pem; use them with 'cais --server HOST --credentials %s' or CAIS_CREDENTIALS\n", out, out)
+				return nil
+			})
 		},
 	}
 	creds.Flags().StringVar(&out, "out", "", "directory to write ca.pem, cert.pem and key.pem to")

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cais-platform/cais/client"
 
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/volume"
@@ -46,18 +49,13 @@ func (a *app) volumeCreate() *cobra.Command {
 			for _, w := range req.Warnings {
 				fmt.Fprintln(a.errOut, w)
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("volume create: "+name, err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			if _, err := c.CreateVolume(ctx, req); err != nil {
-				return a.fail("volume create: "+name, err)
-			}
-			fmt.Fprintf(a.out, "volume create: %s: success: please start the volume to access data\n", name)
-			return nil
+			return a.call("volume create: "+name, func(ctx context.Context, c *client.Client) error {
+				if _, err := c.CreateVolume(ctx, req); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.out, "volume create: %s: success: please start the volume to access data\n", name)
+				return nil
+			})
 		},
 	}
 }
@@ -75,22 +73,17 @@ func (a *app) volumeSimpleOp(op, short, question, what string) *cobra.Command {
 			if question != "" && !a.confirm(question) {
 				return &ExitError{Code: 1}
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail(what+": "+name, err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			resp, err := c.VolumeOp(ctx, name, op, len(args) == 2)
-			if err != nil {
-				return a.fail(what+": "+name, err)
-			}
-			for _, w := range resp.Warnings {
-				fmt.Fprintf(a.errOut, "%s: %s: warning: %s\n", what, name, w)
-			}
-			fmt.Fprintf(a.out, "%s: %s: success\n", what, name)
-			return nil
+			return a.call(what+": "+name, func(ctx context.Context, c *client.Client) error {
+				resp, err := c.VolumeOp(ctx, name, op, len(args) == 2)
+				if err != nil {
+					return err
+				}
+				for _, w := range resp.Warnings {
+					fmt.Fprintf(a.errOut, "%s: %s: warning: %s\n", what, name, w)
+				}
+				fmt.Fprintf(a.out, "%s: %s: success\n", what, name)
+				return nil
+			})
 		},
 	}
 }
@@ -107,22 +100,17 @@ func (a *app) volumeDelete() *cobra.Command {
 			if !a.confirm("Deleting volume will erase all information about the volume. Do you want to continue?") {
 				return &ExitError{Code: 1}
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("volume delete: "+name, err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			resp, err := c.VolumeOp(ctx, name, "delete", false)
-			if err != nil {
-				return a.fail("volume delete: "+name, err)
-			}
-			for _, w := range resp.Warnings {
-				fmt.Fprintf(a.errOut, "volume delete: %s: warning: %s\n", name, w)
-			}
-			fmt.Fprintf(a.out, "volume delete: %s: success\n", name)
-			return nil
+			return a.call("volume delete: "+name, func(ctx context.Context, c *client.Client) error {
+				resp, err := c.VolumeOp(ctx, name, "delete", false)
+				if err != nil {
+					return err
+				}
+				for _, w := range resp.Warnings {
+					fmt.Fprintf(a.errOut, "volume delete: %s: warning: %s\n", name, w)
+				}
+				fmt.Fprintf(a.out, "volume delete: %s: success\n", name)
+				return nil
+			})
 		},
 	}
 }
@@ -135,33 +123,29 @@ func (a *app) volumeInfo() *cobra.Command {
 			if len(args) > 1 {
 				return a.usage(cmd)
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("volume info", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			var vols []volume.Volume
-			if len(args) == 0 || args[0] == "all" {
-				vols, err = c.Volumes(ctx)
-			} else {
-				var v volume.Volume
-				v, err = c.Volume(ctx, args[0])
-				vols = []volume.Volume{v}
-			}
-			if err != nil {
-				return a.readFail(err)
-			}
-			if a.asJSON {
-				return a.printJSON(vols)
-			}
-			if len(vols) == 0 {
-				fmt.Fprintln(a.errOut, "No volumes present")
+			return a.call("volume info", func(ctx context.Context, c *client.Client) error {
+				var vols []volume.Volume
+				var err error
+				if len(args) == 0 || args[0] == "all" {
+					vols, err = c.Volumes(ctx)
+				} else {
+					var v volume.Volume
+					v, err = c.Volume(ctx, args[0])
+					vols = []volume.Volume{v}
+				}
+				if err != nil {
+					return a.readFail(err)
+				}
+				if a.asJSON {
+					return a.printJSON(vols)
+				}
+				if len(vols) == 0 {
+					fmt.Fprintln(a.errOut, "No volumes present")
+					return nil
+				}
+				VolumeInfo(a.out, vols)
 				return nil
-			}
-			VolumeInfo(a.out, vols)
-			return nil
+			})
 		},
 	}
 }
@@ -174,60 +158,55 @@ func (a *app) volumeStatus() *cobra.Command {
 			if len(args) > 1 {
 				return a.usage(cmd)
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("volume status", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			var names []string
-			all := len(args) == 0 || args[0] == "all"
-			if all {
-				vols, err := c.Volumes(ctx)
-				if err != nil {
-					return a.readFail(err)
-				}
-				if len(vols) == 0 {
-					fmt.Fprintln(a.errOut, "No volumes present")
-					return nil
-				}
-				for _, v := range vols {
-					names = append(names, v.Name)
-				}
-			} else {
-				names = args
-			}
-			var out []any
-			failed := false
-			for _, n := range names {
-				st, err := c.VolumeStatus(ctx, n)
-				if err != nil {
-					if !all || !errors.Is(err, errdefs.ErrState) {
+			return a.call("volume status", func(ctx context.Context, c *client.Client) error {
+				var names []string
+				all := len(args) == 0 || args[0] == "all"
+				if all {
+					vols, err := c.Volumes(ctx)
+					if err != nil {
 						return a.readFail(err)
 					}
-					if !a.asJSON {
-						fmt.Fprintln(a.errOut, errdefs.Message(err))
-						fmt.Fprintln(a.out, " ")
+					if len(vols) == 0 {
+						fmt.Fprintln(a.errOut, "No volumes present")
+						return nil
 					}
-					continue
+					for _, v := range vols {
+						names = append(names, v.Name)
+					}
+				} else {
+					names = args
+				}
+				var out []any
+				failed := false
+				for _, n := range names {
+					st, err := c.VolumeStatus(ctx, n)
+					if err != nil {
+						if !all || !errors.Is(err, errdefs.ErrState) {
+							return a.readFail(err)
+						}
+						if !a.asJSON {
+							fmt.Fprintln(a.errOut, errdefs.Message(err))
+							fmt.Fprintln(a.out, " ")
+						}
+						continue
+					}
+					if a.asJSON {
+						out = append(out, st)
+						continue
+					}
+					VolumeStatus(a.out, st)
 				}
 				if a.asJSON {
-					out = append(out, st)
-					continue
+					if !all && len(out) == 1 {
+						return a.printJSON(out[0])
+					}
+					return a.printJSON(out)
 				}
-				VolumeStatus(a.out, st)
-			}
-			if a.asJSON {
-				if !all && len(out) == 1 {
-					return a.printJSON(out[0])
+				if failed {
+					return &ExitError{Code: 1}
 				}
-				return a.printJSON(out)
-			}
-			if failed {
-				return &ExitError{Code: 1}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 }
@@ -238,30 +217,25 @@ func (a *app) volumeList() *cobra.Command {
 		Short: "list volume names",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("volume list", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			vols, err := c.Volumes(ctx)
-			if err != nil {
-				return a.readFail(err)
-			}
-			if a.asJSON {
-				names := []string{}
-				for _, v := range vols {
-					names = append(names, v.Name)
+			return a.call("volume list", func(ctx context.Context, c *client.Client) error {
+				vols, err := c.Volumes(ctx)
+				if err != nil {
+					return a.readFail(err)
 				}
-				return a.printJSON(names)
-			}
-			if len(vols) == 0 {
-				fmt.Fprintln(a.errOut, "No volumes present in cluster")
+				if a.asJSON {
+					names := []string{}
+					for _, v := range vols {
+						names = append(names, v.Name)
+					}
+					return a.printJSON(names)
+				}
+				if len(vols) == 0 {
+					fmt.Fprintln(a.errOut, "No volumes present in cluster")
+					return nil
+				}
+				VolumeList(a.out, vols)
 				return nil
-			}
-			VolumeList(a.out, vols)
-			return nil
+			})
 		},
 	}
 }
@@ -274,18 +248,13 @@ func (a *app) volumeSet() *cobra.Command {
 			if len(args) != 3 {
 				return a.usage(cmd)
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("volume set", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			if err := c.SetOption(ctx, args[0], args[1], args[2]); err != nil {
-				return a.fail("volume set", err)
-			}
-			fmt.Fprintln(a.out, "volume set: success")
-			return nil
+			return a.call("volume set", func(ctx context.Context, c *client.Client) error {
+				if err := c.SetOption(ctx, args[0], args[1], args[2]); err != nil {
+					return err
+				}
+				fmt.Fprintln(a.out, "volume set: success")
+				return nil
+			})
 		},
 	}
 }
@@ -298,22 +267,17 @@ func (a *app) volumeGet() *cobra.Command {
 			if len(args) != 2 {
 				return a.usage(cmd)
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("volume get option", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			opts, err := c.GetOptions(ctx, args[0], args[1])
-			if err != nil {
-				return a.fail("volume get option", err)
-			}
-			if a.asJSON {
-				return a.printJSON(opts)
-			}
-			Options(a.out, opts)
-			return nil
+			return a.call("volume get option", func(ctx context.Context, c *client.Client) error {
+				opts, err := c.GetOptions(ctx, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				if a.asJSON {
+					return a.printJSON(opts)
+				}
+				Options(a.out, opts)
+				return nil
+			})
 		},
 	}
 }
@@ -330,18 +294,13 @@ func (a *app) volumeReset() *cobra.Command {
 			if len(args) == 2 && !strings.EqualFold(args[1], "all") && args[1] != "force" {
 				key = args[1]
 			}
-			c, err := a.connect()
-			if err != nil {
-				return a.fail("volume reset", err)
-			}
-			defer c.Close()
-			ctx, cancel := a.ctx()
-			defer cancel()
-			if err := c.ResetOptions(ctx, args[0], key); err != nil {
-				return a.fail("volume reset", err)
-			}
-			fmt.Fprintln(a.out, "volume reset: success: reset volume successful")
-			return nil
+			return a.call("volume reset", func(ctx context.Context, c *client.Client) error {
+				if err := c.ResetOptions(ctx, args[0], key); err != nil {
+					return err
+				}
+				fmt.Fprintln(a.out, "volume reset: success: reset volume successful")
+				return nil
+			})
 		},
 	}
 }

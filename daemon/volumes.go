@@ -125,6 +125,21 @@ func (d *Daemon) stageLocal(req api.StageRequest) (api.StageResponse, error) {
 	return resp, nil
 }
 
+// peersAlive returns the members and which of them are alive (this node
+// always is).
+func (d *Daemon) peersAlive(ctx context.Context, m *member) ([]state.Peer, map[string]bool, error) {
+	peers, err := m.store.Peers(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	alive, err := m.store.Alive(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	alive[d.uuid] = true
+	return peers, alive, nil
+}
+
 func groupByNode(bricks []volume.Brick) map[string][]volume.Brick {
 	out := map[string][]volume.Brick{}
 	for _, b := range bricks {
@@ -211,15 +226,10 @@ func (d *Daemon) postVolume(w http.ResponseWriter, r *http.Request, c caller) er
 	if _, _, err := m.store.Volume(ctx, checked.Name); err == nil {
 		return fmt.Errorf("Volume %s already exists: %w", checked.Name, errdefs.ErrExists)
 	}
-	peers, err := m.store.Peers(ctx)
+	peers, alive, err := d.peersAlive(ctx, m)
 	if err != nil {
 		return err
 	}
-	alive, err := m.store.Alive(ctx)
-	if err != nil {
-		return err
-	}
-	alive[d.uuid] = true
 	placed := make([]volume.PlacedBrick, 0, len(checked.Bricks))
 	for _, b := range checked.Bricks {
 		p, ok := findPeer(ctx, peers, b.Host)
@@ -329,15 +339,10 @@ func (d *Daemon) startVolume(w http.ResponseWriter, r *http.Request, c caller) e
 		if v.Status == volume.Started && !force {
 			return fmt.Errorf("Volume %s already started: %w", name, errdefs.ErrState)
 		}
-		peers, err := m.store.Peers(ctx)
+		peers, alive, err := d.peersAlive(ctx, m)
 		if err != nil {
 			return err
 		}
-		alive, err := m.store.Alive(ctx)
-		if err != nil {
-			return err
-		}
-		alive[d.uuid] = true
 		down = map[string]bool{}
 		groups := groupByNode(v.Bricks)
 		pm := peerMap(peers)
