@@ -60,6 +60,8 @@ fuzz:
 	$(GO) test ./volume -run '^$$' -fuzz FuzzParseCreateArgs -fuzztime $(FUZZTIME)
 	$(GO) test ./pool -run '^$$' -fuzz FuzzParseToken -fuzztime $(FUZZTIME)
 	$(GO) test ./volume -run '^$$' -fuzz FuzzCreateRequestJSON -fuzztime $(FUZZTIME)
+	$(GO) test ./fop -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
+	$(GO) test ./distribute -run '^$$' -fuzz FuzzDecodeRange -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

@@ -1,0 +1,116 @@
+package fop
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func sampleAttr() Attr {
+	return Attr{GFID: NewGFID(), Ino: 42, Mode: 0o100644, Nlink: 1, UID: 1000, GID: 100, Rdev: 7, Size: 1 << 40,
+		Blocks: 8, Blksize: 4096, Atime: -5, Mtime: 1700000000123456789, Ctime: 1}
+}
+
+// every message type, filled, for round trips and as fuzz seeds.
+func samples() []Message {
+	a := sampleAttr()
+	return []Message{
+		&PathReq{Path: "dir/file"},
+		&Entry{Attr: a, Layout: []byte{1, 2, 3}, LinkTo: "vol-client-1"},
+		&SetattrReq{Path: "f", Valid: SetMode | SetSize | SetMtime, Mode: 0o600, UID: 1, GID: 2, Size: 99, Atime: 3, Mtime: 4},
+		&CreateReq{Path: "d/x", Mode: 0o40755, Rdev: 1, UID: 3, GID: 4, GFID: NewGFID(), Flags: 0o102, Target: "../t",
+			Xattrs: []Xattr{{Name: "trusted.cais.dht", Value: []byte{1}}, {Name: "user.a", Value: nil}}},
+		&OpenReq{Path: "f", Flags: 2},
+		&OpenReply{Handle: 9, Attr: a},
+		&HandleReq{Handle: 9, Flag: true},
+		&ReadReq{Handle: 9, Offset: 1 << 33, Size: 131072},
+		&WriteReq{Handle: 9, Offset: 5, Data: bytes.Repeat([]byte("x"), 1000)},
+		&WriteReply{Written: 1000, Attr: a},
+		&RenameReq{From: "a", To: "b/c", Flags: 1},
+		&ReaddirReq{Path: "d", Cookie: 77, Max: 128},
+		&ReaddirReply{Entries: []Dirent{{Name: "a", Cookie: 1, Attr: a}, {Name: "b", Cookie: 2, Attr: a, LinkTo: "x"}}, EOF: true},
+		&XattrReq{Path: "f", Name: "user.k", Value: []byte("v"), Flags: 1},
+		&Statfs{Blocks: 1, Bfree: 2, Bavail: 3, Files: 4, Ffree: 5, Bsize: 4096, NameLen: 255},
+		&Blob{Data: []byte("target")},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, m := range samples() {
+		b := Marshal(m)
+		got := reflect.New(reflect.TypeOf(m).Elem()).Interface().(Message)
+		if err := Unmarshal(b, got); err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		if !reflect.DeepEqual(normalize(got), normalize(m)) {
+			t.Fatalf("%T: got %+v, want %+v", m, got, m)
+		}
+		// Every proper prefix is refused, and so is a trailing byte.
+		for i := 0; i < len(b); i++ {
+			if err := Unmarshal(b[:i], reflect.New(reflect.TypeOf(m).Elem()).Interface().(Message)); !errors.Is(err, ErrDecode) {
+				t.Fatalf("%T: prefix of %d bytes: %v", m, i, err)
+			}
+		}
+		if err := Unmarshal(append(b, 0), reflect.New(reflect.TypeOf(m).Elem()).Interface().(Message)); !errors.Is(err, ErrDecode) {
+			t.Fatalf("%T: trailing byte accepted", m)
+		}
+	}
+}
+
+// normalize treats nil and empty byte slices alike.
+func normalize(m Message) Message {
+	switch v := m.(type) {
+	case *CreateReq:
+		c := *v
+		c.Xattrs = append([]Xattr(nil), v.Xattrs...)
+		for i := range c.Xattrs {
+			if len(c.Xattrs[i].Value) == 0 {
+				c.Xattrs[i].Value = nil
+			}
+		}
+		return &c
+	}
+	return m
+}
+
+func TestAttrSize(t *testing.T) {
+	a := sampleAttr()
+	if n := len(Marshal(&a)); n != attrSize {
+		t.Fatalf("encoded Attr is %d bytes, attrSize says %d", n, attrSize)
+	}
+}
+
+func TestHugeCountsRefused(t *testing.T) {
+	// A readdir reply claiming 2^32-1 entries in 5 bytes must not allocate.
+	if err := Unmarshal([]byte{0xff, 0xff, 0xff, 0xff, 1}, &ReaddirReply{}); !errors.Is(err, ErrDecode) {
+		t.Fatalf("huge entry count: %v", err)
+	}
+	if err := Unmarshal([]byte{0xff, 0xff, 0xff, 0xff}, &PathReq{}); !errors.Is(err, ErrDecode) {
+		t.Fatalf("huge string: %v", err)
+	}
+	if err := Unmarshal([]byte{0, 0, 0, 0, 0, 0, 0, 0, 2}, &HandleReq{}); !errors.Is(err, ErrDecode) {
+		t.Fatalf("boolean 2: %v", err)
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	for i, m := range samples() {
+		f.Add(uint8(i), Marshal(m))
+	}
+	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
+		ms := samples()
+		proto := ms[int(kind)%len(ms)]
+		m := reflect.New(reflect.TypeOf(proto).Elem()).Interface().(Message)
+		if err := Unmarshal(b, m); err != nil {
+			if !errors.Is(err, ErrDecode) {
+				t.Fatalf("error %v does not wrap ErrDecode", err)
+			}
+			return
+		}
+		// What decodes re-encodes to the same bytes.
+		if got := Marshal(m); !bytes.Equal(got, b) {
+			t.Fatalf("%T: re-encoded %x, input %x", m, got, b)
+		}
+	})
+}
