@@ -368,7 +368,12 @@ type XattrReq struct {
 	Flags uint32 // XATTR_CREATE, XATTR_REPLACE for set; size probe for get
 }
 
-func (m *XattrReq) Encode(e *Encoder) { e.String(m.Path); e.String(m.Name); e.Bytes32(m.Value); e.U32(m.Flags) }
+func (m *XattrReq) Encode(e *Encoder) {
+	e.String(m.Path)
+	e.String(m.Name)
+	e.Bytes32(m.Value)
+	e.U32(m.Flags)
+}
 func (m *XattrReq) Decode(d *Decoder) {
 	m.Path = d.String()
 	m.Name = d.String()
