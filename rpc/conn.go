@@ -23,9 +23,29 @@ const MaxInFlight = 256
 // Handler serves one call. A non-zero status is sent as the reply's errno.
 type Handler func(ctx context.Context, op uint16, payload []byte) (status syscall.Errno, reply []byte)
 
+// Session serves the calls of one connection; Close is called when the
+// connection ends, so per-connection state (open files, locks) is
+// released even when a client dies.
+type Session interface {
+	Handle(ctx context.Context, op uint16, payload []byte) (status syscall.Errno, reply []byte)
+	Close()
+}
+
+type handlerSession Handler
+
+func (h handlerSession) Handle(ctx context.Context, op uint16, payload []byte) (syscall.Errno, []byte) {
+	return h(ctx, op, payload)
+}
+func (handlerSession) Close() {}
+
 // Serve accepts connections on ln until ctx ends, serving each call on its
 // own goroutine so calls on one connection overlap.
 func Serve(ctx context.Context, log *slog.Logger, ln net.Listener, h Handler) error {
+	return ServeSessions(ctx, log, ln, func(net.Conn) Session { return handlerSession(h) })
+}
+
+// ServeSessions is Serve with a Session per connection.
+func ServeSessions(ctx context.Context, log *slog.Logger, ln net.Listener, open func(net.Conn) Session) error {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -42,11 +62,19 @@ func Serve(ctx context.Context, log *slog.Logger, ln net.Listener, h Handler) er
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		go serveConn(ctx, log, c, h)
+		go serveConn(ctx, log, c, open(c))
 	}
 }
 
-func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Handler) {
+func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session) {
+	// Deferred in this order so that, on the way out, the connection is
+	// closed and the context cancelled before waiting for calls in flight
+	// and closing the session.
+	var calls sync.WaitGroup
+	defer func() {
+		calls.Wait()
+		h.Close()
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer c.Close()
@@ -77,9 +105,11 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Handler) {
 		case <-ctx.Done():
 			return
 		}
+		calls.Add(1)
 		go func(f Frame) {
+			defer calls.Done()
 			defer func() { <-slots }()
-			status, reply := h(ctx, f.Op, f.Payload)
+			status, reply := h.Handle(ctx, f.Op, f.Payload)
 			buf, err := AppendFrame(nil, Frame{Kind: KindReply, Op: f.Op, Status: uint32(status), XID: f.XID, Payload: reply})
 			if err != nil {
 				buf, _ = AppendFrame(nil, Frame{Kind: KindReply, Op: f.Op, Status: uint32(syscall.EIO), XID: f.XID})
