@@ -1,0 +1,576 @@
+package distribute
+
+import (
+	"context"
+	"errors"
+	"path"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// LinkToXattr marks a pointer entry: a zero-length file on the subvolume a
+// name hashes to, naming the subvolume that holds the data. A rename whose
+// new name hashes elsewhere leaves one instead of moving data.
+const LinkToXattr = "trusted.cais.linkto"
+
+// linkToMode is a pointer entry's mode: a regular file with only the
+// sticky bit, as gluster's linkto files.
+const linkToMode = syscall.S_IFREG | syscall.S_ISVTX
+
+// handleShift packs the subvolume index into the top byte of a handle or
+// readdir cookie.
+const handleShift = 56
+
+// Volume distributes files over subvolumes by the hash of their names.
+type Volume struct {
+	subs []fop.Volume
+	mu   sync.Mutex
+	// layouts caches directories' layouts by path; an error from a
+	// subvolume that suggests the layout changed drops the entry.
+	layouts map[string]Layout
+}
+
+var _ fop.Volume = (*Volume)(nil)
+
+// New returns a distribute layer over subs (at most 255).
+func New(subs []fop.Volume) *Volume {
+	return &Volume{subs: subs, layouts: map[string]Layout{}}
+}
+
+func split(p string) (dir, name string) {
+	d, n := path.Split(p)
+	return path.Clean("/" + d)[1:], n
+}
+
+// layout returns a directory's layout, assembling (and healing) it from
+// the subvolumes' records when it is not cached.
+func (v *Volume) layout(ctx context.Context, dir string) (Layout, error) {
+	v.mu.Lock()
+	l, ok := v.layouts[dir]
+	v.mu.Unlock()
+	if ok {
+		return l, nil
+	}
+	entries, errs := v.lookupAll(ctx, dir)
+	records := make([]*Record, len(v.subs))
+	var found *fop.Entry
+	for i, e := range entries {
+		if errs[i] != nil {
+			continue
+		}
+		if found == nil {
+			found = &entries[i]
+		}
+		if r, err := DecodeRange(e.Layout); err == nil {
+			records[i] = &r
+		}
+	}
+	if found == nil {
+		return Layout{}, firstErr(errs)
+	}
+	l, anomaly := Assemble(records)
+	if !anomaly.OK() {
+		var err error
+		if l, err = v.heal(ctx, dir, *found, entries, errs, l.Generation+1); err != nil {
+			return Layout{}, err
+		}
+	}
+	v.mu.Lock()
+	v.layouts[dir] = l
+	v.mu.Unlock()
+	return l, nil
+}
+
+// heal gives a directory a fresh even layout: it creates the directory on
+// subvolumes that lack it and writes every subvolume's record.
+func (v *Volume) heal(ctx context.Context, dir string, found fop.Entry, entries []fop.Entry, errs []error, gen uint32) (Layout, error) {
+	l := Even(len(v.subs), gen)
+	var wg sync.WaitGroup
+	failed := make([]error, len(v.subs))
+	for i, sub := range v.subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] != nil {
+				a := found.Attr
+				_, err := sub.Mkdir(ctx, &fop.CreateReq{Path: dir, Mode: a.Mode & 0o7777, UID: a.UID, GID: a.GID, GFID: a.GFID,
+					Xattrs: []fop.Xattr{{Name: LayoutXattr, Value: l.EncodeRange(i)}}})
+				if err != nil && !errors.Is(err, syscall.EEXIST) {
+					failed[i] = err
+				}
+				return
+			}
+			failed[i] = sub.Setxattr(ctx, dir, LayoutXattr, l.EncodeRange(i), 0)
+		}()
+	}
+	wg.Wait()
+	if err := firstErr(failed); err != nil {
+		return Layout{}, err
+	}
+	return l, nil
+}
+
+func (v *Volume) forget(dir string) {
+	v.mu.Lock()
+	delete(v.layouts, dir)
+	v.mu.Unlock()
+}
+
+func (v *Volume) lookupAll(ctx context.Context, p string) ([]fop.Entry, []error) {
+	entries := make([]fop.Entry, len(v.subs))
+	errs := make([]error, len(v.subs))
+	var wg sync.WaitGroup
+	for i, sub := range v.subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			entries[i], errs[i] = sub.Lookup(ctx, p)
+		}()
+	}
+	wg.Wait()
+	return entries, errs
+}
+
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hashed returns the subvolume a path's name hashes to.
+func (v *Volume) hashed(ctx context.Context, p string) (int, error) {
+	dir, name := split(p)
+	l, err := v.layout(ctx, dir)
+	if err != nil {
+		return 0, err
+	}
+	i, ok := l.Locate(Hash(name))
+	if !ok {
+		v.forget(dir)
+		return 0, syscall.EIO
+	}
+	return i, nil
+}
+
+// cached returns the subvolume that holds a file's data (following a
+// pointer entry) and the file's entry there.
+func (v *Volume) cached(ctx context.Context, p string) (int, fop.Entry, error) {
+	if p == "" {
+		e, err := v.subs[0].Lookup(ctx, p)
+		return 0, e, err
+	}
+	h, err := v.hashed(ctx, p)
+	if err != nil {
+		return 0, fop.Entry{}, err
+	}
+	e, err := v.subs[h].Lookup(ctx, p)
+	if err == nil && e.LinkTo != "" {
+		t, perr := strconv.Atoi(e.LinkTo)
+		if perr != nil || t < 0 || t >= len(v.subs) {
+			return 0, fop.Entry{}, syscall.EIO
+		}
+		e, err = v.subs[t].Lookup(ctx, p)
+		return t, e, err
+	}
+	if errors.Is(err, syscall.ENOENT) {
+		// The layout says where the name belongs; a name created under an
+		// older layout may sit elsewhere until rebalance moves it.
+		entries, errs := v.lookupAll(ctx, p)
+		for i := range v.subs {
+			if errs[i] == nil && entries[i].LinkTo == "" {
+				return i, entries[i], nil
+			}
+		}
+	}
+	return h, e, err
+}
+
+func isDir(a fop.Attr) bool { return a.Mode&syscall.S_IFMT == syscall.S_IFDIR }
+
+func (v *Volume) Lookup(ctx context.Context, p string) (fop.Entry, error) {
+	_, e, err := v.cached(ctx, p)
+	return e, err
+}
+
+func (v *Volume) Getattr(ctx context.Context, p string) (fop.Attr, error) {
+	i, e, err := v.cached(ctx, p)
+	if err != nil {
+		return fop.Attr{}, err
+	}
+	if isDir(e.Attr) {
+		return e.Attr, nil
+	}
+	return v.subs[i].Getattr(ctx, p)
+}
+
+// onAll runs fn on every subvolume, the first (i == first) before the
+// others, and returns the first one's result.
+func (v *Volume) onAll(ctx context.Context, first int, fn func(i int, sub fop.Volume) (fop.Attr, error)) (fop.Attr, error) {
+	a, err := fn(first, v.subs[first])
+	if err != nil {
+		return a, err
+	}
+	var wg sync.WaitGroup
+	for i, sub := range v.subs {
+		if i == first {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = fn(i, sub) }()
+	}
+	wg.Wait()
+	return a, nil
+}
+
+func (v *Volume) Setattr(ctx context.Context, req *fop.SetattrReq) (fop.Attr, error) {
+	i, e, err := v.cached(ctx, req.Path)
+	if err != nil {
+		return fop.Attr{}, err
+	}
+	if !isDir(e.Attr) {
+		return v.subs[i].Setattr(ctx, req)
+	}
+	return v.onAll(ctx, i, func(_ int, sub fop.Volume) (fop.Attr, error) { return sub.Setattr(ctx, req) })
+}
+
+func (v *Volume) Mkdir(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	h, err := v.hashed(ctx, req.Path)
+	if err != nil {
+		return fop.Attr{}, err
+	}
+	l := Even(len(v.subs), 1)
+	return v.onAll(ctx, h, func(i int, sub fop.Volume) (fop.Attr, error) {
+		r := *req
+		r.Xattrs = append(append([]fop.Xattr(nil), req.Xattrs...), fop.Xattr{Name: LayoutXattr, Value: l.EncodeRange(i)})
+		return sub.Mkdir(ctx, &r)
+	})
+}
+
+func (v *Volume) onHashed(ctx context.Context, p string) (fop.Volume, int, error) {
+	h, err := v.hashed(ctx, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	return v.subs[h], h, nil
+}
+
+func (v *Volume) Mknod(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	sub, _, err := v.onHashed(ctx, req.Path)
+	if err != nil {
+		return fop.Attr{}, err
+	}
+	return sub.Mknod(ctx, req)
+}
+
+func (v *Volume) Symlink(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	sub, _, err := v.onHashed(ctx, req.Path)
+	if err != nil {
+		return fop.Attr{}, err
+	}
+	return sub.Symlink(ctx, req)
+}
+
+func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply, error) {
+	sub, h, err := v.onHashed(ctx, req.Path)
+	if err != nil {
+		return fop.OpenReply{}, err
+	}
+	r, err := sub.Create(ctx, req)
+	r.Handle |= uint64(h) << handleShift
+	return r, err
+}
+
+func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenReply, error) {
+	i, _, err := v.cached(ctx, p)
+	if err != nil {
+		return fop.OpenReply{}, err
+	}
+	r, err := v.subs[i].Open(ctx, p, flags)
+	r.Handle |= uint64(i) << handleShift
+	return r, err
+}
+
+func (v *Volume) sub(h uint64) (fop.Volume, uint64, error) {
+	i := int(h >> handleShift)
+	if i >= len(v.subs) {
+		return nil, 0, syscall.EBADF
+	}
+	return v.subs[i], h & (1<<handleShift - 1), nil
+}
+
+func (v *Volume) Read(ctx context.Context, h uint64, off int64, size uint32) ([]byte, error) {
+	sub, inner, err := v.sub(h)
+	if err != nil {
+		return nil, err
+	}
+	return sub.Read(ctx, inner, off, size)
+}
+
+func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (fop.WriteReply, error) {
+	sub, inner, err := v.sub(h)
+	if err != nil {
+		return fop.WriteReply{}, err
+	}
+	return sub.Write(ctx, inner, off, data)
+}
+
+func (v *Volume) Release(ctx context.Context, h uint64) error {
+	sub, inner, err := v.sub(h)
+	if err != nil {
+		return err
+	}
+	return sub.Release(ctx, inner)
+}
+
+func (v *Volume) Fsync(ctx context.Context, h uint64, datasync bool) error {
+	sub, inner, err := v.sub(h)
+	if err != nil {
+		return err
+	}
+	return sub.Fsync(ctx, inner, datasync)
+}
+
+func (v *Volume) Unlink(ctx context.Context, p string) error {
+	i, _, err := v.cached(ctx, p)
+	if err != nil {
+		return err
+	}
+	if err := v.subs[i].Unlink(ctx, p); err != nil {
+		return err
+	}
+	if h, err := v.hashed(ctx, p); err == nil && h != i {
+		_ = v.subs[h].Unlink(ctx, p) // the pointer entry
+	}
+	return nil
+}
+
+func (v *Volume) Rmdir(ctx context.Context, p string) error {
+	h, err := v.hashed(ctx, p)
+	if err != nil {
+		return err
+	}
+	// Refuse before removing anything: a directory is empty only if it
+	// is empty on every subvolume.
+	for _, sub := range v.subs {
+		r, err := sub.Readdir(ctx, p, 0, 1)
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			return err
+		}
+		if len(r.Entries) > 0 {
+			return syscall.ENOTEMPTY
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(v.subs))
+	for i, sub := range v.subs {
+		if i == h {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = sub.Rmdir(ctx, p) }()
+	}
+	wg.Wait()
+	v.forget(p)
+	if err := v.subs[h].Rmdir(ctx, p); err != nil {
+		return err
+	}
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			return err
+		}
+	}
+	return nil
+}
+
+// linkTo leaves a pointer entry for p on subvolume at, naming target.
+func (v *Volume) linkTo(ctx context.Context, at, target int, p string, a fop.Attr) error {
+	_, err := v.subs[at].Mknod(ctx, &fop.CreateReq{Path: p, Mode: linkToMode, UID: a.UID, GID: a.GID, GFID: a.GFID,
+		Xattrs: []fop.Xattr{{Name: LinkToXattr, Value: []byte(strconv.Itoa(target))}}})
+	return err
+}
+
+func (v *Volume) Rename(ctx context.Context, from, to string, flags uint32) error {
+	src, e, err := v.cached(ctx, from)
+	if err != nil {
+		return err
+	}
+	if isDir(e.Attr) {
+		hf, err := v.hashed(ctx, from)
+		if err != nil {
+			return err
+		}
+		_, err = v.onAll(ctx, hf, func(_ int, sub fop.Volume) (fop.Attr, error) {
+			return fop.Attr{}, sub.Rename(ctx, from, to, flags)
+		})
+		v.forget(from)
+		v.forget(to)
+		return err
+	}
+	oldHashed, err := v.hashed(ctx, from)
+	if err != nil {
+		return err
+	}
+	newHashed, err := v.hashed(ctx, to)
+	if err != nil {
+		return err
+	}
+	// A file already at the destination on another subvolume is replaced:
+	// remove it there, with its pointer entries.
+	if dst, de, err := v.cached(ctx, to); err == nil && dst != src && !isDir(de.Attr) {
+		if flags&unixRenameNoreplace != 0 {
+			return syscall.EEXIST
+		}
+		if err := v.subs[dst].Unlink(ctx, to); err != nil {
+			return err
+		}
+	}
+	if err := v.subs[src].Rename(ctx, from, to, flags); err != nil {
+		return err
+	}
+	if oldHashed != src {
+		_ = v.subs[oldHashed].Unlink(ctx, from)
+	}
+	if newHashed != src {
+		_ = v.subs[newHashed].Unlink(ctx, to)
+		return v.linkTo(ctx, newHashed, src, to, e.Attr)
+	}
+	return nil
+}
+
+// unixRenameNoreplace is RENAME_NOREPLACE.
+const unixRenameNoreplace = 1
+
+func (v *Volume) Link(ctx context.Context, from, to string) (fop.Attr, error) {
+	src, _, err := v.cached(ctx, from)
+	if err != nil {
+		return fop.Attr{}, err
+	}
+	a, err := v.subs[src].Link(ctx, from, to)
+	if err != nil {
+		return a, err
+	}
+	if h, err := v.hashed(ctx, to); err == nil && h != src {
+		_ = v.linkTo(ctx, h, src, to, a)
+	}
+	return a, nil
+}
+
+func (v *Volume) Readlink(ctx context.Context, p string) (string, error) {
+	i, _, err := v.cached(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	return v.subs[i].Readlink(ctx, p)
+}
+
+// Readdir lists the first subvolume's entries, then the others' files
+// (directories exist everywhere, pointer entries are not files), with the
+// subvolume's index in the cookie's top byte. Each entry's cookie resumes
+// after it.
+func (v *Volume) Readdir(ctx context.Context, p string, cookie uint64, max uint32) (fop.ReaddirReply, error) {
+	var out fop.ReaddirReply
+	i, inner := int(cookie>>handleShift), cookie&(1<<handleShift-1)
+	for ; i < len(v.subs); i, inner = i+1, 0 {
+		for {
+			r, err := v.subs[i].Readdir(ctx, p, inner, max)
+			if err != nil {
+				if errors.Is(err, syscall.ENOENT) && i > 0 {
+					break // not healed there yet: no files of ours there
+				}
+				return out, err
+			}
+			for _, e := range r.Entries {
+				inner = e.Cookie
+				if e.LinkTo != "" || (i > 0 && isDir(e.Attr)) {
+					continue
+				}
+				e.Cookie = uint64(i)<<handleShift | e.Cookie
+				out.Entries = append(out.Entries, e)
+			}
+			if len(out.Entries) > 0 {
+				return out, nil
+			}
+			if r.EOF || len(r.Entries) == 0 {
+				break
+			}
+		}
+	}
+	out.EOF = true
+	return out, nil
+}
+
+func (v *Volume) Getxattr(ctx context.Context, p, name string) ([]byte, error) {
+	i, _, err := v.cached(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return v.subs[i].Getxattr(ctx, p, name)
+}
+
+func (v *Volume) Setxattr(ctx context.Context, p, name string, value []byte, flags uint32) error {
+	i, e, err := v.cached(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !isDir(e.Attr) {
+		return v.subs[i].Setxattr(ctx, p, name, value, flags)
+	}
+	_, err = v.onAll(ctx, i, func(_ int, sub fop.Volume) (fop.Attr, error) {
+		return fop.Attr{}, sub.Setxattr(ctx, p, name, value, flags)
+	})
+	return err
+}
+
+func (v *Volume) Listxattr(ctx context.Context, p string) ([]byte, error) {
+	i, _, err := v.cached(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return v.subs[i].Listxattr(ctx, p)
+}
+
+func (v *Volume) Removexattr(ctx context.Context, p, name string) error {
+	i, e, err := v.cached(ctx, p)
+	if err != nil {
+		return err
+	}
+	if !isDir(e.Attr) {
+		return v.subs[i].Removexattr(ctx, p, name)
+	}
+	_, err = v.onAll(ctx, i, func(_ int, sub fop.Volume) (fop.Attr, error) {
+		return fop.Attr{}, sub.Removexattr(ctx, p, name)
+	})
+	return err
+}
+
+// Statfs adds up the subvolumes' space.
+func (v *Volume) Statfs(ctx context.Context) (fop.Statfs, error) {
+	var out fop.Statfs
+	for _, sub := range v.subs {
+		s, err := sub.Statfs(ctx)
+		if err != nil {
+			return out, err
+		}
+		if out.Bsize == 0 {
+			out.Bsize, out.NameLen = s.Bsize, s.NameLen
+		}
+		scale := func(n uint64) uint64 {
+			if out.Bsize == 0 || s.Bsize == out.Bsize {
+				return n
+			}
+			return n * uint64(s.Bsize) / uint64(out.Bsize)
+		}
+		out.Blocks += scale(s.Blocks)
+		out.Bfree += scale(s.Bfree)
+		out.Bavail += scale(s.Bavail)
+		out.Files += s.Files
+		out.Ffree += s.Ffree
+	}
+	return out, nil
+}

@@ -1,0 +1,200 @@
+package fop
+
+import (
+	"context"
+	"errors"
+	"syscall"
+)
+
+// Volume is what every client layer provides and consumes: a brick
+// reached over the wire, and the distribute (later replicate, stripe,
+// disperse) layers stacked on bricks. Errors are syscall.Errno values, so
+// the FUSE layer returns them as they are.
+//
+// Paths are relative to the volume root, '/'-separated, "" for the root.
+// Handles come from Create and Open and are only meaningful to the Volume
+// that returned them.
+type Volume interface {
+	Lookup(ctx context.Context, path string) (Entry, error)
+	Getattr(ctx context.Context, path string) (Attr, error)
+	Setattr(ctx context.Context, req *SetattrReq) (Attr, error)
+	Mkdir(ctx context.Context, req *CreateReq) (Attr, error)
+	Mknod(ctx context.Context, req *CreateReq) (Attr, error)
+	Symlink(ctx context.Context, req *CreateReq) (Attr, error)
+	Create(ctx context.Context, req *CreateReq) (OpenReply, error)
+	Open(ctx context.Context, path string, flags uint32) (OpenReply, error)
+	Read(ctx context.Context, h uint64, off int64, size uint32) ([]byte, error)
+	Write(ctx context.Context, h uint64, off int64, data []byte) (WriteReply, error)
+	Release(ctx context.Context, h uint64) error
+	Fsync(ctx context.Context, h uint64, datasync bool) error
+	Unlink(ctx context.Context, path string) error
+	Rmdir(ctx context.Context, path string) error
+	Rename(ctx context.Context, from, to string, flags uint32) error
+	Link(ctx context.Context, from, to string) (Attr, error)
+	Readlink(ctx context.Context, path string) (string, error)
+	Readdir(ctx context.Context, path string, cookie uint64, max uint32) (ReaddirReply, error)
+	Getxattr(ctx context.Context, path, name string) ([]byte, error)
+	Setxattr(ctx context.Context, path, name string, value []byte, flags uint32) error
+	Listxattr(ctx context.Context, path string) ([]byte, error)
+	Removexattr(ctx context.Context, path, name string) error
+	Statfs(ctx context.Context) (Statfs, error)
+}
+
+// Caller sends one call to a brick: rpc.Client, or a reconnecting wrapper.
+type Caller interface {
+	Call(ctx context.Context, op uint16, payload []byte) ([]byte, error)
+}
+
+// Client is a Volume over one brick connection.
+type Client struct {
+	c Caller
+}
+
+var _ Volume = (*Client)(nil)
+
+// NewClient returns a Volume that sends every operation to c.
+func NewClient(c Caller) *Client { return &Client{c: c} }
+
+// Errno turns any error into the errno a file system returns: errnos pass
+// through, a cancelled call is EINTR, anything else (a lost connection, a
+// garbled reply) is ENOTCONN.
+func Errno(err error) syscall.Errno {
+	var e syscall.Errno
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return syscall.EINTR
+	}
+	return syscall.ENOTCONN
+}
+
+func (c *Client) call(ctx context.Context, op uint16, req Message, reply Message) error {
+	out, err := c.c.Call(ctx, op, Marshal(req))
+	if err != nil {
+		return Errno(err)
+	}
+	if reply == nil {
+		return nil
+	}
+	if err := Unmarshal(out, reply); err != nil {
+		return syscall.EIO
+	}
+	return nil
+}
+
+func (c *Client) Lookup(ctx context.Context, path string) (Entry, error) {
+	var r Entry
+	return r, c.call(ctx, OpLookup, &PathReq{Path: path}, &r)
+}
+
+func (c *Client) Getattr(ctx context.Context, path string) (Attr, error) {
+	var r Attr
+	return r, c.call(ctx, OpGetattr, &PathReq{Path: path}, &r)
+}
+
+func (c *Client) Setattr(ctx context.Context, req *SetattrReq) (Attr, error) {
+	var r Attr
+	return r, c.call(ctx, OpSetattr, req, &r)
+}
+
+func (c *Client) Mkdir(ctx context.Context, req *CreateReq) (Attr, error) {
+	var r Attr
+	return r, c.call(ctx, OpMkdir, req, &r)
+}
+
+func (c *Client) Mknod(ctx context.Context, req *CreateReq) (Attr, error) {
+	var r Attr
+	return r, c.call(ctx, OpMknod, req, &r)
+}
+
+func (c *Client) Symlink(ctx context.Context, req *CreateReq) (Attr, error) {
+	var r Attr
+	return r, c.call(ctx, OpSymlink, req, &r)
+}
+
+func (c *Client) Create(ctx context.Context, req *CreateReq) (OpenReply, error) {
+	var r OpenReply
+	return r, c.call(ctx, OpCreate, req, &r)
+}
+
+func (c *Client) Open(ctx context.Context, path string, flags uint32) (OpenReply, error) {
+	var r OpenReply
+	return r, c.call(ctx, OpOpen, &OpenReq{Path: path, Flags: flags}, &r)
+}
+
+func (c *Client) Read(ctx context.Context, h uint64, off int64, size uint32) ([]byte, error) {
+	out, err := c.c.Call(ctx, OpRead, Marshal(&ReadReq{Handle: h, Offset: off, Size: size}))
+	if err != nil {
+		return nil, Errno(err)
+	}
+	return out, nil
+}
+
+func (c *Client) Write(ctx context.Context, h uint64, off int64, data []byte) (WriteReply, error) {
+	var r WriteReply
+	return r, c.call(ctx, OpWrite, &WriteReq{Handle: h, Offset: off, Data: data}, &r)
+}
+
+func (c *Client) Release(ctx context.Context, h uint64) error {
+	return c.call(ctx, OpRelease, &HandleReq{Handle: h}, nil)
+}
+
+func (c *Client) Fsync(ctx context.Context, h uint64, datasync bool) error {
+	return c.call(ctx, OpFsync, &HandleReq{Handle: h, Flag: datasync}, nil)
+}
+
+func (c *Client) Unlink(ctx context.Context, path string) error {
+	return c.call(ctx, OpUnlink, &PathReq{Path: path}, nil)
+}
+
+func (c *Client) Rmdir(ctx context.Context, path string) error {
+	return c.call(ctx, OpRmdir, &PathReq{Path: path}, nil)
+}
+
+func (c *Client) Rename(ctx context.Context, from, to string, flags uint32) error {
+	return c.call(ctx, OpRename, &RenameReq{From: from, To: to, Flags: flags}, nil)
+}
+
+func (c *Client) Link(ctx context.Context, from, to string) (Attr, error) {
+	var r Attr
+	return r, c.call(ctx, OpLink, &RenameReq{From: from, To: to}, &r)
+}
+
+func (c *Client) Readlink(ctx context.Context, path string) (string, error) {
+	var r Blob
+	err := c.call(ctx, OpReadlink, &PathReq{Path: path}, &r)
+	return string(r.Data), err
+}
+
+func (c *Client) Readdir(ctx context.Context, path string, cookie uint64, max uint32) (ReaddirReply, error) {
+	var r ReaddirReply
+	return r, c.call(ctx, OpReaddir, &ReaddirReq{Path: path, Cookie: cookie, Max: max}, &r)
+}
+
+func (c *Client) Getxattr(ctx context.Context, path, name string) ([]byte, error) {
+	var r Blob
+	err := c.call(ctx, OpGetxattr, &XattrReq{Path: path, Name: name}, &r)
+	return r.Data, err
+}
+
+func (c *Client) Setxattr(ctx context.Context, path, name string, value []byte, flags uint32) error {
+	return c.call(ctx, OpSetxattr, &XattrReq{Path: path, Name: name, Value: value, Flags: flags}, nil)
+}
+
+func (c *Client) Listxattr(ctx context.Context, path string) ([]byte, error) {
+	var r Blob
+	err := c.call(ctx, OpListxattr, &PathReq{Path: path}, &r)
+	return r.Data, err
+}
+
+func (c *Client) Removexattr(ctx context.Context, path, name string) error {
+	return c.call(ctx, OpRemovexattr, &XattrReq{Path: path, Name: name}, nil)
+}
+
+func (c *Client) Statfs(ctx context.Context) (Statfs, error) {
+	var r Statfs
+	return r, c.call(ctx, OpStatfs, &PathReq{}, &r)
+}

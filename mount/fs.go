@@ -1,0 +1,369 @@
+// Package mount presents a cais volume (any fop.Volume: a distribute layer
+// over bricks, say) as a FUSE file system, through hanwen/go-fuse.
+//
+// Each FUSE node knows its path in the volume; go-fuse keeps the tree
+// current across renames. Inode numbers come from the files' GFIDs, so
+// hard links share one and every mount of a volume agrees on them.
+package mount
+
+import (
+	"context"
+	"path"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// node is one file, directory or other inode of the volume.
+type node struct {
+	fs.Inode
+	vol fop.Volume
+}
+
+// Root returns the root node of a volume's file system.
+func Root(vol fop.Volume) fs.InodeEmbedder { return &node{vol: vol} }
+
+var (
+	_ fs.NodeLookuper      = (*node)(nil)
+	_ fs.NodeGetattrer     = (*node)(nil)
+	_ fs.NodeSetattrer     = (*node)(nil)
+	_ fs.NodeMkdirer       = (*node)(nil)
+	_ fs.NodeMknoder       = (*node)(nil)
+	_ fs.NodeCreater       = (*node)(nil)
+	_ fs.NodeOpener        = (*node)(nil)
+	_ fs.NodeReaddirer     = (*node)(nil)
+	_ fs.NodeUnlinker      = (*node)(nil)
+	_ fs.NodeRmdirer       = (*node)(nil)
+	_ fs.NodeRenamer       = (*node)(nil)
+	_ fs.NodeSymlinker     = (*node)(nil)
+	_ fs.NodeReadlinker    = (*node)(nil)
+	_ fs.NodeLinker        = (*node)(nil)
+	_ fs.NodeGetxattrer    = (*node)(nil)
+	_ fs.NodeSetxattrer    = (*node)(nil)
+	_ fs.NodeListxattrer   = (*node)(nil)
+	_ fs.NodeRemovexattrer = (*node)(nil)
+	_ fs.NodeStatfser      = (*node)(nil)
+)
+
+func (n *node) path() string { return n.Path(nil) }
+
+func (n *node) child(name string) string { return path.Join(n.path(), name) }
+
+func errno(err error) syscall.Errno { return fop.Errno(err) }
+
+// fillAttr copies a brick's attributes into a FUSE reply.
+func fillAttr(a *fop.Attr, out *fuse.Attr) {
+	out.Ino = a.Ino
+	out.Size = a.Size
+	out.Blocks = a.Blocks
+	out.Mode = a.Mode
+	out.Nlink = a.Nlink
+	out.Uid = a.UID
+	out.Gid = a.GID
+	out.Rdev = uint32(a.Rdev)
+	out.Blksize = a.Blksize
+	out.Atime, out.Atimensec = split(a.Atime)
+	out.Mtime, out.Mtimensec = split(a.Mtime)
+	out.Ctime, out.Ctimensec = split(a.Ctime)
+}
+
+func split(ns int64) (uint64, uint32) {
+	s, n := ns/1e9, ns%1e9
+	if n < 0 {
+		s, n = s-1, n+1e9
+	}
+	return uint64(s), uint32(n)
+}
+
+func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *fs.Inode {
+	fillAttr(a, &out.Attr)
+	return n.NewInode(ctx, &node{vol: n.vol}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	e, err := n.vol.Lookup(ctx, n.child(name))
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.newChild(ctx, &e.Attr, out), 0
+}
+
+func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	a, err := n.vol.Getattr(ctx, n.path())
+	if err != nil {
+		return errno(err)
+	}
+	fillAttr(&a, &out.Attr)
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	req := fop.SetattrReq{Path: n.path()}
+	if m, ok := in.GetMode(); ok {
+		req.Valid |= fop.SetMode
+		req.Mode = m & 0o7777
+	}
+	if u, ok := in.GetUID(); ok {
+		req.Valid |= fop.SetUID
+		req.UID = u
+	}
+	if g, ok := in.GetGID(); ok {
+		req.Valid |= fop.SetGID
+		req.GID = g
+	}
+	if s, ok := in.GetSize(); ok {
+		req.Valid |= fop.SetSize
+		req.Size = s
+	}
+	if in.Valid&fuse.FATTR_ATIME != 0 {
+		if in.Valid&fuse.FATTR_ATIME_NOW != 0 {
+			req.Valid |= fop.SetAtimeNow
+		} else {
+			req.Valid |= fop.SetAtime
+			req.Atime = int64(in.Atime)*1e9 + int64(in.Atimensec)
+		}
+	}
+	if in.Valid&fuse.FATTR_MTIME != 0 {
+		if in.Valid&fuse.FATTR_MTIME_NOW != 0 {
+			req.Valid |= fop.SetMtimeNow
+		} else {
+			req.Valid |= fop.SetMtime
+			req.Mtime = int64(in.Mtime)*1e9 + int64(in.Mtimensec)
+		}
+	}
+	a, err := n.vol.Setattr(ctx, &req)
+	if err != nil {
+		return errno(err)
+	}
+	fillAttr(&a, &out.Attr)
+	return 0
+}
+
+// createReq fills what every create carries: the caller as owner and a
+// fresh GFID.
+func createReq(ctx context.Context, p string, mode uint32) *fop.CreateReq {
+	req := &fop.CreateReq{Path: p, Mode: mode, GFID: fop.NewGFID()}
+	if c, ok := fuse.FromContext(ctx); ok {
+		req.UID, req.GID = c.Uid, c.Gid
+	}
+	return req
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	a, err := n.vol.Mkdir(ctx, createReq(ctx, n.child(name), mode|syscall.S_IFDIR))
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.newChild(ctx, &a, out), 0
+}
+
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	req := createReq(ctx, n.child(name), mode)
+	req.Rdev = uint64(dev)
+	a, err := n.vol.Mknod(ctx, req)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.newChild(ctx, &a, out), 0
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	req := createReq(ctx, n.child(name), syscall.S_IFLNK|0o777)
+	req.Target = target
+	a, err := n.vol.Symlink(ctx, req)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.newChild(ctx, &a, out), 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	req := createReq(ctx, n.child(name), mode|syscall.S_IFREG)
+	req.Flags = flags
+	r, err := n.vol.Create(ctx, req)
+	if err != nil {
+		return nil, nil, 0, errno(err)
+	}
+	return n.newChild(ctx, &r.Attr, out), &file{vol: n.vol, h: r.Handle}, 0, 0
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	r, err := n.vol.Open(ctx, n.path(), flags)
+	if err != nil {
+		return nil, 0, errno(err)
+	}
+	return &file{vol: n.vol, h: r.Handle}, 0, 0
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	return errno(n.vol.Unlink(ctx, n.child(name)))
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return errno(n.vol.Rmdir(ctx, n.child(name)))
+}
+
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	np, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	return errno(n.vol.Rename(ctx, n.child(name), np.child(newName), flags))
+}
+
+func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	t, ok := target.(*node)
+	if !ok {
+		return nil, syscall.EXDEV
+	}
+	a, err := n.vol.Link(ctx, t.path(), n.child(name))
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.newChild(ctx, &a, out), 0
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	s, err := n.vol.Readlink(ctx, n.path())
+	if err != nil {
+		return nil, errno(err)
+	}
+	return []byte(s), 0
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	v, err := n.vol.Getxattr(ctx, n.path(), attr)
+	if err != nil {
+		return 0, errno(err)
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return errno(n.vol.Setxattr(ctx, n.path(), attr, data, flags))
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return errno(n.vol.Removexattr(ctx, n.path(), attr))
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	v, err := n.vol.Listxattr(ctx, n.path())
+	if err != nil {
+		return 0, errno(err)
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	s, err := n.vol.Statfs(ctx)
+	if err != nil {
+		return errno(err)
+	}
+	out.Blocks, out.Bfree, out.Bavail = s.Blocks, s.Bfree, s.Bavail
+	out.Files, out.Ffree = s.Files, s.Ffree
+	out.Bsize, out.NameLen, out.Frsize = s.Bsize, s.NameLen, s.Bsize
+	return 0
+}
+
+// Readdir streams a directory in batches.
+func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	d := &dirStream{vol: n.vol, path: n.path(), ctx: context.WithoutCancel(ctx)}
+	if err := d.fill(); err != 0 {
+		return nil, err
+	}
+	return d, 0
+}
+
+type dirStream struct {
+	vol    fop.Volume
+	path   string
+	ctx    context.Context
+	batch  []fop.Dirent
+	cookie uint64
+	eof    bool
+}
+
+func (d *dirStream) fill() syscall.Errno {
+	for len(d.batch) == 0 && !d.eof {
+		ctx, cancel := context.WithTimeout(d.ctx, time.Minute)
+		r, err := d.vol.Readdir(ctx, d.path, d.cookie, 512)
+		cancel()
+		if err != nil {
+			return errno(err)
+		}
+		d.batch, d.eof = r.Entries, r.EOF
+		if n := len(r.Entries); n > 0 {
+			d.cookie = r.Entries[n-1].Cookie
+		}
+	}
+	return 0
+}
+
+func (d *dirStream) HasNext() bool {
+	if len(d.batch) == 0 {
+		d.fill()
+	}
+	return len(d.batch) > 0
+}
+
+func (d *dirStream) Next() (fuse.DirEntry, syscall.Errno) {
+	if err := d.fill(); err != 0 {
+		return fuse.DirEntry{}, err
+	}
+	e := d.batch[0]
+	d.batch = d.batch[1:]
+	return fuse.DirEntry{Name: e.Name, Mode: e.Attr.Mode, Ino: e.Attr.Ino}, 0
+}
+
+func (d *dirStream) Close() {}
+
+// file is an open file.
+type file struct {
+	vol fop.Volume
+	h   uint64
+}
+
+var (
+	_ fs.FileReader   = (*file)(nil)
+	_ fs.FileWriter   = (*file)(nil)
+	_ fs.FileFsyncer  = (*file)(nil)
+	_ fs.FileReleaser = (*file)(nil)
+	_ fs.FileFlusher  = (*file)(nil)
+)
+
+func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	b, err := f.vol.Read(ctx, f.h, off, uint32(len(dest)))
+	if err != nil {
+		return nil, errno(err)
+	}
+	return fuse.ReadResultData(b), 0
+}
+
+func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	r, err := f.vol.Write(ctx, f.h, off, data)
+	if err != nil {
+		return 0, errno(err)
+	}
+	return r.Written, 0
+}
+
+func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return errno(f.vol.Fsync(ctx, f.h, flags&1 != 0))
+}
+
+func (f *file) Flush(ctx context.Context) syscall.Errno { return 0 }
+
+func (f *file) Release(ctx context.Context) syscall.Errno {
+	return errno(f.vol.Release(context.WithoutCancel(ctx), f.h))
+}
