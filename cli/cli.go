@@ -50,6 +50,35 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return "exit status " + strconv.Itoa(e.Code) }
 
+// MountHelperArgs turns mount(8)'s call of /sbin/mount.cais
+// (SPEC DIR [-sfnv] [-o OPTIONS]) into cais arguments.
+func MountHelperArgs(args []string) []string {
+	var pos, flags []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-o" && i+1 < len(args):
+			i++
+			for _, o := range strings.Split(args[i], ",") {
+				k, v, _ := strings.Cut(o, "=")
+				switch k {
+				case "ro":
+					flags = append(flags, "--ro")
+				case "log-file":
+					flags = append(flags, "--log-file", v)
+				case "backup-volfile-servers", "_netdev", "rw", "defaults", "auto", "noauto", "nofail", "user", "nouser":
+					// The layout comes from any pool member; backups are
+					// accepted for fstab compatibility.
+				}
+			}
+		case strings.HasPrefix(a, "-"):
+			// -s, -f (fake), -n (no mtab), -v: nothing to do
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return append(append([]string{"mount"}, flags...), pos...)
+}
+
 // Main runs the CLI with the process's arguments and returns the exit code.
 func Main(args []string, in io.Reader, out, errOut io.Writer) int {
 	a := &app{in: in, out: out, errOut: errOut}
@@ -83,7 +112,7 @@ func (a *app) root() *cobra.Command {
 	pf.BoolVar(&a.asJSON, "json", false, "print read commands' results as JSON")
 	pf.StringVar(&a.mode, "mode", "", "'script' answers yes to every confirmation, as gluster --mode=script")
 	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "give up on the daemon after this long")
-	cmd.AddCommand(a.peerCmd(), a.poolCmd(), a.volumeCmd(), a.versionCmd())
+	cmd.AddCommand(a.peerCmd(), a.poolCmd(), a.volumeCmd(), a.versionCmd(), a.mountCmd())
 	return cmd
 }
 

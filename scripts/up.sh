@@ -23,6 +23,8 @@ else
 fi
 install -m 0755 bin/cais /usr/local/bin/cais
 install -m 0755 bin/caisd /usr/local/bin/caisd
+# mount -t cais calls /sbin/mount.cais.
+ln -sf /usr/local/bin/cais /sbin/mount.cais
 cat <<MSG
 cais is up: caisd pid $(cat "$pidfile"), data in $data_dir, log in $log_dir/caisd.log.
 cais and caisd are installed in /usr/local/bin. Try:

@@ -3,10 +3,16 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/cais-platform/cais/cli"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	// Installed as /sbin/mount.cais, it is mount(8)'s helper for -t cais.
+	if filepath.Base(os.Args[0]) == "mount.cais" {
+		args = cli.MountHelperArgs(args)
+	}
+	os.Exit(cli.Main(args, os.Stdin, os.Stdout, os.Stderr))
 }

@@ -1,0 +1,283 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/spf13/cobra"
+
+	"github.com/cais-platform/cais/api"
+	"github.com/cais-platform/cais/client"
+	"github.com/cais-platform/cais/distribute"
+	"github.com/cais-platform/cais/fop"
+	"github.com/cais-platform/cais/mount"
+	"github.com/cais-platform/cais/pki"
+	"github.com/cais-platform/cais/rpc"
+	"github.com/cais-platform/cais/volume"
+)
+
+func (a *app) mountCmd() *cobra.Command {
+	var foreground, readOnly bool
+	var logFile string
+	cmd := &cobra.Command{
+		Use:   "mount HOST:/VOLNAME MOUNTPOINT",
+		Short: "mount a volume through FUSE (as mount -t cais does)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return a.usage(cmd)
+			}
+			spec, mnt := args[0], args[1]
+			host, vol, ok := strings.Cut(spec, ":/")
+			if !ok || host == "" || vol == "" || strings.Contains(vol, "/") {
+				fmt.Fprintf(a.errOut, "mount: %s is not HOST:/VOLNAME\n", spec)
+				return &ExitError{Code: 1}
+			}
+			if os.Geteuid() != 0 {
+				fmt.Fprintln(a.errOut, "mount: only root can mount cais volumes")
+				return &ExitError{Code: 1}
+			}
+			if _, err := os.Stat("/dev/fuse"); err != nil {
+				fmt.Fprintln(a.errOut, "mount: /dev/fuse is missing: load the fuse module (modprobe fuse) or give the container the device")
+				return &ExitError{Code: 1}
+			}
+			if fi, err := os.Stat(mnt); err != nil || !fi.IsDir() {
+				fmt.Fprintf(a.errOut, "mount: mount point %s does not exist or is not a directory\n", mnt)
+				return &ExitError{Code: 1}
+			}
+			if !foreground {
+				return a.mountBackground(args, mnt, readOnly, logFile)
+			}
+			return a.serveMount(host, vol, spec, mnt, readOnly, logFile)
+		},
+	}
+	cmd.Flags().BoolVarP(&foreground, "foreground", "f", false, "stay in the foreground")
+	cmd.Flags().BoolVar(&readOnly, "ro", false, "mount read-only")
+	cmd.Flags().StringVar(&logFile, "log-file", "", "log of the mount process (default /var/log/cais/mnt-<mountpoint>.log)")
+	return cmd
+}
+
+// mountBackground starts the mount process on its own and waits until the
+// mount is there, as mount(8) expects of a helper.
+func (a *app) mountBackground(args []string, mnt string, readOnly bool, logFile string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return a.fail("mount", err)
+	}
+	argv := []string{"--socket", a.socket, "--credentials", a.credentials, "mount", "--foreground"}
+	if a.server != "" {
+		argv = append(argv, "--server", a.server)
+	}
+	if readOnly {
+		argv = append(argv, "--ro")
+	}
+	if logFile != "" {
+		argv = append(argv, "--log-file", logFile)
+	}
+	argv = append(argv, args...)
+	c := exec.Command(self, argv...)
+	errPipe, err := os.CreateTemp("", "cais-mount")
+	if err != nil {
+		return a.fail("mount", err)
+	}
+	defer os.Remove(errPipe.Name())
+	defer errPipe.Close()
+	c.Stderr = errPipe
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := c.Start(); err != nil {
+		return a.fail("mount", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- c.Wait() }()
+	deadline := time.After(60 * time.Second)
+	for {
+		if isMounted(mnt) {
+			return nil
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(errPipe.Name())
+			fmt.Fprint(a.errOut, string(b))
+			return &ExitError{Code: 1}
+		case <-deadline:
+			_ = c.Process.Kill()
+			fmt.Fprintf(a.errOut, "mount: %s did not appear within 60s\n", mnt)
+			return &ExitError{Code: 1}
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func isMounted(mnt string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	abs := mnt
+	if p, err := os.Readlink("/proc/self/cwd"); err == nil && !strings.HasPrefix(mnt, "/") {
+		abs = p + "/" + mnt
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == strings.TrimSuffix(abs, "/") && strings.Contains(line, "fuse.cais") {
+			return true
+		}
+	}
+	return false
+}
+
+// serveMount connects to the volume's bricks and serves the FUSE mount
+// until it is unmounted.
+func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile string) error {
+	if logFile == "" {
+		logFile = "/var/log/cais/mnt-" + strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-") + ".log"
+	}
+	_ = os.MkdirAll("/var/log/cais", 0o755)
+	lf, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return a.fail("mount", err)
+	}
+	defer lf.Close()
+	log := slog.New(slog.NewTextHandler(lf, nil)).With("volume", volName, "mountpoint", mnt)
+
+	var v volume.Volume
+	var st api.VolumeStatus
+	var pool []api.Peer
+	var creds api.Credentials
+	if a.server == "" {
+		if _, err := os.Stat(a.socket); err != nil {
+			a.server = host // no local daemon: ask the named server over TLS
+		}
+	}
+	err = a.call("mount", func(ctx context.Context, c *client.Client) error {
+		var err error
+		if v, err = c.Volume(ctx, volName); err != nil {
+			return err
+		}
+		if v.Layout.GroupSize() > 1 {
+			return fmt.Errorf("volume %s is %s: this release mounts Distribute volumes only (replicate, stripe and disperse arrive with the next data-path work)", volName, v.Layout.Type(len(v.Bricks)))
+		}
+		if st, err = c.VolumeStatus(ctx, volName); err != nil {
+			return err
+		}
+		if pool, err = c.Pool(ctx); err != nil {
+			return err
+		}
+		creds, err = c.Credentials(ctx, "mount "+spec, 30)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := pki.ClientTLS([]byte(creds.CA), []byte(creds.Cert), []byte(creds.Key))
+	if err != nil {
+		return a.fail("mount", err)
+	}
+	addrs := map[string]string{}
+	for _, p := range pool {
+		addrs[p.UUID] = p.Addr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	subs := make([]fop.Volume, 0, len(st.Bricks))
+	for _, b := range st.Bricks {
+		if !b.Online {
+			fmt.Fprintf(a.errOut, "mount: brick %s is offline\n", b.Brick.Name())
+			return &ExitError{Code: 1}
+		}
+		addr := net.JoinHostPort(addrs[b.Brick.Node], strconv.Itoa(b.Port))
+		subs = append(subs, fop.NewClient(newRedialer(addr, tlsCfg, log)))
+	}
+	root := mount.Root(distribute.New(subs))
+	timeout := time.Second
+	opts := &fs.Options{
+		EntryTimeout: &timeout,
+		AttrTimeout:  &timeout,
+		MountOptions: fuse.MountOptions{
+			FsName:      spec,
+			Name:        "cais",
+			AllowOther:  true,
+			DirectMount: true, // root mounts with mount(2); no fusermount needed
+			MaxWrite:    1 << 20,
+			// The kernel checks permissions against the attributes, as for
+			// a local file system.
+			Options: append([]string{"default_permissions"}, roOpt(readOnly)...),
+		},
+	}
+	server, err := fs.Mount(mnt, root, opts)
+	if err != nil {
+		return a.fail("mount", err)
+	}
+	log.Info("mounted", "bricks", len(subs))
+	go func() {
+		<-ctx.Done()
+		_ = server.Unmount()
+	}()
+	server.Wait()
+	log.Info("unmounted")
+	return nil
+}
+
+func roOpt(ro bool) []string {
+	if ro {
+		return []string{"ro"}
+	}
+	return nil
+}
+
+// redialer is a brick connection that reconnects after a failure.
+type redialer struct {
+	addr string
+	tls  *tls.Config
+	log  *slog.Logger
+	mu   chan struct{} // a lock that a cancelled caller can stop waiting for
+	c    *rpc.Client
+}
+
+func newRedialer(addr string, cfg *tls.Config, log *slog.Logger) *redialer {
+	return &redialer{addr: addr, tls: cfg, log: log, mu: make(chan struct{}, 1)}
+}
+
+func (r *redialer) conn(ctx context.Context) (*rpc.Client, error) {
+	select {
+	case r.mu <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-r.mu }()
+	if r.c != nil {
+		select {
+		case <-r.c.Done():
+			r.c = nil
+		default:
+			return r.c, nil
+		}
+	}
+	d := tls.Dialer{Config: r.tls, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
+	nc, err := d.DialContext(ctx, "tcp", r.addr)
+	if err != nil {
+		r.log.Warn("cannot reach brick", "addr", r.addr, "err", err)
+		return nil, err
+	}
+	r.c = rpc.NewClient(nc)
+	return r.c, nil
+}
+
+func (r *redialer) Call(ctx context.Context, op uint16, payload []byte) ([]byte, error) {
+	c, err := r.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Call(ctx, op, payload)
+}
