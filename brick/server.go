@@ -52,16 +52,15 @@ func Serve(ctx context.Context, log *slog.Logger, cfg ServerConfig, ready func(n
 	id := Identity{Volume: cfg.Volume, VolumeID: cfg.VolumeID, BrickID: cfg.BrickID, Path: cfg.Path, PID: os.Getpid()}
 	idJSON, _ := json.Marshal(id)
 	log.Info("brick serving", "volume", cfg.Volume, "path", cfg.Path, "addr", ln.Addr().String())
-	return rpc.Serve(ctx, log, tln, func(ctx context.Context, op uint16, payload []byte) (syscall.Errno, []byte) {
-		switch op {
-		case rpc.OpPing:
-			// A brick whose directory vanished or was swapped is not healthy.
-			if err := Verify(cfg.Path, cfg.VolumeID); err != nil {
-				return syscall.ESTALE, []byte(err.Error())
-			}
-			return 0, idJSON
+	ping := func() (syscall.Errno, []byte) {
+		// A brick whose directory vanished or was swapped is not healthy.
+		if err := Verify(cfg.Path, cfg.VolumeID); err != nil {
+			return syscall.ESTALE, []byte(err.Error())
 		}
-		return syscall.ENOSYS, nil
+		return 0, idJSON
+	}
+	return rpc.ServeSessions(ctx, log, tln, func(net.Conn) rpc.Session {
+		return newSession(cfg.Path, log, ping)
 	})
 }
 
