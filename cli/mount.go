@@ -174,7 +174,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 		if pool, err = c.Pool(ctx); err != nil {
 			return err
 		}
-		creds, err = c.Credentials(ctx, "mount "+spec, 30)
+		creds, err = c.Credentials(ctx, "mount "+host+" "+volName, 30)
 		return err
 	})
 	if err != nil {

@@ -65,7 +65,7 @@ func TestSeedWalkthroughMount(t *testing.T) {
 	s1.MustCLI("volume", "create", "distvol", b1, b2)
 	s1.MustCLI("volume", "start", "distvol")
 	mnt := mountVolume(t, c, s1, "distvol")
-	out, err := exec.Command("sh", "-c", "touch "+mnt+"/distvol-file{1..10}.txt 2>&1 || for i in $(seq 1 10); do touch "+mnt+"/distvol-file$i.txt; done").CombinedOutput()
+	out, err := exec.Command("bash", "-c", "touch "+mnt+"/distvol-file{1..10}.txt").CombinedOutput()
 	if err != nil {
 		t.Fatalf("touch: %v %s", err, out)
 	}
