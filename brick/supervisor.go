@@ -41,6 +41,9 @@ type SupervisorConfig struct {
 	Log *slog.Logger
 	// Command returns the command that serves a brick on a port.
 	Command func(s Spec, port int) *exec.Cmd
+	// Exe is the executable Command runs; running bricks of another
+	// executable are replaced rather than adopted.
+	Exe string
 	// Addr is the IP bricks listen on; ports are taken from PortBase up.
 	Addr     string
 	PortBase int
@@ -214,6 +217,13 @@ func (s *Supervisor) loop(ctx context.Context, p *proc) {
 	for ctx.Err() == nil {
 		st := s.readState(p.spec.BrickID)
 		var exited <-chan string
+		if st != nil && s.alive(st) && !s.sameBinary(st.PID) {
+			// A brick from another build of caisd (an upgrade): replace it,
+			// so the data path runs the code the daemon was built with.
+			log.Info("restarting brick that runs another caisd binary", "pid", st.PID)
+			terminate(st.PID)
+			st = nil
+		}
 		if st != nil && s.alive(st) && st.VolumeID == p.spec.VolumeID && st.Path == p.spec.Path {
 			log.Info("adopted running brick", "pid", st.PID, "port", st.Port)
 			s.portMu.Lock()
@@ -401,6 +411,16 @@ func (s *Supervisor) alive(st *stateFile) bool {
 		return false
 	}
 	return startTime(st.PID) == st.StartTime
+}
+
+// sameBinary reports whether pid runs the executable the supervisor
+// starts bricks with (a replaced file shows as "PATH (deleted)").
+func (s *Supervisor) sameBinary(pid int) bool {
+	if s.cfg.Exe == "" {
+		return true
+	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	return err == nil && exe == s.cfg.Exe
 }
 
 // startTime reads a process's start time from /proc/PID/stat.

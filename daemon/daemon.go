@@ -119,6 +119,9 @@ func New(cfg Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("find caisd's own executable: %w", err)
 	}
@@ -399,6 +402,7 @@ func (d *Daemon) startMember(ctx context.Context) error {
 	m.sup = brick.NewSupervisor(brick.SupervisorConfig{
 		Log:       d.log.With("component", "bricks"),
 		Command:   d.brickCommand,
+		Exe:       d.exe,
 		Addr:      d.cfg.Addr,
 		PortBase:  d.cfg.BrickPortBase,
 		RunDir:    d.cfg.runDir(),

@@ -137,6 +137,7 @@ type Node struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	logPath string
+	binDir  string // overrides the cluster's binaries (an upgrade)
 }
 
 // Start starts one more node.
@@ -167,7 +168,11 @@ func (n *Node) start() {
 	if err != nil {
 		n.c.tb.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(n.c.bin, "caisd"), n.args...)
+	bin := n.c.bin
+	if n.binDir != "" {
+		bin = n.binDir
+	}
+	cmd := exec.Command(filepath.Join(bin, "caisd"), n.args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		n.c.tb.Fatal(err)
@@ -308,6 +313,14 @@ func (n *Node) Restart() {
 	n.c.tb.Helper()
 	n.start()
 	n.WaitReady(false)
+}
+
+// RestartWith starts the daemon again from the caisd in dir, as after an
+// upgrade.
+func (n *Node) RestartWith(dir string) {
+	n.c.tb.Helper()
+	n.binDir = dir
+	n.Restart()
 }
 
 // BrickPIDs returns the PIDs of the brick processes this node ran.

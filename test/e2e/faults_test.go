@@ -267,3 +267,40 @@ func TestRestartOnOtherAddressRefused(t *testing.T) {
 	n1.Restart()
 	contains(t, n1.MustCLI("pool", "list"), "localhost")
 }
+
+// After an upgrade (caisd from another binary), running bricks are
+// replaced rather than adopted, so the data path runs the new code.
+func TestUpgradeReplacesBricks(t *testing.T) {
+	c := clustertest.New(t)
+	n1 := c.Start(clustertest.NodeOptions{})
+	n1.MustCLI("volume", "create", "v", n1.Brick("a"))
+	n1.MustCLI("volume", "start", "v")
+	before := volumeStatus(t, n1, "v")
+	n1.Stop()
+	newBin := filepath.Join(c.Dir(), "newbin")
+	if err := os.MkdirAll(newBin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(clustertest.Bin(t), "caisd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(newBin, "caisd"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n1.RestartWith(newBin)
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		after := volumeStatus(t, n1, "v")
+		if !after[0].Online || after[0].PID == before[0].PID {
+			return fmt.Errorf("brick %+v, was pid %d", after[0], before[0].PID)
+		}
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", after[0].PID))
+		if err != nil || exe != filepath.Join(newBin, "caisd") {
+			return fmt.Errorf("brick runs %q: %v", exe, err)
+		}
+		return nil
+	})
+	if syscall.Kill(before[0].PID, 0) == nil {
+		t.Fatalf("old brick %d still runs", before[0].PID)
+	}
+}
