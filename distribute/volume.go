@@ -20,8 +20,8 @@ const LinkToXattr = "trusted.cais.linkto"
 // sticky bit, as gluster's linkto files.
 const linkToMode = syscall.S_IFREG | syscall.S_ISVTX
 
-// handleShift packs the subvolume index into the top byte of a handle or
-// readdir cookie.
+// handleShift packs the subvolume index into the top byte of a handle
+// (brick handles are small counters).
 const handleShift = 56
 
 // Volume distributes files over subvolumes by the hash of their names.
@@ -358,7 +358,7 @@ func (v *Volume) Rmdir(ctx context.Context, p string) error {
 	// Refuse before removing anything: a directory is empty only if it
 	// is empty on every subvolume.
 	for _, sub := range v.subs {
-		r, err := sub.Readdir(ctx, p, 0, 1)
+		r, err := sub.Readdir(ctx, p, fop.Pos{}, 1)
 		if err != nil && !errors.Is(err, syscall.ENOENT) {
 			return err
 		}
@@ -470,15 +470,14 @@ func (v *Volume) Readlink(ctx context.Context, p string) (string, error) {
 }
 
 // Readdir lists the first subvolume's entries, then the others' files
-// (directories exist everywhere, pointer entries are not files), with the
-// subvolume's index in the cookie's top byte. Each entry's cookie resumes
-// after it.
-func (v *Volume) Readdir(ctx context.Context, p string, cookie uint64, max uint32) (fop.ReaddirReply, error) {
+// (directories exist everywhere, pointer entries are not files); an
+// entry's Sub says which subvolume its cookie belongs to.
+func (v *Volume) Readdir(ctx context.Context, p string, pos fop.Pos, max uint32) (fop.ReaddirReply, error) {
 	var out fop.ReaddirReply
-	i, inner := int(cookie>>handleShift), cookie&(1<<handleShift-1)
+	i, inner := int(pos.Sub), pos.Cookie
 	for ; i < len(v.subs); i, inner = i+1, 0 {
 		for {
-			r, err := v.subs[i].Readdir(ctx, p, inner, max)
+			r, err := v.subs[i].Readdir(ctx, p, fop.Pos{Cookie: inner}, max)
 			if err != nil {
 				if errors.Is(err, syscall.ENOENT) && i > 0 {
 					break // not healed there yet: no files of ours there
@@ -490,10 +489,19 @@ func (v *Volume) Readdir(ctx context.Context, p string, cookie uint64, max uint3
 				if e.LinkTo != "" || (i > 0 && isDir(e.Attr)) {
 					continue
 				}
-				e.Cookie = uint64(i)<<handleShift | e.Cookie
+				e.Sub = uint32(i)
 				out.Entries = append(out.Entries, e)
 			}
 			if len(out.Entries) > 0 {
+				if r.EOF {
+					// Resume at the next subvolume's start.
+					last := &out.Entries[len(out.Entries)-1]
+					if i+1 < len(v.subs) {
+						last.Sub, last.Cookie = uint32(i+1), 0
+					} else {
+						out.EOF = true
+					}
+				}
 				return out, nil
 			}
 			if r.EOF || len(r.Entries) == 0 {

@@ -315,7 +315,21 @@ type Dirent struct {
 	Cookie uint64
 	Attr   Attr
 	LinkTo string
+	// Sub is set by layers over several subvolumes (not on the wire): with
+	// Cookie it is the position after this entry.
+	Sub uint32
 }
+
+// Pos is a position in a directory listing: a brick's cookie (the
+// kernel's d_off, any 64-bit value) and, for layers over several
+// subvolumes, which subvolume it belongs to.
+type Pos struct {
+	Sub    uint32
+	Cookie uint64
+}
+
+// Pos returns the position after the entry.
+func (d Dirent) Pos() Pos { return Pos{Sub: d.Sub, Cookie: d.Cookie} }
 
 // ReaddirReply is a batch of entries.
 type ReaddirReply struct {

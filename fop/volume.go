@@ -32,7 +32,8 @@ type Volume interface {
 	Rename(ctx context.Context, from, to string, flags uint32) error
 	Link(ctx context.Context, from, to string) (Attr, error)
 	Readlink(ctx context.Context, path string) (string, error)
-	Readdir(ctx context.Context, path string, cookie uint64, max uint32) (ReaddirReply, error)
+	// Readdir lists entries from pos; each entry's Pos resumes after it.
+	Readdir(ctx context.Context, path string, pos Pos, max uint32) (ReaddirReply, error)
 	Getxattr(ctx context.Context, path, name string) ([]byte, error)
 	Setxattr(ctx context.Context, path, name string, value []byte, flags uint32) error
 	Listxattr(ctx context.Context, path string) ([]byte, error)
@@ -169,9 +170,9 @@ func (c *Client) Readlink(ctx context.Context, path string) (string, error) {
 	return string(r.Data), err
 }
 
-func (c *Client) Readdir(ctx context.Context, path string, cookie uint64, max uint32) (ReaddirReply, error) {
+func (c *Client) Readdir(ctx context.Context, path string, pos Pos, max uint32) (ReaddirReply, error) {
 	var r ReaddirReply
-	return r, c.call(ctx, OpReaddir, &ReaddirReq{Path: path, Cookie: cookie, Max: max}, &r)
+	return r, c.call(ctx, OpReaddir, &ReaddirReq{Path: path, Cookie: pos.Cookie, Max: max}, &r)
 }
 
 func (c *Client) Getxattr(ctx context.Context, path, name string) ([]byte, error) {

@@ -286,25 +286,25 @@ func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 }
 
 type dirStream struct {
-	vol    fop.Volume
-	path   string
-	ctx    context.Context
-	batch  []fop.Dirent
-	cookie uint64
-	eof    bool
+	vol   fop.Volume
+	path  string
+	ctx   context.Context
+	batch []fop.Dirent
+	pos   fop.Pos
+	eof   bool
 }
 
 func (d *dirStream) fill() syscall.Errno {
 	for len(d.batch) == 0 && !d.eof {
 		ctx, cancel := context.WithTimeout(d.ctx, time.Minute)
-		r, err := d.vol.Readdir(ctx, d.path, d.cookie, 512)
+		r, err := d.vol.Readdir(ctx, d.path, d.pos, 512)
 		cancel()
 		if err != nil {
 			return errno(err)
 		}
 		d.batch, d.eof = r.Entries, r.EOF
 		if n := len(r.Entries); n > 0 {
-			d.cookie = r.Entries[n-1].Cookie
+			d.pos = r.Entries[n-1].Pos()
 		}
 	}
 	return 0
