@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -99,6 +100,13 @@ func (d *Daemon) routes() http.Handler {
 	handle := func(pattern string, access int, needMember bool, h handlerFunc) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, 4<<20)
+			if r.Method == http.MethodGet {
+				// Reads answer from the cluster state or not at all: a pool
+				// without an etcd majority says so instead of hanging.
+				ctx, cancel := context.WithTimeout(r.Context(), readTimeout)
+				defer cancel()
+				r = r.WithContext(ctx)
+			}
 			c := d.auth(r)
 			var err error
 			switch {
@@ -155,7 +163,13 @@ func (d *Daemon) routes() http.Handler {
 	return mux
 }
 
+// readTimeout bounds read requests.
+const readTimeout = 15 * time.Second
+
 func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil {
+		err = fmt.Errorf("the pool's cluster state did not answer in time: is a majority of its voting etcd members up? ('cais pool list --json' shows each member's etcd role; a pool of two voters stops when either is down): %w", errdefs.ErrUnavailable)
+	}
 	status := errdefs.HTTPStatus(err)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {

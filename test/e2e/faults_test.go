@@ -304,3 +304,21 @@ func TestUpgradeReplacesBricks(t *testing.T) {
 		t.Fatalf("old brick %d still runs", before[0].PID)
 	}
 }
+
+// A pool of two voters stops when one is down (etcd needs a majority);
+// reads then fail with an explanation instead of hanging.
+func TestLostQuorumIsReported(t *testing.T) {
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	nodes[1].Kill()
+	start := time.Now()
+	r := nodes[0].CLI("volume", "info")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "is a majority of its voting etcd members up?") {
+		t.Fatalf("volume info without quorum: %+v", r)
+	}
+	if d := time.Since(start); d > 40*time.Second {
+		t.Fatalf("took %v to fail", d)
+	}
+	nodes[1].Restart()
+	nodes[0].MustCLI("volume", "info")
+}
