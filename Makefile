@@ -62,6 +62,7 @@ fuzz:
 	$(GO) test ./volume -run '^$$' -fuzz FuzzCreateRequestJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./fop -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
 	$(GO) test ./distribute -run '^$$' -fuzz FuzzDecodeRange -fuzztime $(FUZZTIME)
+	$(GO) test ./image/reference -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin
