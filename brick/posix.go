@@ -84,7 +84,11 @@ type session struct {
 	rootFD  int
 	rootErr syscall.Errno
 
+	// sh is the state shared with the brick's other connections.
+	sh *shared
+
 	mu      sync.Mutex
+	locks   heldLocks // guarded by mu
 	handles map[uint64]*handle
 	last    uint64 // the last handle given out; handles are never reused
 	closed  bool
@@ -105,7 +109,13 @@ type handle struct {
 // answers rpc.OpPing; nil means ENOSYS. The root gets fop.RootGFID if it
 // has no GFID yet.
 func newSession(root string, log *slog.Logger, ping func() (syscall.Errno, []byte)) *session {
-	s := &session{log: log, ping: ping, rootFD: -1, handles: map[uint64]*handle{}}
+	return newSessionShared(root, log, ping, newShared())
+}
+
+// newSessionShared is newSession for one of a brick server's connections,
+// which share sh.
+func newSessionShared(root string, log *slog.Logger, ping func() (syscall.Errno, []byte), sh *shared) *session {
+	s := &session{log: log, ping: ping, rootFD: -1, handles: map[uint64]*handle{}, sh: sh}
 	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		log.Error("brick: cannot open the brick directory", "path", root, "err", err)
@@ -134,10 +144,13 @@ func (s *session) Close() {
 	hs := s.handles
 	s.handles = nil
 	s.closed = true
+	locks := s.locks
+	s.locks = nil
 	s.mu.Unlock()
 	for _, h := range hs {
 		h.close()
 	}
+	s.releaseAll(locks)
 	if s.rootFD >= 0 {
 		unix.Close(s.rootFD)
 		s.rootFD = -1
@@ -164,7 +177,7 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 		}
 		return s.ping()
 	}
-	if op < fop.OpLookup || op > fop.OpStatfs {
+	if op < fop.OpLookup {
 		return syscall.ENOSYS, nil
 	}
 	if s.rootFD < 0 {
@@ -225,6 +238,12 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 		return call(payload, s.removexattr)
 	case fop.OpStatfs:
 		return call(payload, s.statfs)
+	case fop.OpXattrop:
+		return call(payload, func(r *fop.XattropReq) (fop.Message, error) { return s.xattrop(ctx, r) })
+	case fop.OpInodelk:
+		return call(payload, func(r *fop.InodelkReq) (fop.Message, error) { return s.inodelk(ctx, r) })
+	case fop.OpIndex:
+		return call(payload, s.indexList)
 	}
 	return syscall.ENOSYS, nil
 }
@@ -714,6 +733,11 @@ func (s *session) lookup(req *fop.PathReq) (fop.Message, error) {
 		return nil, err
 	}
 	e := &fop.Entry{Attr: toAttr(&st, l.readGFID())}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if e.Changelog, err = optionalXattr(func(b []byte) (int, error) { return l.getxattr(fop.ChangelogXattr, b) }); err != nil {
+			return nil, err
+		}
+	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		e.Layout, err = optionalXattr(func(b []byte) (int, error) { return l.getxattr(distribute.LayoutXattr, b) })
 	} else {

@@ -59,8 +59,9 @@ func Serve(ctx context.Context, log *slog.Logger, cfg ServerConfig, ready func(n
 		}
 		return 0, idJSON
 	}
+	sh := newShared()
 	return rpc.ServeSessions(ctx, log, tln, func(net.Conn) rpc.Session {
-		return newSession(cfg.Path, log, ping)
+		return newSessionShared(cfg.Path, log, ping, sh)
 	})
 }
 

@@ -116,15 +116,29 @@ func (m *PathReq) Encode(e *Encoder) { e.String(m.Path) }
 func (m *PathReq) Decode(d *Decoder) { m.Path = d.String() }
 
 // Entry answers a lookup: the attributes, and for directories the brick's
-// layout record; LinkTo is set on a pointer entry left by a rename.
+// layout record; LinkTo is set on a pointer entry left by a rename;
+// Changelog is the replicate layer's record (ChangelogXattr), empty when
+// the file has none.
 type Entry struct {
-	Attr   Attr
-	Layout []byte
-	LinkTo string
+	Attr      Attr
+	Layout    []byte
+	LinkTo    string
+	Changelog []byte
 }
 
-func (m *Entry) Encode(e *Encoder) { m.Attr.Encode(e); e.Bytes32(m.Layout); e.String(m.LinkTo) }
-func (m *Entry) Decode(d *Decoder) { m.Attr.Decode(d); m.Layout = d.Bytes32(); m.LinkTo = d.String() }
+func (m *Entry) Encode(e *Encoder) {
+	m.Attr.Encode(e)
+	e.Bytes32(m.Layout)
+	e.String(m.LinkTo)
+	e.Bytes32(m.Changelog)
+}
+
+func (m *Entry) Decode(d *Decoder) {
+	m.Attr.Decode(d)
+	m.Layout = d.Bytes32()
+	m.LinkTo = d.String()
+	m.Changelog = d.Bytes32()
+}
 
 // Setattr valid bits.
 const (

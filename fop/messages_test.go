@@ -17,7 +17,7 @@ func samples() []Message {
 	a := sampleAttr()
 	return []Message{
 		&PathReq{Path: "dir/file"},
-		&Entry{Attr: a, Layout: []byte{1, 2, 3}, LinkTo: "vol-client-1"},
+		&Entry{Attr: a, Layout: []byte{1, 2, 3}, LinkTo: "vol-client-1", Changelog: EncodeChangelog([]int32{1, 0, 0, 0, 2, 0})},
 		&SetattrReq{Path: "f", Valid: SetMode | SetSize | SetMtime, Mode: 0o600, UID: 1, GID: 2, Size: 99, Atime: 3, Mtime: 4},
 		&CreateReq{Path: "d/x", Mode: 0o40755, Rdev: 1, UID: 3, GID: 4, GFID: NewGFID(), Flags: 0o102, Target: "../t",
 			Xattrs: []Xattr{{Name: "trusted.cais.dht", Value: []byte{1}}, {Name: "user.a", Value: nil}}},
@@ -33,6 +33,10 @@ func samples() []Message {
 		&XattrReq{Path: "f", Name: "user.k", Value: []byte("v"), Flags: 1},
 		&Statfs{Blocks: 1, Bfree: 2, Bavail: 3, Files: 4, Ffree: 5, Bsize: 4096, NameLen: 255},
 		&Blob{Data: []byte("target")},
+		&XattropReq{Path: "d/f", Delta: []int32{1, 0, 0, 0, -1, 0, 5, 0, 0}, Lock: LockShared},
+		&Changelog{Counters: []int32{0, 0, 1}},
+		&InodelkReq{Path: "f", Mode: Unlock, Which: LockExclusive, Wait: true},
+		&IndexReply{Entries: []IndexEntry{{GFID: NewGFID(), Path: "a/b"}, {GFID: NewGFID(), Path: ""}}},
 	}
 }
 
@@ -113,4 +117,17 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("%T: re-encoded %x, input %x", m, got, b)
 		}
 	})
+}
+
+func TestChangelogXattr(t *testing.T) {
+	c := []int32{1, 0, 0, 0, 7, -1}
+	got, err := DecodeChangelog(EncodeChangelog(c))
+	if err != nil || !reflect.DeepEqual(got, c) {
+		t.Fatalf("round trip: %v %v", got, err)
+	}
+	for _, bad := range [][]byte{{1}, make([]byte, 8), make([]byte, 4*MaxChangelog+12)} {
+		if _, err := DecodeChangelog(bad); !errors.Is(err, ErrDecode) {
+			t.Errorf("DecodeChangelog(%d bytes) = %v, want ErrDecode", len(bad), err)
+		}
+	}
 }

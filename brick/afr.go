@@ -1,0 +1,341 @@
+package brick
+
+// The brick's part in replication: changelogs changed atomically
+// (xattrop), locks a replicate client and the self-heal take on a file
+// (inodelk), and the index of files whose changelog is not zero.
+//
+// State shared by every connection to the brick lives in a shared value:
+// the lock table, and a striped mutex that makes each read-modify-write of
+// a changelog atomic. A connection's locks go when it closes, so a client
+// that dies never blocks a file.
+//
+// The index is a directory of the brick's internal directory: one file per
+// GFID whose changelog is not zero, holding the path the file had when its
+// changelog last changed. The self-heal daemon reads it instead of
+// crawling the volume.
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// indexDir is the index, inside internalDir.
+const indexDir = internalDir + "/index"
+
+// maxIndexList bounds the entries one OpIndex returns.
+const maxIndexList = 4096
+
+// inodeKey names a file on the brick's file system.
+type inodeKey struct{ dev, ino uint64 }
+
+// shared is the state of one brick server, common to its connections.
+type shared struct {
+	stripes [64]sync.Mutex
+
+	mu    sync.Mutex
+	locks map[inodeKey]*inodeLock
+}
+
+type inodeLock struct {
+	shared  int
+	excl    bool
+	changed chan struct{} // closed and replaced on every release
+}
+
+func newShared() *shared { return &shared{locks: map[inodeKey]*inodeLock{}} }
+
+func (sh *shared) stripe(k inodeKey) *sync.Mutex {
+	return &sh.stripes[(k.ino^k.dev)%uint64(len(sh.stripes))]
+}
+
+// acquire takes a lock on k, waiting (while ctx lasts) for an incompatible
+// holder when wait is set.
+func (sh *shared) acquire(ctx context.Context, k inodeKey, excl, wait bool) error {
+	for {
+		sh.mu.Lock()
+		l := sh.locks[k]
+		if l == nil {
+			l = &inodeLock{changed: make(chan struct{})}
+			sh.locks[k] = l
+		}
+		if !l.excl && (!excl || l.shared == 0) {
+			if excl {
+				l.excl = true
+			} else {
+				l.shared++
+			}
+			sh.mu.Unlock()
+			return nil
+		}
+		ch := l.changed
+		sh.mu.Unlock()
+		if !wait {
+			return unix.EAGAIN
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return unix.EINTR
+		}
+	}
+}
+
+func (sh *shared) release(k inodeKey, excl bool) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	l := sh.locks[k]
+	if l == nil {
+		return
+	}
+	if excl {
+		l.excl = false
+	} else if l.shared > 0 {
+		l.shared--
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+	if !l.excl && l.shared == 0 {
+		delete(sh.locks, k)
+	}
+}
+
+// heldLocks counts a connection's locks per file.
+type heldLocks map[inodeKey]*[2]int // [shared, exclusive]
+
+func (s *session) hold(k inodeKey, excl bool, delta int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.locks == nil {
+		s.locks = heldLocks{}
+	}
+	c := s.locks[k]
+	if c == nil {
+		c = new([2]int)
+		s.locks[k] = c
+	}
+	i := 0
+	if excl {
+		i = 1
+	}
+	if c[i]+delta < 0 {
+		return false
+	}
+	c[i] += delta
+	if c[0] == 0 && c[1] == 0 {
+		delete(s.locks, k)
+	}
+	return true
+}
+
+// releaseAll drops the connection's locks when it closes.
+func (s *session) releaseAll(locks heldLocks) {
+	for k, c := range locks {
+		for range c[0] {
+			s.sh.release(k, false)
+		}
+		for range c[1] {
+			s.sh.release(k, true)
+		}
+	}
+}
+
+func (s *session) lockKey(l loc) (inodeKey, error) {
+	var st unix.Stat_t
+	if err := l.stat(&st); err != nil {
+		return inodeKey{}, err
+	}
+	return inodeKey{st.Dev, st.Ino}, nil
+}
+
+func (s *session) lock(ctx context.Context, k inodeKey, excl, wait bool) error {
+	if err := s.sh.acquire(ctx, k, excl, wait); err != nil {
+		return err
+	}
+	s.hold(k, excl, 1)
+	return nil
+}
+
+func (s *session) unlock(k inodeKey, excl bool) error {
+	if !s.hold(k, excl, -1) {
+		return unix.ENOLCK
+	}
+	s.sh.release(k, excl)
+	return nil
+}
+
+func (s *session) inodelk(ctx context.Context, req *fop.InodelkReq) (fop.Message, error) {
+	l, err := s.resolve(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	k, err := s.lockKey(l)
+	if err != nil {
+		return nil, err
+	}
+	switch req.Mode {
+	case fop.LockShared, fop.LockExclusive:
+		return nil, s.lock(ctx, k, req.Mode == fop.LockExclusive, req.Wait)
+	case fop.Unlock:
+		if req.Which != fop.LockShared && req.Which != fop.LockExclusive {
+			return nil, unix.EINVAL
+		}
+		return nil, s.unlock(k, req.Which == fop.LockExclusive)
+	}
+	return nil, unix.EINVAL
+}
+
+func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message, error) {
+	if len(req.Delta)%3 != 0 || (req.Lock != fop.LockNone && req.Lock != fop.LockShared && req.Lock != fop.Unlock) {
+		return nil, unix.EINVAL
+	}
+	l, err := s.resolve(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	k, err := s.lockKey(l)
+	if err != nil {
+		return nil, err
+	}
+	if req.Lock == fop.LockShared {
+		if err := s.lock(ctx, k, false, true); err != nil {
+			return nil, err
+		}
+	}
+	counters, err := s.addChangelog(l, k, req.Path, req.Delta)
+	if req.Lock == fop.Unlock {
+		if uerr := s.unlock(k, false); err == nil {
+			err = uerr
+		}
+	}
+	if err != nil {
+		if req.Lock == fop.LockShared {
+			_ = s.unlock(k, false)
+		}
+		return nil, err
+	}
+	return &fop.Changelog{Counters: counters}, nil
+}
+
+// addChangelog adds delta to the file's changelog under the file's
+// stripe lock and keeps the index in step.
+func (s *session) addChangelog(l loc, k inodeKey, p string, delta []int32) ([]int32, error) {
+	mu := s.sh.stripe(k)
+	mu.Lock()
+	defer mu.Unlock()
+	raw, err := optionalXattr(func(b []byte) (int, error) { return l.getxattr(fop.ChangelogXattr, b) })
+	if err != nil {
+		return nil, err
+	}
+	cur, err := fop.DecodeChangelog(raw)
+	if err != nil {
+		s.log.Warn("brick: malformed changelog replaced", "path", p, "len", len(raw))
+		cur = nil
+	}
+	if len(delta) == 0 {
+		return cur, nil
+	}
+	if len(delta) > len(cur) {
+		cur = append(cur, make([]int32, len(delta)-len(cur))...)
+	}
+	zero := true
+	for i := range cur {
+		if i < len(delta) {
+			cur[i] = max(cur[i]+delta[i], 0)
+		}
+		if cur[i] != 0 {
+			zero = false
+		}
+	}
+	g := l.readGFID()
+	if zero {
+		if err := l.removexattr(fop.ChangelogXattr); err != nil && !errors.Is(err, unix.ENODATA) {
+			return nil, err
+		}
+		s.unindex(g)
+		return cur, nil
+	}
+	if err := l.setxattr(fop.ChangelogXattr, fop.EncodeChangelog(cur), 0); err != nil {
+		return nil, err
+	}
+	s.index(g, p)
+	return cur, nil
+}
+
+func (s *session) index(g fop.GFID, p string) {
+	if g.IsZero() {
+		return
+	}
+	if err := unix.Mkdirat(s.rootFD, internalDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		s.log.Warn("brick: cannot make the index", "err", err)
+		return
+	}
+	if err := unix.Mkdirat(s.rootFD, indexDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		s.log.Warn("brick: cannot make the index", "err", err)
+		return
+	}
+	fd, err := unix.Openat(s.rootFD, indexDir+"/"+g.Hex(), unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		s.log.Warn("brick: cannot index a file", "path", p, "err", err)
+		return
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte(p)); err != nil {
+		s.log.Warn("brick: cannot index a file", "path", p, "err", err)
+	}
+}
+
+func (s *session) unindex(g fop.GFID) {
+	if g.IsZero() {
+		return
+	}
+	if err := unix.Unlinkat(s.rootFD, indexDir+"/"+g.Hex(), 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		s.log.Warn("brick: cannot drop an index entry", "gfid", g.String(), "err", err)
+	}
+}
+
+func (s *session) indexList(*fop.PathReq) (fop.Message, error) {
+	fd, err := unix.Openat(s.rootFD, indexDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return &fop.IndexReply{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), indexDir)
+	defer f.Close()
+	names, err := f.Readdirnames(maxIndexList)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	out := &fop.IndexReply{}
+	for _, n := range names {
+		b, err := hex.DecodeString(n)
+		if err != nil || len(b) != 16 {
+			continue
+		}
+		var e fop.IndexEntry
+		copy(e.GFID[:], b)
+		buf := make([]byte, 4096)
+		pfd, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		m, _ := unix.Read(pfd, buf)
+		unix.Close(pfd)
+		if m > 0 {
+			e.Path = string(buf[:m])
+		}
+		out.Entries = append(out.Entries, e)
+	}
+	return out, nil
+}

@@ -1,0 +1,164 @@
+package brick
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cais-platform/cais/fop"
+	"github.com/cais-platform/cais/rpc"
+)
+
+// afrBrick serves one brick directory to several connections that share
+// the brick's state, as a brick server does.
+func afrBrick(t *testing.T, conns int) (string, []*fop.Client, []*rpc.Client) {
+	t.Helper()
+	requireRoot(t)
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sh := newShared()
+	log := discardLog()
+	served := make(chan error, 1)
+	go func() {
+		served <- rpc.ServeSessions(ctx, log, ln, func(net.Conn) rpc.Session { return newSessionShared(dir, log, nil, sh) })
+	}()
+	var cls []*fop.Client
+	var raws []*rpc.Client
+	for range conns {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rpc.NewClient(c)
+		raws = append(raws, r)
+		cls = append(cls, fop.NewClient(r))
+	}
+	t.Cleanup(func() {
+		for _, r := range raws {
+			r.Close()
+		}
+		cancel()
+		<-served
+	})
+	return dir, cls, raws
+}
+
+func TestXattropCountersAndIndex(t *testing.T) {
+	dir, cls, _ := afrBrick(t, 1)
+	c := cls[0]
+	ctx := context.Background()
+	g := fop.NewGFID()
+	if _, err := c.Create(ctx, &fop.CreateReq{Path: "f", Mode: 0o644, GFID: g}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{1, 0, 0, 0, 0, 0, 2, 0, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{1, 0, 0, 0, 0, 0, 2, 0, 0}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("counters %v, want %v", got, want)
+	}
+	// The lookup shows the changelog; the index names the file.
+	e, err := c.Lookup(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl, err := fop.DecodeChangelog(e.Changelog); err != nil || !reflect.DeepEqual(cl, got) {
+		t.Fatalf("lookup changelog %v %v", cl, err)
+	}
+	idx, err := c.Index(ctx)
+	if err != nil || len(idx) != 1 || idx[0].GFID != g || idx[0].Path != "f" {
+		t.Fatalf("index %+v %v", idx, err)
+	}
+	// Counters never go below zero; all zero removes the record and the
+	// index entry.
+	got, err = c.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{-5, 0, 0, 0, 0, 0, -2, 0, 0}})
+	if err != nil || !reflect.DeepEqual(got, make([]int32, 9)) {
+		t.Fatalf("after decrement: %v %v", got, err)
+	}
+	if e, _ := c.Lookup(ctx, "f"); len(e.Changelog) != 0 {
+		t.Fatalf("changelog left: %x", e.Changelog)
+	}
+	if idx, _ := c.Index(ctx); len(idx) != 0 {
+		t.Fatalf("index left: %+v", idx)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, indexDir)); len(ents) != 0 {
+		t.Fatalf("index files left: %v", ents)
+	}
+	// Clients can neither read nor write the record directly.
+	if _, err := c.Getxattr(ctx, "f", fop.ChangelogXattr); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("getxattr of the changelog: %v", err)
+	}
+	if _, err := c.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{1}}); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("partial triple: %v", err)
+	}
+	if _, err := c.Xattrop(ctx, &fop.XattropReq{Path: "../x", Delta: []int32{1, 0, 0}}); err == nil {
+		t.Fatal("xattrop outside the brick accepted")
+	}
+}
+
+func TestInodelkWritersAndHeal(t *testing.T) {
+	_, cls, raws := afrBrick(t, 3)
+	ctx := context.Background()
+	if _, err := cls[0].Create(ctx, &fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID()}); err != nil {
+		t.Fatal(err)
+	}
+	// Two writers share the file.
+	for _, c := range cls[:2] {
+		if _, err := c.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{1, 0, 0}, Lock: fop.LockShared}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The heal's exclusive lock does not wait for them: EAGAIN at once.
+	healer := cls[2]
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockExclusive}); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("exclusive lock over writers: %v", err)
+	}
+	// One writer finishes, the other dies: its lock goes with its connection.
+	if _, err := cls[0].Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{-1, 0, 0}, Lock: fop.Unlock}); err != nil {
+		t.Fatal(err)
+	}
+	raws[1].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockExclusive})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exclusive lock after the writers left: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A new writer waits for the heal to finish.
+	done := make(chan error, 1)
+	go func() {
+		_, err := cls[0].Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{1, 0, 0}, Lock: fop.LockShared})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("writer did not wait for the heal: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.Unlock, Which: fop.LockExclusive}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Dropping a lock not held is refused.
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.Unlock, Which: fop.LockExclusive}); !errors.Is(err, syscall.ENOLCK) {
+		t.Fatalf("unlock of a lock not held: %v", err)
+	}
+}

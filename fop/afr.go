@@ -1,0 +1,182 @@
+package fop
+
+import (
+	"context"
+	"encoding/binary"
+)
+
+// Operations of the replicate layer's bookkeeping (codes 130-149).
+const (
+	// OpXattrop adds to a file's changelog atomically on the brick, and
+	// may take or drop the connection's shared write lock on the file.
+	OpXattrop uint16 = 130 + iota
+	// OpInodelk takes or drops a lock on a file (the self-heal's
+	// exclusive lock, which waits for no writer).
+	OpInodelk
+	// OpIndex lists the brick's files with a non-zero changelog.
+	OpIndex
+)
+
+// ChangelogXattr holds a file's changelog on a brick: int32 counters,
+// big-endian, in triples (data, metadata, entry). The first triple counts
+// operations in flight (dirty); triple 1+j counts operations brick j of
+// the replica set missed (pending).
+const ChangelogXattr = "trusted.cais.afr"
+
+// MaxChangelog bounds the counters in a changelog (1 + 64 bricks).
+const MaxChangelog = 3 * 65
+
+// Lock modes of XattropReq and InodelkReq.
+const (
+	LockNone      uint8 = 0
+	LockShared    uint8 = 1 // writers: any number at once
+	LockExclusive uint8 = 2 // self-heal: no writer at all
+	Unlock        uint8 = 3 // drops one lock of the connection; Shared or Exclusive in Mode2
+)
+
+// XattropReq adds Delta to the file's changelog, element by element
+// (counters never go below zero). With Lock set to LockShared, the
+// connection first takes a shared lock on the file, waiting for an
+// exclusive holder; with Unlock, it drops one shared lock after the add.
+type XattropReq struct {
+	Path  string
+	Delta []int32
+	Lock  uint8
+}
+
+func (m *XattropReq) Encode(e *Encoder) {
+	e.String(m.Path)
+	encodeCounters(e, m.Delta)
+	e.U8(m.Lock)
+}
+
+func (m *XattropReq) Decode(d *Decoder) {
+	m.Path = d.String()
+	m.Delta = decodeCounters(d)
+	m.Lock = d.U8()
+}
+
+// Changelog is a file's changelog after an xattrop.
+type Changelog struct{ Counters []int32 }
+
+func (m *Changelog) Encode(e *Encoder) { encodeCounters(e, m.Counters) }
+func (m *Changelog) Decode(d *Decoder) { m.Counters = decodeCounters(d) }
+
+func encodeCounters(e *Encoder, c []int32) {
+	e.U32(uint32(len(c)))
+	for _, v := range c {
+		e.U32(uint32(v))
+	}
+}
+
+func decodeCounters(d *Decoder) []int32 {
+	n := d.U32()
+	if n > MaxChangelog {
+		if d.err == nil {
+			d.err = ErrDecode
+		}
+		return nil
+	}
+	out := make([]int32, 0, n)
+	for range n {
+		out = append(out, int32(d.U32()))
+	}
+	return out
+}
+
+// EncodeChangelog renders counters as the ChangelogXattr value.
+func EncodeChangelog(c []int32) []byte {
+	b := make([]byte, 0, 4*len(c))
+	for _, v := range c {
+		b = binary.BigEndian.AppendUint32(b, uint32(v))
+	}
+	return b
+}
+
+// DecodeChangelog parses a ChangelogXattr value; a malformed one (not a
+// whole number of triples, or too long) is an error.
+func DecodeChangelog(b []byte) ([]int32, error) {
+	if len(b)%12 != 0 || len(b) > 4*MaxChangelog {
+		return nil, ErrDecode
+	}
+	out := make([]int32, len(b)/4)
+	for i := range out {
+		out[i] = int32(binary.BigEndian.Uint32(b[4*i:]))
+	}
+	return out, nil
+}
+
+// InodelkReq takes (Mode LockShared or LockExclusive) or drops (Mode
+// Unlock, Which the mode to drop) a lock of the connection on a file.
+// Without Wait, a lock that is held incompatibly fails with EAGAIN at once.
+type InodelkReq struct {
+	Path  string
+	Mode  uint8
+	Which uint8
+	Wait  bool
+}
+
+func (m *InodelkReq) Encode(e *Encoder) { e.String(m.Path); e.U8(m.Mode); e.U8(m.Which); e.Bool(m.Wait) }
+func (m *InodelkReq) Decode(d *Decoder) {
+	m.Path = d.String()
+	m.Mode = d.U8()
+	m.Which = d.U8()
+	m.Wait = d.Bool()
+}
+
+// IndexEntry names a file the brick holds a non-zero changelog for, by
+// its identity and the path it had when the changelog was last changed.
+type IndexEntry struct {
+	GFID GFID
+	Path string
+}
+
+// IndexReply lists index entries.
+type IndexReply struct{ Entries []IndexEntry }
+
+func (m *IndexReply) Encode(e *Encoder) {
+	e.U32(uint32(len(m.Entries)))
+	for _, en := range m.Entries {
+		e.GFID(en.GFID)
+		e.String(en.Path)
+	}
+}
+
+func (m *IndexReply) Decode(d *Decoder) {
+	n := d.U32()
+	if uint64(n)*20 > uint64(len(d.b)) {
+		if d.err == nil {
+			d.err = ErrDecode
+		}
+		return
+	}
+	m.Entries = make([]IndexEntry, 0, n)
+	for range n {
+		m.Entries = append(m.Entries, IndexEntry{GFID: d.GFID(), Path: d.String()})
+	}
+}
+
+// Bookkeeper is what the replicate layer needs of a brick beyond Volume.
+type Bookkeeper interface {
+	Xattrop(ctx context.Context, req *XattropReq) ([]int32, error)
+	Inodelk(ctx context.Context, req *InodelkReq) error
+	Index(ctx context.Context) ([]IndexEntry, error)
+}
+
+var _ Bookkeeper = (*Client)(nil)
+
+func (c *Client) Xattrop(ctx context.Context, req *XattropReq) ([]int32, error) {
+	var r Changelog
+	err := c.call(ctx, OpXattrop, req, &r)
+	return r.Counters, err
+}
+
+func (c *Client) Inodelk(ctx context.Context, req *InodelkReq) error {
+	return c.call(ctx, OpInodelk, req, nil)
+}
+
+func (c *Client) Index(ctx context.Context) ([]IndexEntry, error) {
+	var r IndexReply
+	err := c.call(ctx, OpIndex, &PathReq{}, &r)
+	return r.Entries, err
+}
