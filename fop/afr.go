@@ -116,7 +116,12 @@ type InodelkReq struct {
 	Wait  bool
 }
 
-func (m *InodelkReq) Encode(e *Encoder) { e.String(m.Path); e.U8(m.Mode); e.U8(m.Which); e.Bool(m.Wait) }
+func (m *InodelkReq) Encode(e *Encoder) {
+	e.String(m.Path)
+	e.U8(m.Mode)
+	e.U8(m.Which)
+	e.Bool(m.Wait)
+}
 func (m *InodelkReq) Decode(d *Decoder) {
 	m.Path = d.String()
 	m.Mode = d.U8()
