@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test ./fop -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
 	$(GO) test ./distribute -run '^$$' -fuzz FuzzDecodeRange -fuzztime $(FUZZTIME)
 	$(GO) test ./image/reference -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./image/layer -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin
