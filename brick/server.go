@@ -99,3 +99,13 @@ func Ping(ctx context.Context, addr string, tlsCfg *tls.Config) (Identity, error
 	}
 	return id, nil
 }
+
+// ServeDir serves the directory dir on ln, as a brick server does but
+// without TLS and without checking the brick's volume mark: for tests of
+// the client layers over real bricks.
+func ServeDir(ctx context.Context, log *slog.Logger, ln net.Listener, dir string) error {
+	sh := newShared()
+	return rpc.ServeSessions(ctx, log, ln, func(net.Conn) rpc.Session {
+		return newSessionShared(dir, log, nil, sh)
+	})
+}

@@ -1,0 +1,943 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// Brick is what the layer needs of each brick of the set.
+type Brick interface {
+	fop.Volume
+	fop.Bookkeeper
+}
+
+// Options configure a replica set.
+type Options struct {
+	// Arbiters is how many of the set's last bricks are arbiters (0 or 1).
+	Arbiters int
+	// QuorumCount, when above zero, replaces the "auto" quorum by a fixed
+	// number of bricks.
+	QuorumCount int
+	// QuorumNone lets writes go on with any brick up (cluster.quorum-type
+	// none): split-brain becomes possible.
+	QuorumNone bool
+	Log        *slog.Logger
+	// ProbeInterval is how often a brick that went down is tried again.
+	ProbeInterval time.Duration
+	// OnHealNeeded, if set, is called (without blocking) with a path whose
+	// copies differ, so a healer can see to it.
+	OnHealNeeded func(path string)
+}
+
+// Volume mirrors a file system over a replica set of bricks.
+type Volume struct {
+	kids []*child
+	opts Options
+	log  *slog.Logger
+
+	stop     chan struct{}
+	stopOnce sync.Once
+
+	mu      sync.Mutex
+	handles map[uint64]*handle
+	last    uint64
+	dirKid  map[string]int // the brick a directory listing is read from
+}
+
+var _ fop.Volume = (*Volume)(nil)
+
+type child struct {
+	b       Brick
+	arbiter bool
+	up      atomic.Bool
+	probing atomic.Bool
+}
+
+// New returns a replicate layer over bricks (2 to 64).
+func New(bricks []Brick, opts Options) *Volume {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.ProbeInterval == 0 {
+		opts.ProbeInterval = time.Second
+	}
+	v := &Volume{opts: opts, log: opts.Log, stop: make(chan struct{}), handles: map[uint64]*handle{}, dirKid: map[string]int{}}
+	for i, b := range bricks {
+		c := &child{b: b, arbiter: i >= len(bricks)-opts.Arbiters}
+		c.up.Store(true)
+		v.kids = append(v.kids, c)
+	}
+	return v
+}
+
+// Close stops the layer's background probes.
+func (v *Volume) Close() { v.stopOnce.Do(func() { close(v.stop) }) }
+
+// Up reports which bricks the layer believes are up.
+func (v *Volume) Up() []bool {
+	out := make([]bool, len(v.kids))
+	for i, c := range v.kids {
+		out[i] = c.up.Load()
+	}
+	return out
+}
+
+// Bricks returns the set's bricks.
+func (v *Volume) Bricks() []Brick {
+	out := make([]Brick, len(v.kids))
+	for i, c := range v.kids {
+		out[i] = c.b
+	}
+	return out
+}
+
+func isTransport(err error) bool {
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ETIMEDOUT)
+}
+
+// failed notes a brick's transport failure: it is down until a probe
+// reaches it again.
+func (v *Volume) failed(i int, err error) {
+	c := v.kids[i]
+	if c.up.Swap(false) {
+		v.log.Warn("replicate: brick down", "brick", i, "err", err)
+	}
+	if !c.probing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer c.probing.Store(false)
+		t := time.NewTicker(v.opts.ProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-v.stop:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := c.b.Statfs(ctx)
+			cancel()
+			if err == nil {
+				c.up.Store(true)
+				v.log.Info("replicate: brick up", "brick", i)
+				return
+			}
+		}
+	}()
+}
+
+func (v *Volume) upSet() []int {
+	var out []int
+	for i, c := range v.kids {
+		if c.up.Load() {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (v *Volume) quorum(idx []int) bool {
+	if v.opts.QuorumNone {
+		return len(idx) > 0
+	}
+	up := make([]bool, len(v.kids))
+	for _, i := range idx {
+		up[i] = true
+	}
+	return Quorum(len(v.kids), up, v.opts.QuorumCount)
+}
+
+// fanout runs fn on the bricks in idx at once; a transport failure marks
+// the brick down.
+func (v *Volume) fanout(idx []int, fn func(i int, b Brick) error) []error {
+	errs := make([]error, len(v.kids))
+	if len(idx) == 1 {
+		i := idx[0]
+		errs[i] = fn(i, v.kids[i].b)
+	} else {
+		var wg sync.WaitGroup
+		for _, i := range idx {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = fn(i, v.kids[i].b)
+			}()
+		}
+		wg.Wait()
+	}
+	for _, i := range idx {
+		if errs[i] != nil && isTransport(errs[i]) {
+			v.failed(i, errs[i])
+		}
+	}
+	return errs
+}
+
+// outcome sorts a fan-out's results: the bricks that did the change, and
+// the error to return when none did.
+func (v *Volume) outcome(idx []int, errs []error) (ok []int, err error) {
+	var opErr error
+	for _, i := range idx {
+		switch e := errs[i]; {
+		case e == nil:
+			ok = append(ok, i)
+		case !isTransport(e) && opErr == nil:
+			opErr = e
+		}
+	}
+	if len(ok) == 0 {
+		if opErr != nil {
+			return nil, opErr
+		}
+		return nil, syscall.ENOTCONN
+	}
+	return ok, nil
+}
+
+// missing lists the bricks not in ok.
+func (v *Volume) missing(ok []int) []int {
+	in := make([]bool, len(v.kids))
+	for _, i := range ok {
+		in[i] = true
+	}
+	var out []int
+	for i := range v.kids {
+		if !in[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// blame records on the bricks in ok that the bricks in missed did not
+// see a change of kind k to p.
+func (v *Volume) blame(ctx context.Context, p string, k Kind, ok, missed []int) {
+	if len(missed) == 0 || len(ok) == 0 {
+		return
+	}
+	d := PendingDelta(len(v.kids), k, 1, missed)
+	errs := v.fanout(ok, func(_ int, b Brick) error {
+		_, err := b.Xattrop(ctx, &fop.XattropReq{Path: p, Delta: d})
+		return err
+	})
+	for _, i := range ok {
+		if errs[i] != nil {
+			v.log.Warn("replicate: cannot record a missed change", "path", p, "brick", i, "kind", k, "err", errs[i])
+		}
+	}
+}
+
+// change runs a change of kind k on every brick that is up, under quorum,
+// and records on the bricks that did it which bricks did not. recordOn
+// are the paths whose changelogs record it (the parent directories for
+// entry changes, the file for the others).
+func (v *Volume) change(ctx context.Context, k Kind, recordOn []string, fn func(i int, b Brick) error) ([]int, error) {
+	up := v.upSet()
+	if !v.quorum(up) {
+		return nil, syscall.ENOTCONN
+	}
+	errs := v.fanout(up, fn)
+	ok, err := v.outcome(up, errs)
+	if err != nil {
+		return nil, err
+	}
+	if missed := v.missing(ok); len(missed) > 0 {
+		for _, p := range recordOn {
+			v.blame(ctx, p, k, ok, missed)
+		}
+		v.healNeeded(recordOn...)
+	}
+	if !v.quorum(ok) {
+		return ok, syscall.ENOTCONN
+	}
+	return ok, nil
+}
+
+func (v *Volume) healNeeded(paths ...string) {
+	if v.opts.OnHealNeeded == nil {
+		return
+	}
+	for _, p := range paths {
+		v.opts.OnHealNeeded(p)
+	}
+}
+
+func parent(p string) string {
+	d := path.Dir("/" + p)
+	return d[1:]
+}
+
+// dataKid prefers a data brick among ok for replies that carry a file's
+// size.
+func (v *Volume) dataKid(ok []int) int {
+	for _, i := range ok {
+		if !v.kids[i].arbiter {
+			return i
+		}
+	}
+	return ok[0]
+}
+
+// states looks p up on every brick that is up.
+func (v *Volume) states(ctx context.Context, p string) ([]State, []fop.Entry, error) {
+	up := v.upSet()
+	if len(up) == 0 {
+		return nil, nil, syscall.ENOTCONN
+	}
+	entries := make([]fop.Entry, len(v.kids))
+	errs := v.fanout(up, func(i int, b Brick) error {
+		var err error
+		entries[i], err = b.Lookup(ctx, p)
+		return err
+	})
+	states := make([]State, len(v.kids))
+	var firstErr error
+	answered := false
+	for i := range v.kids {
+		states[i].Arbiter = v.kids[i].arbiter
+		e := errs[i]
+		if !v.kids[i].up.Load() || (e != nil && isTransport(e)) {
+			continue
+		}
+		states[i].Up = true
+		answered = true
+		if e != nil {
+			if firstErr == nil && !errors.Is(e, syscall.ENOENT) {
+				firstErr = e
+			}
+			continue
+		}
+		states[i].Exists = true
+		states[i].Attr = entries[i].Attr
+		cl, err := fop.DecodeChangelog(entries[i].Changelog)
+		if err == nil {
+			states[i].Changelog = cl
+		}
+	}
+	if !answered {
+		return nil, nil, syscall.ENOTCONN
+	}
+	if firstErr != nil {
+		return states, entries, firstErr
+	}
+	return states, entries, nil
+}
+
+// view is what a lookup concludes about a file.
+type view struct {
+	entry      fop.Entry
+	readable   []int // bricks to read data (files) or names (directories) from
+	splitBrain bool
+}
+
+func (v *Volume) view(ctx context.Context, p string) (view, error) {
+	states, entries, err := v.states(ctx, p)
+	if err != nil {
+		return view{}, err
+	}
+	var exists []int
+	for i, s := range states {
+		if s.Exists {
+			exists = append(exists, i)
+		}
+	}
+	if len(exists) == 0 {
+		return view{}, syscall.ENOENT
+	}
+	for _, i := range exists[1:] {
+		a, b := states[exists[0]].Attr, states[i].Attr
+		if a.GFID != b.GFID || a.Mode&syscall.S_IFMT != b.Mode&syscall.S_IFMT {
+			v.log.Error("replicate: the copies of a name are different files (entry split-brain)", "path", p,
+				"gfid", a.GFID.String(), "other", b.GFID.String())
+			return view{}, syscall.EIO
+		}
+	}
+	heal := len(exists) < countUp(states)
+	k := Data
+	isDir := states[exists[0]].Attr.Mode&syscall.S_IFMT == syscall.S_IFDIR
+	if isDir {
+		k = Entry
+	}
+	d := Decide(states, k)
+	m := Decide(states, Metadata)
+	heal = heal || d.Needed() || m.Needed()
+	var out view
+	out.splitBrain = d.SplitBrain
+	// Read from good copies; an arbiter's only when nothing else is left
+	// (it has names and metadata, never data or file sizes).
+	for _, i := range d.Sources {
+		if !v.kids[i].arbiter {
+			out.readable = append(out.readable, i)
+		}
+	}
+	if len(out.readable) == 0 && k != Data {
+		out.readable = d.Sources
+	}
+	if heal {
+		v.healNeeded(p)
+	}
+	if len(out.readable) > 0 {
+		out.entry = entries[out.readable[0]]
+	} else {
+		out.entry = entries[v.dataKid(exists)]
+	}
+	return out, nil
+}
+
+func countUp(states []State) int {
+	n := 0
+	for _, s := range states {
+		if s.Up {
+			n++
+		}
+	}
+	return n
+}
+
+func (v *Volume) Lookup(ctx context.Context, p string) (fop.Entry, error) {
+	w, err := v.view(ctx, p)
+	if err != nil {
+		return fop.Entry{}, err
+	}
+	w.entry.Changelog = nil
+	return w.entry, nil
+}
+
+func (v *Volume) Getattr(ctx context.Context, p string) (fop.Attr, error) {
+	w, err := v.view(ctx, p)
+	return w.entry.Attr, err
+}
+
+func isDirMode(m uint32) bool { return m&syscall.S_IFMT == syscall.S_IFDIR }
+
+func (v *Volume) Setattr(ctx context.Context, req *fop.SetattrReq) (fop.Attr, error) {
+	k := Metadata
+	if req.Valid&fop.SetSize != 0 {
+		k = Data
+		// A truncation is a data change: under the writers' lock, marked
+		// dirty while it runs.
+		locked, err := v.change(ctx, Data, nil, func(_ int, b Brick) error {
+			_, err := b.Xattrop(ctx, &fop.XattropReq{Path: req.Path, Delta: DirtyDelta(len(v.kids), Data, 1), Lock: fop.LockShared})
+			return err
+		})
+		if err != nil && len(locked) == 0 {
+			return fop.Attr{}, err
+		}
+		defer v.fanout(locked, func(_ int, b Brick) error {
+			_, err := b.Xattrop(context.WithoutCancel(ctx), &fop.XattropReq{Path: req.Path, Delta: DirtyDelta(len(v.kids), Data, -1), Lock: fop.Unlock})
+			return err
+		})
+	}
+	attrs := make([]fop.Attr, len(v.kids))
+	ok, err := v.change(ctx, k, []string{req.Path}, func(i int, b Brick) error {
+		var err error
+		attrs[i], err = b.Setattr(ctx, req)
+		return err
+	})
+	if len(ok) == 0 {
+		return fop.Attr{}, err
+	}
+	return attrs[v.dataKid(ok)], err
+}
+
+// create runs an entry change that makes p, and returns the new entry's
+// attributes.
+func (v *Volume) create(ctx context.Context, p string, fn func(i int, b Brick) (fop.Attr, error)) (fop.Attr, error) {
+	attrs := make([]fop.Attr, len(v.kids))
+	ok, err := v.change(ctx, Entry, []string{parent(p)}, func(i int, b Brick) error {
+		var err error
+		attrs[i], err = fn(i, b)
+		return err
+	})
+	if len(ok) == 0 {
+		return fop.Attr{}, err
+	}
+	return attrs[v.dataKid(ok)], err
+}
+
+func (v *Volume) Mkdir(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	return v.create(ctx, req.Path, func(_ int, b Brick) (fop.Attr, error) { return b.Mkdir(ctx, req) })
+}
+
+func (v *Volume) Mknod(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	return v.create(ctx, req.Path, func(_ int, b Brick) (fop.Attr, error) { return b.Mknod(ctx, req) })
+}
+
+func (v *Volume) Symlink(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	return v.create(ctx, req.Path, func(_ int, b Brick) (fop.Attr, error) { return b.Symlink(ctx, req) })
+}
+
+func (v *Volume) Link(ctx context.Context, from, to string) (fop.Attr, error) {
+	return v.create(ctx, to, func(_ int, b Brick) (fop.Attr, error) { return b.Link(ctx, from, to) })
+}
+
+func (v *Volume) Unlink(ctx context.Context, p string) error {
+	_, err := v.change(ctx, Entry, []string{parent(p)}, func(_ int, b Brick) error { return b.Unlink(ctx, p) })
+	return err
+}
+
+func (v *Volume) Rmdir(ctx context.Context, p string) error {
+	_, err := v.change(ctx, Entry, []string{parent(p)}, func(_ int, b Brick) error { return b.Rmdir(ctx, p) })
+	v.mu.Lock()
+	delete(v.dirKid, p)
+	v.mu.Unlock()
+	return err
+}
+
+func (v *Volume) Rename(ctx context.Context, from, to string, flags uint32) error {
+	parents := []string{parent(from)}
+	if pt := parent(to); pt != parents[0] {
+		parents = append(parents, pt)
+	}
+	_, err := v.change(ctx, Entry, parents, func(_ int, b Brick) error { return b.Rename(ctx, from, to, flags) })
+	return err
+}
+
+// handle is a file opened through the layer.
+type handle struct {
+	path  string
+	write bool
+	// kids maps a brick to its handle there; a brick that fails is
+	// removed and blamed.
+	mu       sync.Mutex
+	kids     map[int]uint64
+	read     int // the brick reads go to
+	dirtied  bool
+	dirtyErr error
+}
+
+func (v *Volume) addHandle(h *handle) uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.last++
+	v.handles[v.last] = h
+	return v.last
+}
+
+func (v *Volume) handle(id uint64) (*handle, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	h := v.handles[id]
+	if h == nil {
+		return nil, syscall.EBADF
+	}
+	return h, nil
+}
+
+// good returns the bricks the handle still writes to.
+func (h *handle) good() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]int, 0, len(h.kids))
+	for i := range h.kids {
+		out = append(out, i)
+	}
+	sortInts(out)
+	return out
+}
+
+func sortInts(a []int) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+func (h *handle) kid(i int) (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k, ok := h.kids[i]
+	return k, ok
+}
+
+// drop removes failed bricks from the handle, and returns those it
+// removed.
+func (h *handle) drop(idx []int, errs []error) []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []int
+	for _, i := range idx {
+		if errs[i] != nil && isTransport(errs[i]) {
+			if _, ok := h.kids[i]; ok {
+				delete(h.kids, i)
+				out = append(out, i)
+			}
+		}
+	}
+	return out
+}
+
+func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply, error) {
+	replies := make([]fop.OpenReply, len(v.kids))
+	ok, err := v.change(ctx, Entry, []string{parent(req.Path)}, func(i int, b Brick) error {
+		var err error
+		replies[i], err = b.Create(ctx, req)
+		return err
+	})
+	if len(ok) == 0 {
+		return fop.OpenReply{}, err
+	}
+	h := &handle{path: req.Path, write: true, kids: map[int]uint64{}}
+	for _, i := range ok {
+		h.kids[i] = replies[i].Handle
+	}
+	h.read = v.dataKid(ok)
+	r := replies[h.read]
+	if err != nil {
+		v.releaseKids(ctx, h)
+		return fop.OpenReply{}, err
+	}
+	r.Handle = v.addHandle(h)
+	return r, nil
+}
+
+func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenReply, error) {
+	w, err := v.view(ctx, p)
+	if err != nil {
+		return fop.OpenReply{}, err
+	}
+	if w.splitBrain {
+		v.log.Error("replicate: file is in split-brain; resolve with 'cais volume heal VOL split-brain'", "path", p)
+		return fop.OpenReply{}, syscall.EIO
+	}
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
+	h := &handle{path: p, write: write, kids: map[int]uint64{}}
+	if !write {
+		if len(w.readable) == 0 {
+			return fop.OpenReply{}, syscall.EIO
+		}
+		var lastErr error
+		for _, i := range w.readable {
+			r, err := v.kids[i].b.Open(ctx, p, flags)
+			if err != nil {
+				lastErr = err
+				if isTransport(err) {
+					v.failed(i, err)
+					continue
+				}
+				return fop.OpenReply{}, err
+			}
+			h.kids[i], h.read = r.Handle, i
+			r.Handle = v.addHandle(h)
+			return r, nil
+		}
+		return fop.OpenReply{}, lastErr
+	}
+	if flags&syscall.O_TRUNC != 0 {
+		// Truncating is writing: take the writers' lock and mark the file
+		// dirty first.
+		if err := v.dirty(ctx, h, v.upSet()); err != nil {
+			return fop.OpenReply{}, err
+		}
+	}
+	replies := make([]fop.OpenReply, len(v.kids))
+	ok, err := v.change(ctx, Data, []string{p}, func(i int, b Brick) error {
+		var err error
+		replies[i], err = b.Open(ctx, p, flags)
+		return err
+	})
+	for _, i := range ok {
+		h.kids[i] = replies[i].Handle
+	}
+	if len(ok) == 0 || err != nil {
+		v.releaseKids(ctx, h)
+		if err == nil {
+			err = syscall.EIO
+		}
+		return fop.OpenReply{}, err
+	}
+	h.read = w.readable[0]
+	if _, has := h.kids[h.read]; !has {
+		h.read = v.dataKid(ok)
+	}
+	r := replies[h.read]
+	r.Handle = v.addHandle(h)
+	return r, nil
+}
+
+// dirty takes the writers' lock and marks the file dirty on the bricks in
+// idx, once per handle.
+func (v *Volume) dirty(ctx context.Context, h *handle, idx []int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dirtied {
+		return h.dirtyErr
+	}
+	h.dirtied = true
+	d := DirtyDelta(len(v.kids), Data, 1)
+	errs := v.fanout(idx, func(_ int, b Brick) error {
+		_, err := b.Xattrop(ctx, &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.LockShared})
+		return err
+	})
+	ok, err := v.outcome(idx, errs)
+	if err == nil && !v.quorum(ok) {
+		err = syscall.ENOTCONN
+	}
+	if err != nil {
+		h.dirtyErr = err
+		return err
+	}
+	for _, i := range idx {
+		if errs[i] != nil {
+			delete(h.kids, i)
+		}
+	}
+	return nil
+}
+
+func (v *Volume) Read(ctx context.Context, id uint64, off int64, size uint32) ([]byte, error) {
+	h, err := v.handle(id)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		h.mu.Lock()
+		i := h.read
+		kh, ok := h.kids[i]
+		h.mu.Unlock()
+		if ok {
+			data, err := v.kids[i].b.Read(ctx, kh, off, size)
+			if err == nil || !isTransport(err) || attempt > 0 {
+				return data, err
+			}
+			v.failed(i, err)
+		}
+		// The brick reads went to is gone: read from another good copy.
+		if err := v.reopenRead(ctx, h); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (v *Volume) reopenRead(ctx context.Context, h *handle) error {
+	w, err := v.view(ctx, h.path)
+	if err != nil {
+		return err
+	}
+	for _, i := range w.readable {
+		if kh, ok := h.kid(i); ok {
+			h.mu.Lock()
+			h.read = i
+			h.mu.Unlock()
+			_ = kh
+			return nil
+		}
+		r, err := v.kids[i].b.Open(ctx, h.path, syscall.O_RDONLY)
+		if err != nil {
+			continue
+		}
+		h.mu.Lock()
+		if h.write {
+			// A write handle only writes where it opened; this copy is
+			// read from only.
+			h.mu.Unlock()
+			_ = v.kids[i].b.Release(ctx, r.Handle)
+			return syscall.EIO
+		}
+		h.kids[i], h.read = r.Handle, i
+		h.mu.Unlock()
+		return nil
+	}
+	return syscall.ENOTCONN
+}
+
+func (v *Volume) Write(ctx context.Context, id uint64, off int64, data []byte) (fop.WriteReply, error) {
+	h, err := v.handle(id)
+	if err != nil {
+		return fop.WriteReply{}, err
+	}
+	if err := v.dirty(ctx, h, h.good()); err != nil {
+		return fop.WriteReply{}, err
+	}
+	good := h.good()
+	var targets []int
+	for _, i := range good {
+		if !v.kids[i].arbiter {
+			targets = append(targets, i)
+		}
+	}
+	replies := make([]fop.WriteReply, len(v.kids))
+	errs := v.fanout(targets, func(i int, b Brick) error {
+		kh, ok := h.kid(i)
+		if !ok {
+			return syscall.ENOTCONN
+		}
+		var err error
+		replies[i], err = b.Write(ctx, kh, off, data)
+		return err
+	})
+	ok, err := v.outcome(targets, errs)
+	if lost := h.drop(targets, errs); len(lost) > 0 {
+		// Record, on the bricks that took the write, that these did not:
+		// the heal copies the file to them when they are back.
+		v.blame(context.WithoutCancel(ctx), h.path, Data, h.good(), lost)
+		v.healNeeded(h.path)
+	}
+	if err != nil {
+		return fop.WriteReply{}, err
+	}
+	if !v.quorum(h.good()) {
+		return fop.WriteReply{}, syscall.ENOTCONN
+	}
+	return replies[ok[0]], nil
+}
+
+func (v *Volume) Fsync(ctx context.Context, id uint64, datasync bool) error {
+	h, err := v.handle(id)
+	if err != nil {
+		return err
+	}
+	good := h.good()
+	errs := v.fanout(good, func(i int, b Brick) error {
+		kh, _ := h.kid(i)
+		return b.Fsync(ctx, kh, datasync)
+	})
+	_, err = v.outcome(good, errs)
+	if lost := h.drop(good, errs); len(lost) > 0 && h.write {
+		v.blame(context.WithoutCancel(ctx), h.path, Data, h.good(), lost)
+	}
+	return err
+}
+
+func (v *Volume) Release(ctx context.Context, id uint64) error {
+	v.mu.Lock()
+	h := v.handles[id]
+	delete(v.handles, id)
+	v.mu.Unlock()
+	if h == nil {
+		return syscall.EBADF
+	}
+	ctx = context.WithoutCancel(ctx)
+	h.mu.Lock()
+	dirtied := h.dirtied && h.dirtyErr == nil
+	h.mu.Unlock()
+	if dirtied {
+		d := DirtyDelta(len(v.kids), Data, -1)
+		v.fanout(h.good(), func(_ int, b Brick) error {
+			_, err := b.Xattrop(ctx, &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.Unlock})
+			return err
+		})
+	}
+	v.releaseKids(ctx, h)
+	return nil
+}
+
+func (v *Volume) releaseKids(ctx context.Context, h *handle) {
+	h.mu.Lock()
+	kids := h.kids
+	h.kids = map[int]uint64{}
+	h.mu.Unlock()
+	for i, kh := range kids {
+		_ = v.kids[i].b.Release(ctx, kh)
+	}
+}
+
+func (v *Volume) Readlink(ctx context.Context, p string) (string, error) {
+	var out string
+	err := v.readOne(ctx, func(b Brick) error {
+		var err error
+		out, err = b.Readlink(ctx, p)
+		return err
+	})
+	return out, err
+}
+
+// readOne asks the first brick that is up, then the next on a transport
+// failure.
+func (v *Volume) readOne(ctx context.Context, fn func(b Brick) error) error {
+	err := error(syscall.ENOTCONN)
+	for _, i := range v.upSet() {
+		if v.kids[i].arbiter && len(v.kids) > 1 {
+			continue
+		}
+		if err = fn(v.kids[i].b); err == nil || !isTransport(err) {
+			return err
+		}
+		v.failed(i, err)
+	}
+	return err
+}
+
+func (v *Volume) Readdir(ctx context.Context, p string, pos fop.Pos, max uint32) (fop.ReaddirReply, error) {
+	v.mu.Lock()
+	i, known := v.dirKid[p]
+	v.mu.Unlock()
+	if pos.Cookie == 0 || !known || !v.kids[i].up.Load() {
+		// A listing starts on a brick that has every name.
+		w, err := v.view(ctx, p)
+		if err != nil {
+			return fop.ReaddirReply{}, err
+		}
+		if len(w.readable) == 0 {
+			return fop.ReaddirReply{}, syscall.EIO
+		}
+		i = w.readable[0]
+		if known && pos.Cookie != 0 {
+			// Another brick's positions differ: a listing cut by a brick
+			// going down starts again.
+			return fop.ReaddirReply{}, syscall.EIO
+		}
+		v.mu.Lock()
+		if len(v.dirKid) > 4096 {
+			v.dirKid = map[string]int{}
+		}
+		v.dirKid[p] = i
+		v.mu.Unlock()
+	}
+	r, err := v.kids[i].b.Readdir(ctx, p, fop.Pos{Cookie: pos.Cookie}, max)
+	if err != nil && isTransport(err) {
+		v.failed(i, err)
+	}
+	return r, err
+}
+
+func (v *Volume) Getxattr(ctx context.Context, p, name string) ([]byte, error) {
+	var out []byte
+	err := v.readOne(ctx, func(b Brick) error {
+		var err error
+		out, err = b.Getxattr(ctx, p, name)
+		return err
+	})
+	return out, err
+}
+
+func (v *Volume) Listxattr(ctx context.Context, p string) ([]byte, error) {
+	var out []byte
+	err := v.readOne(ctx, func(b Brick) error {
+		var err error
+		out, err = b.Listxattr(ctx, p)
+		return err
+	})
+	return out, err
+}
+
+func (v *Volume) Setxattr(ctx context.Context, p, name string, value []byte, flags uint32) error {
+	_, err := v.change(ctx, Metadata, []string{p}, func(_ int, b Brick) error { return b.Setxattr(ctx, p, name, value, flags) })
+	return err
+}
+
+func (v *Volume) Removexattr(ctx context.Context, p, name string) error {
+	_, err := v.change(ctx, Metadata, []string{p}, func(_ int, b Brick) error { return b.Removexattr(ctx, p, name) })
+	return err
+}
+
+func (v *Volume) Statfs(ctx context.Context) (fop.Statfs, error) {
+	var out fop.Statfs
+	err := v.readOne(ctx, func(b Brick) error {
+		var err error
+		out, err = b.Statfs(ctx)
+		return err
+	})
+	return out, err
+}

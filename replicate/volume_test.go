@@ -1,0 +1,385 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cais-platform/cais/brick"
+	"github.com/cais-platform/cais/fop"
+	"github.com/cais-platform/cais/rpc"
+)
+
+// testBrick is a real brick server on loopback that a test can stop and
+// start again on the same address.
+type testBrick struct {
+	t      *testing.T
+	dir    string
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func (b *testBrick) start() {
+	b.t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", b.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel, b.done = cancel, make(chan error, 1)
+	go func() { b.done <- brick.ServeDir(ctx, slog.New(slog.DiscardHandler), ln, b.dir) }()
+}
+
+func (b *testBrick) stop() {
+	b.cancel()
+	<-b.done
+}
+
+// set is a replica set of n real bricks and the layer over them.
+type set struct {
+	t      *testing.T
+	bricks []*testBrick
+	v      *Volume
+}
+
+func newSet(t *testing.T, n int, opts Options) *set {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("bricks set trusted.* extended attributes: needs root")
+	}
+	s := &set{t: t}
+	var kids []Brick
+	for i := range n {
+		b := &testBrick{t: t, dir: filepath.Join(t.TempDir(), "brick"), addr: "127.0.0.1:0"}
+		if err := os.Mkdir(b.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b.start()
+		s.bricks = append(s.bricks, b)
+		d := &net.Dialer{Timeout: time.Second}
+		r := rpc.NewRedialer(b.addr, func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}, slog.New(slog.DiscardHandler))
+		r.RetryAfter = 20 * time.Millisecond
+		kids = append(kids, fop.NewClient(r))
+		_ = i
+	}
+	opts.ProbeInterval = 20 * time.Millisecond
+	s.v = New(kids, opts)
+	t.Cleanup(func() {
+		s.v.Close()
+		for _, b := range s.bricks {
+			b.cancel()
+		}
+	})
+	return s
+}
+
+// waitUp waits until the layer sees brick i up again.
+func (s *set) waitUp(i int) {
+	s.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !s.v.Up()[i] {
+		// Any call notices; a probe brings it back.
+		_, _ = s.v.Statfs(context.Background())
+		if time.Now().After(deadline) {
+			s.t.Fatalf("brick %d not seen up", i)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *set) file(i int, p string) []byte {
+	s.t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.bricks[i].dir, p))
+	if err != nil {
+		s.t.Fatalf("brick %d: %v", i, err)
+	}
+	return b
+}
+
+func (s *set) names(i int, dir string) []string {
+	s.t.Helper()
+	ents, err := os.ReadDir(filepath.Join(s.bricks[i].dir, dir))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Name() != ".cais" {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *set) pending() int {
+	s.t.Helper()
+	all, _, err := s.v.Pending(context.Background())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return len(all)
+}
+
+var ctx = context.Background()
+
+func create(t *testing.T, v fop.Volume, p string) uint64 {
+	t.Helper()
+	r, err := v.Create(ctx, &fop.CreateReq{Path: p, Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID(), Flags: syscall.O_RDWR})
+	if err != nil {
+		t.Fatalf("create %s: %v", p, err)
+	}
+	return r.Handle
+}
+
+func write(t *testing.T, v fop.Volume, h uint64, off int64, data []byte) {
+	t.Helper()
+	if _, err := v.Write(ctx, h, off, data); err != nil {
+		t.Fatalf("write at %d: %v", off, err)
+	}
+}
+
+func TestMirroredWrites(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "f")
+	data := make([]byte, 300000)
+	rand.Read(data)
+	write(t, s.v, h, 0, data)
+	got, err := s.v.Read(ctx, h, 0, uint32(len(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %v", err)
+	}
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if !bytes.Equal(s.file(i, "f"), data) {
+			t.Fatalf("brick %d differs", i)
+		}
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("%d files left marked after a clean write", n)
+	}
+}
+
+// A brick that dies during writes misses them: writers see no error, the
+// others blame it, and the heal brings it back in line.
+func TestBrickDownDuringWritesThenHeal(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "f")
+	chunk := make([]byte, 64<<10)
+	var want []byte
+	for i := range 40 {
+		if i == 10 {
+			s.bricks[2].stop()
+		}
+		rand.Read(chunk)
+		write(t, s.v, h, int64(i*len(chunk)), chunk)
+		want = append(want, chunk...)
+	}
+	if s.v.Up()[2] {
+		t.Fatal("brick 2 still seen up")
+	}
+	// While a writer holds the file, the heal waits for it.
+	s.bricks[2].start()
+	s.waitUp(2)
+	if _, err := s.v.Heal(ctx, "f"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("heal under a writer: %v, want ErrBusy", err)
+	}
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.pending(); n != 1 {
+		t.Fatalf("index names %d files, want the one written", n)
+	}
+	res, err := s.v.Heal(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Bytes != int64(len(want)) {
+		t.Fatalf("healed %d bytes, want %d", res.Bytes, len(want))
+	}
+	for i := range 3 {
+		if !bytes.Equal(s.file(i, "f"), want) {
+			t.Fatalf("brick %d differs after heal", i)
+		}
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("%d files still marked after heal", n)
+	}
+}
+
+func TestQuorumRefusesWrites(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "f")
+	s.bricks[1].stop()
+	s.bricks[2].stop()
+	_, err := s.v.Write(ctx, h, 0, []byte("x"))
+	if !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("write with 1 of 3 bricks: %v, want ENOTCONN", err)
+	}
+	if _, err := s.v.Mkdir(ctx, &fop.CreateReq{Path: "d", Mode: syscall.S_IFDIR | 0o755, GFID: fop.NewGFID()}); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("mkdir with 1 of 3 bricks: %v, want ENOTCONN", err)
+	}
+	// Reads still work from the brick that is up.
+	if _, err := s.v.Lookup(ctx, "f"); err != nil {
+		t.Fatalf("lookup with 1 of 3 bricks: %v", err)
+	}
+
+	// Replica 2, auto quorum: the first brick alone may write, the
+	// second alone may not.
+	s2 := newSet(t, 2, Options{})
+	s2.bricks[1].stop()
+	h = create(t, s2.v, "a")
+	write(t, s2.v, h, 0, []byte("ok"))
+	s2.bricks[1].start()
+	s2.waitUp(1)
+	s2.bricks[0].stop()
+	if _, err := s2.v.Create(ctx, &fop.CreateReq{Path: "b", Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID()}); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("create on the second brick alone: %v, want ENOTCONN", err)
+	}
+}
+
+// Names created and removed while a brick is down are created and removed
+// on it by the entry heal of their directory.
+func TestEntryHeal(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	for _, n := range []string{"old1", "old2"} {
+		s.v.Release(ctx, create(t, s.v, n))
+	}
+	s.bricks[0].stop()
+	if _, err := s.v.Mkdir(ctx, &fop.CreateReq{Path: "d", Mode: syscall.S_IFDIR | 0o750, GFID: fop.NewGFID()}); err != nil {
+		t.Fatal(err)
+	}
+	h := create(t, s.v, "d/new")
+	write(t, s.v, h, 0, []byte("hello"))
+	s.v.Release(ctx, h)
+	if _, err := s.v.Symlink(ctx, &fop.CreateReq{Path: "ln", Mode: syscall.S_IFLNK | 0o777, GFID: fop.NewGFID(), Target: "d/new"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.v.Unlink(ctx, "old1"); err != nil {
+		t.Fatal(err)
+	}
+	s.bricks[0].start()
+	s.waitUp(0)
+	if _, err := s.v.Heal(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	want := s.names(1, "")
+	if got := s.names(0, ""); !equal(got, want) {
+		t.Fatalf("brick 0 root %v, want %v", got, want)
+	}
+	if got := string(s.file(0, "d/new")); got != "hello" {
+		t.Fatalf("healed file holds %q", got)
+	}
+	if fi, err := os.Stat(filepath.Join(s.bricks[0].dir, "d")); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Fatalf("healed directory: %v %v", fi, err)
+	}
+	if tgt, err := os.Readlink(filepath.Join(s.bricks[0].dir, "ln")); err != nil || tgt != "d/new" {
+		t.Fatalf("healed symlink: %q %v", tgt, err)
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("%d entries still marked", n)
+	}
+}
+
+// Two bricks each took writes the other missed: no copy can be chosen,
+// opening the file fails with EIO until an administrator picks a source.
+func TestSplitBrainResolution(t *testing.T) {
+	s := newSet(t, 2, Options{QuorumNone: true})
+	s.v.Release(ctx, create(t, s.v, "f"))
+	s.bricks[1].stop()
+	r, err := s.v.Open(ctx, "f", syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, s.v, r.Handle, 0, []byte("from brick 0, longer"))
+	s.v.Release(ctx, r.Handle)
+	s.bricks[1].start()
+	s.waitUp(1)
+	s.bricks[0].stop()
+	if r, err = s.v.Open(ctx, "f", syscall.O_WRONLY); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s.v, r.Handle, 0, []byte("from brick 1"))
+	s.v.Release(ctx, r.Handle)
+	s.bricks[0].start()
+	s.waitUp(0)
+	if _, err := s.v.Open(ctx, "f", syscall.O_RDONLY); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("open in split-brain: %v, want EIO", err)
+	}
+	if _, err := s.v.Heal(ctx, "f"); !errors.Is(err, ErrSplitBrain) {
+		t.Fatalf("heal in split-brain: %v", err)
+	}
+	if _, err := s.v.HealFrom(ctx, "f", 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if got := string(s.file(i, "f")); got != "from brick 1" {
+			t.Fatalf("brick %d holds %q after resolution", i, got)
+		}
+	}
+	if split, _, _ := s.v.Split(ctx, "f"); split {
+		t.Fatal("still in split-brain")
+	}
+}
+
+func TestArbiterHoldsNoData(t *testing.T) {
+	s := newSet(t, 3, Options{Arbiters: 1})
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("payload"))
+	s.v.Release(ctx, h)
+	if got := s.file(2, "f"); len(got) != 0 {
+		t.Fatalf("arbiter holds %q", got)
+	}
+	for i := range 2 {
+		if string(s.file(i, "f")) != "payload" {
+			t.Fatalf("brick %d lacks the data", i)
+		}
+	}
+	a, err := s.v.Getattr(ctx, "f")
+	if err != nil || a.Size != 7 {
+		t.Fatalf("size %d %v, want 7 (never the arbiter's)", a.Size, err)
+	}
+	// Arbiter and one data brick keep quorum; the arbiter is never read.
+	s.bricks[0].stop()
+	r, err := s.v.Open(ctx, "f", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.v.Read(ctx, r.Handle, 0, 100); err != nil || string(got) != "payload" {
+		t.Fatalf("read with a data brick down: %q %v", got, err)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

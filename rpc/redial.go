@@ -1,0 +1,109 @@
+package rpc
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Redialer is a connection to one server that dials again after the
+// connection fails. A call during a failed dial fails at once; the next
+// call after RetryAfter dials again, so a server that is down costs its
+// callers one quick failure each, not a dial timeout each.
+type Redialer struct {
+	addr string
+	dial func(ctx context.Context, addr string) (net.Conn, error)
+	log  *slog.Logger
+
+	// RetryAfter is how long after a failed dial calls fail without
+	// dialing.
+	RetryAfter time.Duration
+
+	lock chan struct{} // a mutex a cancelled caller can stop waiting for
+
+	mu       sync.Mutex // guards the fields below
+	c        *Client
+	failedAt time.Time
+	lastErr  error
+}
+
+// NewRedialer returns a Redialer for addr; dial makes the connection
+// (TLS, a timeout).
+func NewRedialer(addr string, dial func(ctx context.Context, addr string) (net.Conn, error), log *slog.Logger) *Redialer {
+	return &Redialer{addr: addr, dial: dial, log: log, RetryAfter: 500 * time.Millisecond, lock: make(chan struct{}, 1)}
+}
+
+// Addr is the server's address.
+func (r *Redialer) Addr() string { return r.addr }
+
+func (r *Redialer) conn(ctx context.Context) (*Client, error) {
+	r.mu.Lock()
+	if r.c != nil {
+		select {
+		case <-r.c.Done():
+			r.c = nil
+		default:
+			c := r.c
+			r.mu.Unlock()
+			return c, nil
+		}
+	}
+	if !r.failedAt.IsZero() && time.Since(r.failedAt) < r.RetryAfter {
+		err := r.lastErr
+		r.mu.Unlock()
+		return nil, err
+	}
+	r.mu.Unlock()
+	select {
+	case r.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-r.lock }()
+	r.mu.Lock()
+	if r.c != nil {
+		c := r.c
+		r.mu.Unlock()
+		return c, nil
+	}
+	r.mu.Unlock()
+	nc, err := r.dial(ctx, r.addr)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if r.failedAt.IsZero() {
+			r.log.Warn("cannot reach server", "addr", r.addr, "err", err)
+		}
+		r.failedAt, r.lastErr = time.Now(), err
+		return nil, err
+	}
+	if !r.failedAt.IsZero() {
+		r.log.Info("reconnected", "addr", r.addr)
+	}
+	r.failedAt, r.lastErr = time.Time{}, nil
+	r.c = NewClient(nc)
+	return r.c, nil
+}
+
+// Call sends one call, dialing first if there is no connection.
+func (r *Redialer) Call(ctx context.Context, op uint16, payload []byte) ([]byte, error) {
+	c, err := r.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Call(ctx, op, payload)
+}
+
+// Close closes the current connection.
+func (r *Redialer) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c != nil {
+		err := r.c.Close()
+		r.c = nil
+		return err
+	}
+	return nil
+}
