@@ -204,6 +204,9 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 	opts := &fs.Options{
 		EntryTimeout: &timeout,
 		AttrTimeout:  &timeout,
+		// Mode 0000 is a mode like any other (open(O_CREAT, 0) makes one):
+		// go-fuse would otherwise show it as 0644.
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName:      spec,
 			Name:        "cais",
