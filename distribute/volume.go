@@ -194,7 +194,10 @@ func (v *Volume) cached(ctx context.Context, p string) (int, fop.Entry, error) {
 func isDir(a fop.Attr) bool { return a.Mode&syscall.S_IFMT == syscall.S_IFDIR }
 
 func (v *Volume) Lookup(ctx context.Context, p string) (fop.Entry, error) {
-	_, e, err := v.cached(ctx, p)
+	i, e, err := v.cached(ctx, p)
+	if err == nil && isDir(e.Attr) {
+		e.Attr = v.dirAttr(ctx, p, i, e.Attr)
+	}
 	return e, err
 }
 
@@ -204,9 +207,64 @@ func (v *Volume) Getattr(ctx context.Context, p string) (fop.Attr, error) {
 		return fop.Attr{}, err
 	}
 	if isDir(e.Attr) {
-		return e.Attr, nil
+		return v.dirAttr(ctx, p, i, e.Attr), nil
 	}
 	return v.subs[i].Getattr(ctx, p)
+}
+
+// dirAttr completes the attributes a of directory p, read from subvolume
+// i: an entry made or removed in a directory changes the times of only
+// the copy on the subvolume that holds it, so the directory's times are
+// the latest of all its copies'.
+func (v *Volume) dirAttr(ctx context.Context, p string, i int, a fop.Attr) fop.Attr {
+	if len(v.subs) == 1 {
+		return a
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for j, sub := range v.subs {
+		if j == i {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, err := sub.Lookup(ctx, p)
+			if err != nil || !isDir(e.Attr) {
+				return
+			}
+			mu.Lock()
+			a = MergeDirTimes(a, e.Attr)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return a
+}
+
+// MergeDirTimes returns a with each of its times raised to b's where b's
+// is later.
+func MergeDirTimes(a, b fop.Attr) fop.Attr {
+	a.Atime = max(a.Atime, b.Atime)
+	a.Mtime = max(a.Mtime, b.Mtime)
+	a.Ctime = max(a.Ctime, b.Ctime)
+	return a
+}
+
+// emptyEverywhere fails with ENOTEMPTY when directory p holds an entry on
+// any subvolume (a file lives on one subvolume only, so no single
+// subvolume can tell).
+func (v *Volume) emptyEverywhere(ctx context.Context, p string) error {
+	for _, sub := range v.subs {
+		r, err := sub.Readdir(ctx, p, fop.Pos{}, 1)
+		if err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) {
+			return err
+		}
+		if len(r.Entries) > 0 {
+			return syscall.ENOTEMPTY
+		}
+	}
+	return nil
 }
 
 // onAll runs fn on every subvolume, the first (i == first) before the
@@ -357,14 +415,8 @@ func (v *Volume) Rmdir(ctx context.Context, p string) error {
 	}
 	// Refuse before removing anything: a directory is empty only if it
 	// is empty on every subvolume.
-	for _, sub := range v.subs {
-		r, err := sub.Readdir(ctx, p, fop.Pos{}, 1)
-		if err != nil && !errors.Is(err, syscall.ENOENT) {
-			return err
-		}
-		if len(r.Entries) > 0 {
-			return syscall.ENOTEMPTY
-		}
+	if err := v.emptyEverywhere(ctx, p); err != nil {
+		return err
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(v.subs))
@@ -405,6 +457,13 @@ func (v *Volume) Rename(ctx context.Context, from, to string, flags uint32) erro
 		if err != nil {
 			return err
 		}
+		// A directory replaces only an empty one: refuse before any
+		// subvolume renames.
+		if flags&unixRenameExchange == 0 {
+			if err := v.emptyEverywhere(ctx, to); err != nil {
+				return err
+			}
+		}
 		_, err = v.onAll(ctx, hf, func(_ int, sub fop.Volume) (fop.Attr, error) {
 			return fop.Attr{}, sub.Rename(ctx, from, to, flags)
 		})
@@ -443,8 +502,12 @@ func (v *Volume) Rename(ctx context.Context, from, to string, flags uint32) erro
 	return nil
 }
 
-// unixRenameNoreplace is RENAME_NOREPLACE.
-const unixRenameNoreplace = 1
+// unixRenameNoreplace and unixRenameExchange are RENAME_NOREPLACE and
+// RENAME_EXCHANGE.
+const (
+	unixRenameNoreplace = 1
+	unixRenameExchange  = 2
+)
 
 func (v *Volume) Link(ctx context.Context, from, to string) (fop.Attr, error) {
 	src, _, err := v.cached(ctx, from)
