@@ -244,6 +244,10 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 		return call(payload, func(r *fop.InodelkReq) (fop.Message, error) { return s.inodelk(ctx, r) })
 	case fop.OpIndex:
 		return call(payload, s.indexList)
+	case fop.OpFgetattr:
+		return call(payload, s.fgetattr)
+	case fop.OpFsetattr:
+		return call(payload, s.fsetattr)
 	}
 	return syscall.ENOSYS, nil
 }
@@ -845,6 +849,26 @@ func checkCreate(req *fop.CreateReq) error {
 	return nil
 }
 
+// inheritGroup applies a set-group-ID parent directory's rule to a new
+// entry, as a local file system does: the entry gets the directory's
+// group instead of the caller's, and a new directory the set-group-ID bit
+// too. The brick makes entries as root and sets the owner itself, so the
+// kernel's own rule never applies.
+func inheritGroup(l loc, req *fop.CreateReq) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(l.dir, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_ISGID == 0 {
+		return nil
+	}
+	req.GID = st.Gid
+	if req.Mode&unix.S_IFMT == unix.S_IFDIR {
+		req.Mode |= unix.S_ISGID
+	}
+	return nil
+}
+
 // finishCreate gives a new entry the owner, mode, GFID and extended
 // attributes asked for and returns its attributes; on failure it removes
 // the entry again. chmod is false for symlinks.
@@ -860,6 +884,9 @@ func (s *session) finishCreate(l loc, req *fop.CreateReq, chmod bool, rmFlags in
 }
 
 func (s *session) finishCreateSteps(l loc, req *fop.CreateReq, chmod bool) (fop.Attr, error) {
+	if err := inheritGroup(l, req); err != nil {
+		return fop.Attr{}, err
+	}
 	if err := l.chown(int(req.UID), int(req.GID)); err != nil {
 		return fop.Attr{}, err
 	}
@@ -1183,7 +1210,11 @@ func (s *session) create(req *fop.CreateReq) (fop.Message, error) {
 		// Made with no permission at all until its owner and mode are set.
 		fd, err := unix.Openat(l.dir, l.name, flags|unix.O_CREAT|unix.O_EXCL, 0)
 		if err == nil {
-			a, err := s.finishCreateFD(fd, req)
+			err := inheritGroup(l, req)
+			var a fop.Attr
+			if err == nil {
+				a, err = s.finishCreateFD(fd, req)
+			}
 			if err != nil {
 				unix.Close(fd)
 				if uerr := unix.Unlinkat(l.dir, l.name, 0); uerr != nil {

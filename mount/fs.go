@@ -8,6 +8,7 @@ package mount
 
 import (
 	"context"
+	"errors"
 	"path"
 	"syscall"
 	"time"
@@ -93,6 +94,18 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	// An open file is asked by its handle (go-fuse passes one when the
+	// file is open): fstat must work after the last name is gone.
+	if fa, h, ok := n.fileAttrer(f); ok {
+		a, err := fa.Fgetattr(ctx, h)
+		if err == nil {
+			fillAttr(&a, &out.Attr)
+			return 0
+		}
+		if !errors.Is(err, syscall.ENOSYS) {
+			return errno(err)
+		}
+	}
 	a, err := n.vol.Getattr(ctx, n.path())
 	if err != nil {
 		return errno(err)
@@ -135,12 +148,33 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			req.Mtime = int64(in.Mtime)*1e9 + int64(in.Mtimensec)
 		}
 	}
+	if fa, h, ok := n.fileAttrer(f); ok {
+		a, err := fa.Fsetattr(ctx, h, &req)
+		if err == nil {
+			fillAttr(&a, &out.Attr)
+			return 0
+		}
+		if !errors.Is(err, syscall.ENOSYS) {
+			return errno(err)
+		}
+	}
 	a, err := n.vol.Setattr(ctx, &req)
 	if err != nil {
 		return errno(err)
 	}
 	fillAttr(&a, &out.Attr)
 	return 0
+}
+
+// fileAttrer returns the volume's handle-based attribute operations and
+// the handle of f, when there is an open file and the volume has them.
+func (n *node) fileAttrer(f fs.FileHandle) (fop.FileAttrer, uint64, bool) {
+	ff, ok := f.(*file)
+	if !ok {
+		return nil, 0, false
+	}
+	fa, ok := n.vol.(fop.FileAttrer)
+	return fa, ff.h, ok
 }
 
 // createReq fills what every create carries: the caller as owner and a

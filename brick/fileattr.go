@@ -1,0 +1,76 @@
+package brick
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// Attributes of open files, reached through the handle's descriptor: they
+// work when the file's last name is gone, as fstat and ftruncate do.
+
+func (s *session) fgetattr(req *fop.HandleReq) (fop.Message, error) {
+	var a fop.Attr
+	err := s.use(req.Handle, func(h *handle) error {
+		var err error
+		a, err = fdAttr(h.fd, h.gfid)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// fsetattr changes attributes in the order setattr does: owner, size,
+// mode, times.
+func (s *session) fsetattr(req *fop.FsetattrReq) (fop.Message, error) {
+	r := &req.Attr
+	v := r.Valid
+	if v&fop.SetSize != 0 && r.Size > 1<<63-1 {
+		return nil, unix.EINVAL
+	}
+	var a fop.Attr
+	err := s.use(req.Handle, func(h *handle) error {
+		if v&(fop.SetUID|fop.SetGID) != 0 {
+			uid, gid := -1, -1
+			if v&fop.SetUID != 0 {
+				uid = int(r.UID)
+			}
+			if v&fop.SetGID != 0 {
+				gid = int(r.GID)
+			}
+			if err := unix.Fchown(h.fd, uid, gid); err != nil {
+				return err
+			}
+		}
+		if v&fop.SetSize != 0 {
+			if err := unix.Ftruncate(h.fd, int64(r.Size)); err != nil {
+				return err
+			}
+		}
+		if v&fop.SetMode != 0 {
+			if err := unix.Fchmod(h.fd, r.Mode&0o7777); err != nil {
+				return err
+			}
+		}
+		if v&(fop.SetAtime|fop.SetMtime|fop.SetAtimeNow|fop.SetMtimeNow) != 0 {
+			ts := []unix.Timespec{
+				timespec(v&fop.SetAtime != 0, v&fop.SetAtimeNow != 0, r.Atime),
+				timespec(v&fop.SetMtime != 0, v&fop.SetMtimeNow != 0, r.Mtime),
+			}
+			// The handle's descriptor is a regular file or a directory:
+			// its magic link is safe to follow.
+			if err := unix.UtimesNanoAt(unix.AT_FDCWD, procFD(h.fd), ts, 0); err != nil {
+				return err
+			}
+		}
+		var err error
+		a, err = fdAttr(h.fd, h.gfid)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}

@@ -1,0 +1,69 @@
+package brick
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// An open file's attributes are reached by its handle, also once its last
+// name is gone.
+func TestFileAttrByHandle(t *testing.T) {
+	b := startBrick(t)
+	rep, g := b.create("f", 0o644, unix.O_RDWR)
+	b.write(rep.Handle, 0, "Hello, World!")
+	b.must(fop.OpUnlink, &fop.PathReq{Path: "f"}, nil)
+
+	var a fop.Attr
+	b.must(fop.OpFgetattr, &fop.HandleReq{Handle: rep.Handle}, &a)
+	if a.Nlink != 0 || a.Size != 13 || a.GFID != g || a.Ino != foldIno(g) {
+		t.Fatalf("fgetattr after unlink: %+v", a)
+	}
+	b.must(fop.OpFsetattr, &fop.FsetattrReq{Handle: rep.Handle, Attr: fop.SetattrReq{
+		Valid: fop.SetSize | fop.SetMode | fop.SetUID | fop.SetGID | fop.SetMtime | fop.SetAtimeNow,
+		Size:  3, Mode: 0o4600, UID: 7, GID: 8, Mtime: 1234567890123456789,
+	}}, &a)
+	if a.Size != 3 || a.Mode != unix.S_IFREG|0o4600 || a.UID != 7 || a.GID != 8 || a.Mtime != 1234567890123456789 {
+		t.Fatalf("fsetattr: %+v", a)
+	}
+	if got := b.read(rep.Handle, 0, 100); got != "Hel" {
+		t.Fatalf("read after ftruncate: %q", got)
+	}
+	b.must(fop.OpRelease, &fop.HandleReq{Handle: rep.Handle}, nil)
+	b.wantErr(syscall.EBADF, fop.OpFgetattr, &fop.HandleReq{Handle: rep.Handle})
+	b.wantErr(syscall.EBADF, fop.OpFsetattr, &fop.FsetattrReq{Handle: 999, Attr: fop.SetattrReq{Valid: fop.SetMode}})
+	b.wantErr(syscall.EINVAL, fop.OpFsetattr, &fop.FsetattrReq{Handle: rep.Handle, Attr: fop.SetattrReq{Valid: fop.SetSize, Size: 1 << 63}})
+}
+
+// Entries made in a set-group-ID directory take its group, and
+// directories its set-group-ID bit, whoever asks.
+func TestSetgidDirectoryInherits(t *testing.T) {
+	b := startBrick(t)
+	b.must(fop.OpMkdir, &fop.CreateReq{Path: "sg", Mode: unix.S_IFDIR | 0o2775, UID: 0, GID: 500, GFID: fop.NewGFID()}, nil)
+	if st := b.stat("sg"); st.Mode&0o7777 != 0o2775 || st.Gid != 500 {
+		t.Fatalf("sg: mode %o gid %d", st.Mode, st.Gid)
+	}
+	b.create("sg/f", 0o644, unix.O_WRONLY)
+	b.must(fop.OpMkdir, &fop.CreateReq{Path: "sg/d", Mode: unix.S_IFDIR | 0o755, UID: 9, GID: 9, GFID: fop.NewGFID()}, nil)
+	b.must(fop.OpMknod, &fop.CreateReq{Path: "sg/p", Mode: unix.S_IFIFO | 0o600, UID: 9, GID: 9, GFID: fop.NewGFID()}, nil)
+	b.must(fop.OpSymlink, &fop.CreateReq{Path: "sg/s", Mode: unix.S_IFLNK | 0o777, UID: 9, GID: 9, GFID: fop.NewGFID(), Target: "x"}, nil)
+	for name, wantMode := range map[string]uint32{"sg/f": 0o644, "sg/d": 0o2755, "sg/p": 0o600, "sg/s": 0o777} {
+		st := b.stat(name)
+		if st.Gid != 500 || st.Mode&0o7777 != wantMode {
+			t.Errorf("%s: gid %d mode %o, want gid 500 mode %o", name, st.Gid, st.Mode&0o7777, wantMode)
+		}
+	}
+	// Outside a set-group-ID directory the caller's group stays.
+	b.must(fop.OpMkdir, &fop.CreateReq{Path: "plain", Mode: unix.S_IFDIR | 0o755, UID: 9, GID: 9, GFID: fop.NewGFID()}, nil)
+	if st := b.stat("plain"); st.Gid != 9 || st.Mode&0o7777 != 0o755 {
+		t.Errorf("plain: gid %d mode %o", st.Gid, st.Mode&0o7777)
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, "sg", "f")); err != nil {
+		t.Fatal(err)
+	}
+}
