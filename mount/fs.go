@@ -4,12 +4,25 @@
 // Each FUSE node knows its path in the volume; go-fuse keeps the tree
 // current across renames. Inode numbers come from the files' GFIDs, so
 // hard links share one and every mount of a volume agrees on them.
+//
+// A node whose every name is gone (a file unlinked while open) has no
+// path: calls on it go through one of its open handles, or fail with
+// ESTALE, and never fall back to the empty path, which is the root's.
+//
+// The kernel interrupts a request when the calling thread gets any
+// signal, including the SIGURG the Go runtime sends itself all the time.
+// Operations are not cancelled by such interrupts: an interrupted call
+// that already reached a brick may well have done its work there, and
+// answering EINTR would make the caller believe otherwise (and fail in
+// programs that do not retry on EINTR). A fatal signal still ends the
+// waiting process; only the wait for a lock (Setlkw) is interruptible.
 package mount
 
 import (
 	"context"
 	"errors"
 	"path"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +36,9 @@ import (
 type node struct {
 	fs.Inode
 	vol fop.Volume
+
+	mu    sync.Mutex
+	files map[*file]struct{} // open handles, by Create and Open
 }
 
 // Root returns the root node of a volume's file system.
@@ -50,9 +66,53 @@ var (
 	_ fs.NodeStatfser      = (*node)(nil)
 )
 
-func (n *node) path() string { return n.Path(nil) }
+// path returns the node's path in the volume, ESTALE when it has none
+// left.
+func (n *node) path() (string, syscall.Errno) {
+	p := n.Path(nil)
+	if p == "" && !n.IsRoot() {
+		return "", syscall.ESTALE
+	}
+	return p, 0
+}
 
-func (n *node) child(name string) string { return path.Join(n.path(), name) }
+func (n *node) child(name string) (string, syscall.Errno) {
+	p, e := n.path()
+	if e != 0 {
+		return "", e
+	}
+	return path.Join(p, name), 0
+}
+
+// uninterrupted detaches an operation from the kernel's interrupts (see
+// the package comment); the caller's credentials stay.
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+// addFile and dropFile track the node's open handles.
+func (n *node) addFile(f *file) {
+	n.mu.Lock()
+	if n.files == nil {
+		n.files = map[*file]struct{}{}
+	}
+	n.files[f] = struct{}{}
+	n.mu.Unlock()
+}
+
+func (n *node) dropFile(f *file) {
+	n.mu.Lock()
+	delete(n.files, f)
+	n.mu.Unlock()
+}
+
+// anyFile returns one of the node's open handles, nil when none.
+func (n *node) anyFile() *file {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for f := range n.files {
+		return f
+	}
+	return nil
+}
 
 func errno(err error) syscall.Errno { return fop.Errno(err) }
 
@@ -86,7 +146,12 @@ func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *f
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	e, err := n.vol.Lookup(ctx, n.child(name))
+	ctx = uninterrupted(ctx)
+	p, e0 := n.child(name)
+	if e0 != 0 {
+		return nil, e0
+	}
+	e, err := n.vol.Lookup(ctx, p)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -94,8 +159,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 }
 
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	// An open file is asked by its handle (go-fuse passes one when the
-	// file is open): fstat must work after the last name is gone.
+	ctx = uninterrupted(ctx)
+	// An open file is asked by its handle: fstat must work after the last
+	// name is gone.
 	if fa, h, ok := n.fileAttrer(f); ok {
 		a, err := fa.Fgetattr(ctx, h)
 		if err == nil {
@@ -106,7 +172,11 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 			return errno(err)
 		}
 	}
-	a, err := n.vol.Getattr(ctx, n.path())
+	p, e := n.path()
+	if e != 0 {
+		return e
+	}
+	a, err := n.vol.Getattr(ctx, p)
 	if err != nil {
 		return errno(err)
 	}
@@ -115,7 +185,8 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 }
 
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	req := fop.SetattrReq{Path: n.path()}
+	ctx = uninterrupted(ctx)
+	req := fop.SetattrReq{}
 	if m, ok := in.GetMode(); ok {
 		req.Valid |= fop.SetMode
 		req.Mode = m & 0o7777
@@ -158,6 +229,10 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			return errno(err)
 		}
 	}
+	var e syscall.Errno
+	if req.Path, e = n.path(); e != 0 {
+		return e
+	}
 	a, err := n.vol.Setattr(ctx, &req)
 	if err != nil {
 		return errno(err)
@@ -167,14 +242,26 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 }
 
 // fileAttrer returns the volume's handle-based attribute operations and
-// the handle of f, when there is an open file and the volume has them.
+// a handle of the node to use them on: f (go-fuse passes one of the
+// node's handles to Getattr, and the kernel the caller's to Setattr for
+// ftruncate), or when the node has no name left any of its handles (the
+// kernel passes none for fchmod or fchown). Otherwise the path serves: a
+// truncate(2) must not go through another process's read-only handle.
 func (n *node) fileAttrer(f fs.FileHandle) (fop.FileAttrer, uint64, bool) {
-	ff, ok := f.(*file)
+	fa, ok := n.vol.(fop.FileAttrer)
 	if !ok {
 		return nil, 0, false
 	}
-	fa, ok := n.vol.(fop.FileAttrer)
-	return fa, ff.h, ok
+	ff, ok := f.(*file)
+	if !ok {
+		if _, e := n.path(); e == 0 {
+			return nil, 0, false
+		}
+		if ff = n.anyFile(); ff == nil {
+			return nil, 0, false
+		}
+	}
+	return fa, ff.h, true
 }
 
 // createReq fills what every create carries: the caller as owner and a
@@ -188,7 +275,12 @@ func createReq(ctx context.Context, p string, mode uint32) *fop.CreateReq {
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	a, err := n.vol.Mkdir(ctx, createReq(ctx, n.child(name), mode|syscall.S_IFDIR))
+	ctx = uninterrupted(ctx)
+	p, e := n.child(name)
+	if e != 0 {
+		return nil, e
+	}
+	a, err := n.vol.Mkdir(ctx, createReq(ctx, p, mode|syscall.S_IFDIR))
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -196,7 +288,12 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	req := createReq(ctx, n.child(name), mode)
+	ctx = uninterrupted(ctx)
+	p, e := n.child(name)
+	if e != 0 {
+		return nil, e
+	}
+	req := createReq(ctx, p, mode)
 	req.Rdev = uint64(dev)
 	a, err := n.vol.Mknod(ctx, req)
 	if err != nil {
@@ -206,7 +303,12 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	req := createReq(ctx, n.child(name), syscall.S_IFLNK|0o777)
+	ctx = uninterrupted(ctx)
+	p, e := n.child(name)
+	if e != 0 {
+		return nil, e
+	}
+	req := createReq(ctx, p, syscall.S_IFLNK|0o777)
 	req.Target = target
 	a, err := n.vol.Symlink(ctx, req)
 	if err != nil {
@@ -216,29 +318,48 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 }
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	req := createReq(ctx, n.child(name), mode|syscall.S_IFREG)
+	ctx = uninterrupted(ctx)
+	p, e := n.child(name)
+	if e != 0 {
+		return nil, nil, 0, e
+	}
+	req := createReq(ctx, p, mode|syscall.S_IFREG)
 	req.Flags = flags
 	r, err := n.vol.Create(ctx, req)
 	if err != nil {
 		return nil, nil, 0, errno(err)
 	}
-	return n.newChild(ctx, &r.Attr, out), &file{vol: n.vol, h: r.Handle}, 0, 0
+	child := n.newChild(ctx, &r.Attr, out)
+	return child, newFile(child.Operations().(*node), r.Handle), 0, 0
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	r, err := n.vol.Open(ctx, n.path(), flags)
+	ctx = uninterrupted(ctx)
+	p, e := n.path()
+	if e != 0 {
+		return nil, 0, e
+	}
+	r, err := n.vol.Open(ctx, p, flags)
 	if err != nil {
 		return nil, 0, errno(err)
 	}
-	return &file{vol: n.vol, h: r.Handle}, 0, 0
+	return newFile(n, r.Handle), 0, 0
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	return errno(n.vol.Unlink(ctx, n.child(name)))
+	p, e := n.child(name)
+	if e != 0 {
+		return e
+	}
+	return errno(n.vol.Unlink(uninterrupted(ctx), p))
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return errno(n.vol.Rmdir(ctx, n.child(name)))
+	p, e := n.child(name)
+	if e != 0 {
+		return e
+	}
+	return errno(n.vol.Rmdir(uninterrupted(ctx), p))
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
@@ -246,15 +367,32 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if !ok {
 		return syscall.EXDEV
 	}
-	return errno(n.vol.Rename(ctx, n.child(name), np.child(newName), flags))
+	from, e := n.child(name)
+	if e != 0 {
+		return e
+	}
+	to, e := np.child(newName)
+	if e != 0 {
+		return e
+	}
+	return errno(n.vol.Rename(uninterrupted(ctx), from, to, flags))
 }
 
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	t, ok := target.(*node)
 	if !ok {
 		return nil, syscall.EXDEV
 	}
-	a, err := n.vol.Link(ctx, t.path(), n.child(name))
+	from, e := t.path()
+	if e != 0 {
+		return nil, e
+	}
+	to, e := n.child(name)
+	if e != 0 {
+		return nil, e
+	}
+	a, err := n.vol.Link(ctx, from, to)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -262,7 +400,11 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 }
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	s, err := n.vol.Readlink(ctx, n.path())
+	p, e := n.path()
+	if e != 0 {
+		return nil, e
+	}
+	s, err := n.vol.Readlink(uninterrupted(ctx), p)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -270,7 +412,11 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	v, err := n.vol.Getxattr(ctx, n.path(), attr)
+	p, e := n.path()
+	if e != 0 {
+		return 0, e
+	}
+	v, err := n.vol.Getxattr(uninterrupted(ctx), p, attr)
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -281,15 +427,27 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return errno(n.vol.Setxattr(ctx, n.path(), attr, data, flags))
+	p, e := n.path()
+	if e != 0 {
+		return e
+	}
+	return errno(n.vol.Setxattr(uninterrupted(ctx), p, attr, data, flags))
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	return errno(n.vol.Removexattr(ctx, n.path(), attr))
+	p, e := n.path()
+	if e != 0 {
+		return e
+	}
+	return errno(n.vol.Removexattr(uninterrupted(ctx), p, attr))
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	v, err := n.vol.Listxattr(ctx, n.path())
+	p, e := n.path()
+	if e != 0 {
+		return 0, e
+	}
+	v, err := n.vol.Listxattr(uninterrupted(ctx), p)
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -300,7 +458,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	s, err := n.vol.Statfs(ctx)
+	s, err := n.vol.Statfs(uninterrupted(ctx))
 	if err != nil {
 		return errno(err)
 	}
@@ -312,7 +470,11 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 // Readdir streams a directory in batches.
 func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	d := &dirStream{vol: n.vol, path: n.path(), ctx: context.WithoutCancel(ctx)}
+	p, e := n.path()
+	if e != 0 {
+		return nil, e
+	}
+	d := &dirStream{vol: n.vol, path: p, ctx: uninterrupted(ctx)}
 	if err := d.fill(); err != 0 {
 		return nil, err
 	}
@@ -364,8 +526,15 @@ func (d *dirStream) Close() {}
 
 // file is an open file.
 type file struct {
+	n   *node
 	vol fop.Volume
 	h   uint64
+}
+
+func newFile(n *node, h uint64) *file {
+	f := &file{n: n, vol: n.vol, h: h}
+	n.addFile(f)
+	return f
 }
 
 var (
@@ -377,7 +546,7 @@ var (
 )
 
 func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	b, err := f.vol.Read(ctx, f.h, off, uint32(len(dest)))
+	b, err := f.vol.Read(uninterrupted(ctx), f.h, off, uint32(len(dest)))
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -385,7 +554,7 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 }
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	r, err := f.vol.Write(ctx, f.h, off, data)
+	r, err := f.vol.Write(uninterrupted(ctx), f.h, off, data)
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -393,11 +562,12 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 }
 
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return errno(f.vol.Fsync(ctx, f.h, flags&1 != 0))
+	return errno(f.vol.Fsync(uninterrupted(ctx), f.h, flags&1 != 0))
 }
 
 func (f *file) Flush(ctx context.Context) syscall.Errno { return 0 }
 
 func (f *file) Release(ctx context.Context) syscall.Errno {
-	return errno(f.vol.Release(context.WithoutCancel(ctx), f.h))
+	f.n.dropFile(f)
+	return errno(f.vol.Release(uninterrupted(ctx), f.h))
 }
