@@ -209,3 +209,64 @@ type Health struct {
 	UUID string    `json:"uuid"`
 	Time time.Time `json:"time"`
 }
+
+// HealRequest launches a heal: POST /volumes/{name}/heal. Full crawls the
+// whole volume instead of the bricks' indexes.
+type HealRequest struct {
+	Full bool `json:"full"`
+}
+
+// HealInfo answers GET /volumes/{name}/heal/info: per brick, the entries
+// its index names.
+type HealInfo struct {
+	Volume string      `json:"volume"`
+	Bricks []HealBrick `json:"bricks"`
+}
+
+// HealBrick is one brick of heal info.
+type HealBrick struct {
+	Brick     string      `json:"brick"`
+	Connected bool        `json:"connected"`
+	Error     string      `json:"error,omitempty"`
+	Entries   []HealEntry `json:"entries"`
+}
+
+// HealEntry is a file that needs healing: its path when known, else its
+// GFID.
+type HealEntry struct {
+	Path       string `json:"path"`
+	GFID       string `json:"gfid"`
+	SplitBrain bool   `json:"splitBrain,omitempty"`
+}
+
+// HealStats is what a node's self-heal daemon did for a volume.
+type HealStats struct {
+	Node     string `json:"node"`
+	Hostname string `json:"hostname,omitempty"`
+	// Crawls counts index crawls; the fields below are of the last crawl
+	// that found something to heal, or of the last full crawl.
+	Crawls     int64     `json:"crawls"`
+	Type       string    `json:"type"` // INDEX or FULL
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	Healed     int64     `json:"healed"`
+	SplitBrain int64     `json:"splitBrain"`
+	Failed     int64     `json:"failed"`
+	// Total counts every entry healed since the daemon started.
+	Total int64 `json:"total"`
+}
+
+// SplitBrainRequest resolves split-brain: POST
+// /volumes/{name}/heal/split-brain. Policy is bigger-file, latest-mtime
+// (File required) or source-brick (Brick HOST:PATH required; without File,
+// every split-brain file of that brick's set).
+type SplitBrainRequest struct {
+	Policy string `json:"policy"`
+	File   string `json:"file,omitempty"`
+	Brick  string `json:"brick,omitempty"`
+}
+
+// SplitBrainResponse lists the files healed.
+type SplitBrainResponse struct {
+	Healed []string `json:"healed"`
+}

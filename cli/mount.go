@@ -20,11 +20,9 @@ import (
 
 	"github.com/cais-platform/cais/api"
 	"github.com/cais-platform/cais/client"
-	"github.com/cais-platform/cais/distribute"
-	"github.com/cais-platform/cais/fop"
 	"github.com/cais-platform/cais/mount"
 	"github.com/cais-platform/cais/pki"
-	"github.com/cais-platform/cais/rpc"
+	"github.com/cais-platform/cais/volgraph"
 	"github.com/cais-platform/cais/volume"
 )
 
@@ -165,8 +163,8 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 		if v, err = c.Volume(ctx, volName); err != nil {
 			return err
 		}
-		if v.Layout.GroupSize() > 1 {
-			return fmt.Errorf("volume %s is %s: this release mounts Distribute volumes only (replicate, stripe and disperse arrive with the next data-path work)", volName, v.Layout.Type(len(v.Bricks)))
+		if v.Layout.Stripe > 1 || v.Layout.Disperse > 0 {
+			return fmt.Errorf("volume %s is %s: this release mounts Distribute, Replicate and Distributed-Replicate volumes (stripe and disperse arrive with the next data-path work)", volName, v.Layout.Type(len(v.Bricks)))
 		}
 		if st, err = c.VolumeStatus(ctx, volName); err != nil {
 			return err
@@ -184,22 +182,26 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 	if err != nil {
 		return a.fail("mount", err)
 	}
-	addrs := map[string]string{}
-	for _, p := range pool {
-		addrs[p.UUID] = p.Addr
+	addrs := brickAddrs(pool, st)
+	if missing := offline(v, addrs); len(missing) > 0 {
+		if v.Layout.Replica <= 1 {
+			fmt.Fprintf(a.errOut, "mount: brick %s is offline\n", missing[0])
+			return &ExitError{Code: 1}
+		}
+		fmt.Fprintf(a.errOut, "mount: warning: bricks offline, their replicas serve meanwhile: %s\n", strings.Join(missing, ", "))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	subs := make([]fop.Volume, 0, len(st.Bricks))
-	for _, b := range st.Bricks {
-		if !b.Online {
-			fmt.Fprintf(a.errOut, "mount: brick %s is offline\n", b.Brick.Name())
-			return &ExitError{Code: 1}
-		}
-		addr := net.JoinHostPort(addrs[b.Brick.Node], strconv.Itoa(b.Port))
-		subs = append(subs, fop.NewClient(newRedialer(addr, tlsCfg, log)))
+	dialer := tls.Dialer{Config: tlsCfg, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
+	g, err := volgraph.Build(volgraph.Config{Volume: v, Addrs: addrs, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		return dialer.DialContext(ctx, "tcp", addr)
+	}, Log: log})
+	if err != nil {
+		return a.fail("mount", err)
 	}
-	root := mount.Root(distribute.New(subs))
+	defer g.Close()
+	go a.followBricks(ctx, volName, g, log)
+	root := mount.Root(g.Root)
 	timeout := time.Second
 	opts := &fs.Options{
 		EntryTimeout: &timeout,
@@ -222,7 +224,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 	if err != nil {
 		return a.fail("mount", err)
 	}
-	log.Info("mounted", "bricks", len(subs))
+	log.Info("mounted", "bricks", len(v.Bricks), "type", v.Layout.Type(len(v.Bricks)))
 	go func() {
 		<-ctx.Done()
 		_ = server.Unmount()
@@ -239,48 +241,61 @@ func roOpt(ro bool) []string {
 	return nil
 }
 
-// redialer is a brick connection that reconnects after a failure.
-type redialer struct {
-	addr string
-	tls  *tls.Config
-	log  *slog.Logger
-	mu   chan struct{} // a lock that a cancelled caller can stop waiting for
-	c    *rpc.Client
-}
-
-func newRedialer(addr string, cfg *tls.Config, log *slog.Logger) *redialer {
-	return &redialer{addr: addr, tls: cfg, log: log, mu: make(chan struct{}, 1)}
-}
-
-func (r *redialer) conn(ctx context.Context) (*rpc.Client, error) {
-	select {
-	case r.mu <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// brickAddrs maps each online brick to HOST:PORT.
+func brickAddrs(pool []api.Peer, st api.VolumeStatus) map[string]string {
+	nodes := map[string]string{}
+	for _, p := range pool {
+		nodes[p.UUID] = p.Addr
 	}
-	defer func() { <-r.mu }()
-	if r.c != nil {
-		select {
-		case <-r.c.Done():
-			r.c = nil
-		default:
-			return r.c, nil
+	out := map[string]string{}
+	for _, b := range st.Bricks {
+		if b.Online && b.Port > 0 && nodes[b.Brick.Node] != "" {
+			out[b.Brick.ID] = net.JoinHostPort(nodes[b.Brick.Node], strconv.Itoa(b.Port))
 		}
 	}
-	d := tls.Dialer{Config: r.tls, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
-	nc, err := d.DialContext(ctx, "tcp", r.addr)
-	if err != nil {
-		r.log.Warn("cannot reach brick", "addr", r.addr, "err", err)
-		return nil, err
-	}
-	r.c = rpc.NewClient(nc)
-	return r.c, nil
+	return out
 }
 
-func (r *redialer) Call(ctx context.Context, op uint16, payload []byte) ([]byte, error) {
-	c, err := r.conn(ctx)
-	if err != nil {
-		return nil, err
+func offline(v volume.Volume, addrs map[string]string) []string {
+	var out []string
+	for _, b := range v.Bricks {
+		if addrs[b.ID] == "" {
+			out = append(out, b.Name())
+		}
 	}
-	return c.Call(ctx, op, payload)
+	return out
+}
+
+// followBricks asks the pool every few seconds where the volume's bricks
+// serve, so a brick that restarts on another port is reached there.
+func (a *app) followBricks(ctx context.Context, volName string, g *volgraph.Graph, log *slog.Logger) {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c, err := a.connect()
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := c.VolumeStatus(cctx, volName)
+		var pool []api.Peer
+		if err == nil {
+			pool, err = c.Pool(cctx)
+		}
+		cancel()
+		c.Close()
+		if err != nil {
+			continue
+		}
+		for id, addr := range brickAddrs(pool, st) {
+			if g.SetAddr(id, addr) {
+				log.Info("brick address", "brick", id, "addr", addr)
+			}
+		}
+	}
 }

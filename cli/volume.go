@@ -27,6 +27,7 @@ func (a *app) volumeCmd() *cobra.Command {
 		a.volumeSet(),
 		a.volumeGet(),
 		a.volumeReset(),
+		a.volumeHeal(),
 	)
 	return cmd
 }

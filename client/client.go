@@ -235,3 +235,31 @@ func forceQuery(force bool) string {
 	}
 	return ""
 }
+
+// Heal launches an index heal (or a full one) of a volume.
+func (c *Client) Heal(ctx context.Context, name string, full bool) error {
+	return c.Do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(name)+"/heal", api.HealRequest{Full: full}, nil)
+}
+
+// HealInfo lists the entries each brick's index names; splitBrain keeps
+// only those in split-brain.
+func (c *Client) HealInfo(ctx context.Context, name string, splitBrain bool) (api.HealInfo, error) {
+	var r api.HealInfo
+	q := ""
+	if splitBrain {
+		q = "?split-brain=1"
+	}
+	return r, c.Do(ctx, http.MethodGet, "/v1/volumes/"+url.PathEscape(name)+"/heal/info"+q, nil, &r)
+}
+
+// HealStatistics reads every node's self-heal crawl statistics.
+func (c *Client) HealStatistics(ctx context.Context, name string) ([]api.HealStats, error) {
+	var r []api.HealStats
+	return r, c.Do(ctx, http.MethodGet, "/v1/volumes/"+url.PathEscape(name)+"/heal/statistics", nil, &r)
+}
+
+// ResolveSplitBrain heals split-brain files from a chosen copy.
+func (c *Client) ResolveSplitBrain(ctx context.Context, name string, req api.SplitBrainRequest) (api.SplitBrainResponse, error) {
+	var r api.SplitBrainResponse
+	return r, c.Do(ctx, http.MethodPost, "/v1/volumes/"+url.PathEscape(name)+"/heal/split-brain", req, &r)
+}

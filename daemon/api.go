@@ -147,6 +147,10 @@ func (d *Daemon) routes() http.Handler {
 	handle("GET /v1/volumes/{name}/options", accessAdmin, true, d.getOptions)
 	handle("PUT /v1/volumes/{name}/options", accessAdmin, true, d.setOption)
 	handle("DELETE /v1/volumes/{name}/options", accessAdmin, true, d.resetOptions)
+	handle("POST /v1/volumes/{name}/heal", accessAdmin, true, d.postHeal)
+	handle("GET /v1/volumes/{name}/heal/info", accessAdmin, true, d.healInfo)
+	handle("GET /v1/volumes/{name}/heal/statistics", accessAdmin, true, d.healStatistics)
+	handle("POST /v1/volumes/{name}/heal/split-brain", accessAdmin, true, d.postSplitBrain)
 
 	handle("POST /v1/internal/join/offer", accessJoin, false, d.joinOffer)
 	handle("POST /v1/internal/join/accept", accessJoin, false, d.joinAccept)

@@ -99,6 +99,8 @@ type member struct {
 
 	// pub wakes the loop that publishes brick status to etcd.
 	pub chan struct{}
+
+	healer *healer
 }
 
 // publishSoon asks for the bricks' status to be published.
@@ -416,8 +418,10 @@ func (d *Daemon) startMember(ctx context.Context) error {
 	d.mu.Unlock()
 
 	m.pub = make(chan struct{}, 1)
-	m.done.Add(4)
+	m.healer = newHealer()
+	m.done.Add(5)
 	go func() { defer m.done.Done(); d.publishLoop(mctx, m) }()
+	go func() { defer m.done.Done(); d.healLoop(mctx, m) }()
 	go func() { defer m.done.Done(); d.keepSession(mctx, m) }()
 	go func() { defer m.done.Done(); d.reconcileLoop(mctx, m) }()
 	go func() {

@@ -396,6 +396,9 @@ func (v *Volume) healEntry(ctx context.Context, p string, states []State, d Deci
 			if ok && h.Attr.GFID == e.Attr.GFID {
 				continue
 			}
+			if e.Attr.GFID.IsZero() || (ok && h.Attr.GFID.IsZero()) {
+				continue // being made right now: the next crawl sees it whole
+			}
 			cp := join(p, name)
 			if ok {
 				if !authoritative {
@@ -414,7 +417,7 @@ func (v *Volume) healEntry(ctx context.Context, p string, states []State, d Deci
 		}
 		if authoritative {
 			for name, h := range have {
-				if _, ok := want[name]; ok {
+				if _, ok := want[name]; ok || h.Attr.GFID.IsZero() {
 					continue
 				}
 				if err := removeAll(ctx, b, join(p, name), isDirMode(h.Attr.Mode)); err != nil {
@@ -525,4 +528,111 @@ func (v *Volume) Pending(ctx context.Context) (map[fop.GFID]string, [][]fop.Inde
 		return nil, nil, syscall.ENOTCONN
 	}
 	return all, per, nil
+}
+
+// HealTree heals p and everything under it, comparing the bricks' copies
+// even where no changelog says they differ (a full heal): names a brick
+// lacks are created there from a brick that has them (never removed), and
+// files whose copies differ in size or modification time with no brick
+// blamed are marked dirty, so the heal takes the biggest copy. visit is
+// called for every path healed or failed.
+func (v *Volume) HealTree(ctx context.Context, p string, visit func(p string, r Result, err error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	states, _, err := v.states(ctx, p)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	var usable []int
+	for i, s := range states {
+		if s.Up && s.Exists {
+			usable = append(usable, i)
+		}
+	}
+	if len(usable) == 0 {
+		return nil
+	}
+	a := states[usable[0]].Attr
+	if !isDirMode(a.Mode) {
+		if a.Mode&syscall.S_IFMT == syscall.S_IFREG && !Decide(states, Data).Needed() && differ(states, usable) {
+			v.fanout(usable, func(_ int, b Brick) error {
+				_, err := b.Xattrop(ctx, &fop.XattropReq{Path: p, Delta: DirtyDelta(len(v.kids), Data, 1)})
+				return err
+			})
+		}
+		r, err := v.Heal(ctx, p)
+		if len(r.Healed) > 0 || err != nil {
+			visit(p, r, err)
+		}
+		return nil
+	}
+	r, err := v.Heal(ctx, p)
+	if len(r.Healed) > 0 || err != nil {
+		visit(p, r, err)
+	}
+	// Merge the bricks' listings: a name one brick has and another lacks
+	// is created where it lacks.
+	lists := map[int]map[string]fop.Dirent{}
+	union := map[string]int{} // name -> a brick that has it
+	for _, i := range usable {
+		l, err := listAll(ctx, v.kids[i].b, p)
+		if err != nil {
+			return err
+		}
+		lists[i] = l
+		for name := range l {
+			if _, ok := union[name]; !ok {
+				union[name] = i
+			}
+		}
+	}
+	for name, from := range union {
+		cp := join(p, name)
+		e := lists[from][name]
+		if e.Attr.GFID.IsZero() {
+			continue
+		}
+		created := false
+		for _, i := range usable {
+			if _, ok := lists[i][name]; ok {
+				continue
+			}
+			if err := v.recreate(ctx, v.kids[from].b, v.kids[i].b, cp, e.Attr, v.kids[i].arbiter); err != nil {
+				visit(cp, Result{}, err)
+				continue
+			}
+			created = true
+		}
+		if created {
+			visit(cp, Result{Healed: []Kind{Entry}, Created: 1}, nil)
+		}
+		if err := v.HealTree(ctx, cp, visit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// differ reports whether the data copies of a file differ in size or
+// modification time.
+func differ(states []State, usable []int) bool {
+	var first *fop.Attr
+	for _, i := range usable {
+		if states[i].Arbiter {
+			continue
+		}
+		a := &states[i].Attr
+		if first == nil {
+			first = a
+			continue
+		}
+		if a.Size != first.Size || a.Mtime != first.Mtime {
+			return true
+		}
+	}
+	return false
 }

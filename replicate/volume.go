@@ -354,6 +354,16 @@ func (v *Volume) view(ctx context.Context, p string) (view, error) {
 	if len(exists) == 0 {
 		return view{}, syscall.ENOENT
 	}
+	// A copy without an identity is being made by its brick (the GFID is
+	// set right after the entry appears): it is not there yet.
+	if withID := withGFID(states, exists); len(withID) > 0 && len(withID) < len(exists) {
+		for _, i := range exists {
+			if states[i].Attr.GFID.IsZero() {
+				states[i].Exists = false
+			}
+		}
+		exists = withID
+	}
 	for _, i := range exists[1:] {
 		a, b := states[exists[0]].Attr, states[i].Attr
 		if a.GFID != b.GFID || a.Mode&syscall.S_IFMT != b.Mode&syscall.S_IFMT {
@@ -392,6 +402,16 @@ func (v *Volume) view(ctx context.Context, p string) (view, error) {
 		out.entry = entries[v.dataKid(exists)]
 	}
 	return out, nil
+}
+
+func withGFID(states []State, idx []int) []int {
+	var out []int
+	for _, i := range idx {
+		if !states[i].Attr.GFID.IsZero() {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 func countUp(states []State) int {

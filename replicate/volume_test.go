@@ -383,3 +383,35 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// A full heal finds copies that differ with no changelog saying so (a
+// brick's directory changed behind the volume's back).
+func TestHealTree(t *testing.T) {
+	s := newSet(t, 2, Options{})
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("same"))
+	s.v.Release(ctx, h)
+	// Behind the volume's back: brick 1 loses a file, brick 0 a
+	// directory's content changes.
+	if err := os.Remove(filepath.Join(s.bricks[1].dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.v.Heal(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.bricks[1].dir, "f")); err == nil {
+		t.Fatal("index heal recreated a file no changelog named")
+	}
+	var visited []string
+	if err := s.v.HealTree(ctx, "", func(p string, r Result, err error) {
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		visited = append(visited, p)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(s.file(1, "f")); got != "same" {
+		t.Fatalf("full heal left brick 1 with %q (visited %v)", got, visited)
+	}
+}

@@ -12,6 +12,7 @@
 //	volumes/<name>                 volume.Volume
 //	status/bricks/<vol>/<brickID>  BrickStatus, on the owner's lease
 //	locks/volumes/<name>           per-volume operation lock
+//	status/heal/<vol>/<node>       HealStats, the node's self-heal crawls
 //
 // A volume operation is one etcd transaction on volumes/<name> guarded by
 // the record's mod revision, so it applies on every node or on none; nodes
@@ -29,6 +30,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/cais-platform/cais/api"
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/volume"
 )
@@ -116,6 +118,8 @@ func (s *Store) BrickStatusKey(vol, id string) string {
 }
 func (s *Store) BrickStatusPrefix(vol string) string { return s.key("status", "bricks", vol) + "/" }
 func (s *Store) VolumeLockKey(name string) string    { return s.key("locks", "volumes", name) }
+func (s *Store) HealStatsKey(vol, node string) string { return s.key("status", "heal", vol, node) }
+func (s *Store) HealStatsPrefix(vol string) string    { return s.key("status", "heal", vol) + "/" }
 
 // Bootstrap writes a new pool's records if no pool exists under the prefix.
 // It reports false when a pool was already there.
@@ -395,4 +399,32 @@ func (s *Store) getJSON(ctx context.Context, key string, into any) (int64, error
 		return 0, fmt.Errorf("decode %s: %w", key, err)
 	}
 	return resp.Kvs[0].ModRevision, nil
+}
+
+// HealStats is what a node's self-heal daemon did for a volume.
+type HealStats = api.HealStats
+
+// PutHealStats writes a node's heal statistics for a volume on its lease.
+func (s *Store) PutHealStats(ctx context.Context, lease clientv3.LeaseID, vol string, st HealStats) error {
+	b, _ := json.Marshal(st)
+	if _, err := s.c.Put(ctx, s.HealStatsKey(vol, st.Node), string(b), clientv3.WithLease(lease)); err != nil {
+		return fmt.Errorf("write heal statistics: %w", err)
+	}
+	return nil
+}
+
+// HealStats reads every node's heal statistics of a volume.
+func (s *Store) HealStats(ctx context.Context, vol string) ([]HealStats, error) {
+	resp, err := s.c.Get(ctx, s.HealStatsPrefix(vol), clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read heal statistics of %s: %w", vol, err)
+	}
+	var out []HealStats
+	for _, kv := range resp.Kvs {
+		var st HealStats
+		if json.Unmarshal(kv.Value, &st) == nil {
+			out = append(out, st)
+		}
+	}
+	return out, nil
 }

@@ -25,6 +25,10 @@ func mountVolume(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, vol 
 	}
 	n.MustCLI("mount", "--log-file", filepath.Join(c.Dir(), "mount-"+vol+".log"), n.Addr+":/"+vol, mnt)
 	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(c.Dir(), "mount-"+vol+".log"))
+			t.Logf("--- mount log of %s ---\n%s", vol, b)
+		}
 		for i := 0; i < 50; i++ {
 			if err := syscall.Unmount(mnt, 0); err == nil || err == syscall.EINVAL || err == syscall.ENOENT {
 				return

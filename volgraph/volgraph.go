@@ -1,0 +1,155 @@
+// Package volgraph builds a volume's client stack: one brick client per
+// brick, a replicate layer over each replica set, and the distribute
+// layer over the sets, as the volume's layout says. The FUSE mount and
+// the self-heal daemon both use it.
+//
+// Brick addresses change when a brick restarts on another port or its
+// node's address is learnt anew: SetAddr updates them, and the next
+// connection to that brick goes to the new address.
+package volgraph
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/cais-platform/cais/distribute"
+	"github.com/cais-platform/cais/fop"
+	"github.com/cais-platform/cais/replicate"
+	"github.com/cais-platform/cais/rpc"
+	"github.com/cais-platform/cais/volume"
+)
+
+// Config is what a graph is built from.
+type Config struct {
+	Volume volume.Volume
+	// Addrs maps brick IDs to HOST:PORT; a brick without one (offline)
+	// is unreachable until SetAddr gives it one.
+	Addrs map[string]string
+	// Dial connects to a brick (TLS with the pool's certificates).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	Log  *slog.Logger
+	// OnHealNeeded is passed to the replicate layers.
+	OnHealNeeded func(set int, path string)
+}
+
+// Graph is a built client stack.
+type Graph struct {
+	// Root is the top layer, what a mount serves.
+	Root fop.Volume
+	// Sets are the replicate layers, one per distribute subvolume, nil
+	// for a volume without replication.
+	Sets []*replicate.Volume
+	// SetBricks are the volume's bricks per set, in layout order.
+	SetBricks [][]volume.Brick
+
+	mu    sync.Mutex
+	addrs map[string]string
+	conns []*rpc.Redialer
+}
+
+// Build makes the client stack of a volume.
+func Build(cfg Config) (*Graph, error) {
+	v := cfg.Volume
+	if v.Layout.Stripe > 1 || v.Layout.Disperse > 0 {
+		return nil, fmt.Errorf("volume %s is %s: striped and dispersed volumes cannot be mounted yet", v.Name, v.Layout.Type(len(v.Bricks)))
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	g := &Graph{addrs: map[string]string{}}
+	for id, a := range cfg.Addrs {
+		g.addrs[id] = a
+	}
+	quorumNone, quorumCount := quorumOptions(&v)
+	var subs []fop.Volume
+	for si, set := range v.Layout.Sets(v.Bricks) {
+		var kids []replicate.Brick
+		for _, b := range set {
+			id := b.ID
+			r := rpc.NewRedialer(b.Name(), func(ctx context.Context, _ string) (net.Conn, error) {
+				addr := g.Addr(id)
+				if addr == "" {
+					return nil, fmt.Errorf("brick %s is offline: no port known", b.Name())
+				}
+				return cfg.Dial(ctx, addr)
+			}, cfg.Log.With("brick", b.Name()))
+			g.conns = append(g.conns, r)
+			kids = append(kids, fop.NewClient(r))
+		}
+		g.SetBricks = append(g.SetBricks, set)
+		if len(kids) == 1 {
+			g.Sets = append(g.Sets, nil)
+			subs = append(subs, kids[0])
+			continue
+		}
+		opts := replicate.Options{
+			Arbiters:    v.Layout.Arbiter,
+			QuorumNone:  quorumNone,
+			QuorumCount: quorumCount,
+			Log:         cfg.Log.With("set", si),
+		}
+		if cfg.OnHealNeeded != nil {
+			opts.OnHealNeeded = func(p string) { cfg.OnHealNeeded(si, p) }
+		}
+		r := replicate.New(kids, opts)
+		g.Sets = append(g.Sets, r)
+		subs = append(subs, r)
+	}
+	if len(subs) == 1 {
+		g.Root = subs[0]
+	} else {
+		g.Root = distribute.New(subs)
+	}
+	return g, nil
+}
+
+// quorumOptions reads cluster.quorum-type and cluster.quorum-count: auto
+// unless set otherwise.
+func quorumOptions(v *volume.Volume) (none bool, count int) {
+	t, _ := v.Option("cluster.quorum-type")
+	switch t {
+	case "none":
+		return true, 0
+	case "fixed":
+		c, _ := v.Option("cluster.quorum-count")
+		n, err := strconv.Atoi(c)
+		if err == nil && n > 0 {
+			return false, n
+		}
+	}
+	return false, 0
+}
+
+// Addr is a brick's current address.
+func (g *Graph) Addr(brickID string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.addrs[brickID]
+}
+
+// SetAddr changes a brick's address; it reports whether it changed.
+func (g *Graph) SetAddr(brickID, addr string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.addrs[brickID] == addr {
+		return false
+	}
+	g.addrs[brickID] = addr
+	return true
+}
+
+// Close closes every brick connection and stops the layers' probes.
+func (g *Graph) Close() {
+	for _, s := range g.Sets {
+		if s != nil {
+			s.Close()
+		}
+	}
+	for _, c := range g.conns {
+		_ = c.Close()
+	}
+}
