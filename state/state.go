@@ -116,8 +116,8 @@ func (s *Store) VolumesPrefix() string        { return s.key("volumes") + "/" }
 func (s *Store) BrickStatusKey(vol, id string) string {
 	return s.key("status", "bricks", vol, id)
 }
-func (s *Store) BrickStatusPrefix(vol string) string { return s.key("status", "bricks", vol) + "/" }
-func (s *Store) VolumeLockKey(name string) string    { return s.key("locks", "volumes", name) }
+func (s *Store) BrickStatusPrefix(vol string) string  { return s.key("status", "bricks", vol) + "/" }
+func (s *Store) VolumeLockKey(name string) string     { return s.key("locks", "volumes", name) }
 func (s *Store) HealStatsKey(vol, node string) string { return s.key("status", "heal", vol, node) }
 func (s *Store) HealStatsPrefix(vol string) string    { return s.key("status", "heal", vol) + "/" }
 
