@@ -65,6 +65,7 @@ fuzz:
 	$(GO) test ./image/reference -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./image/layer -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./image/store -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

@@ -214,14 +214,14 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 			if err := want.Validate(); err != nil {
 				return nil, fmt.Errorf("invalid archive: blob %s: %w: %w", name, err, errdefs.ErrInvalid)
 			}
-			d, n, err := s.WriteBlob(ctx, tr, want, hdr.Size)
+			d, n, err := s.WriteBlob(ctx, archiveBody{tr}, want, hdr.Size)
 			if err != nil {
 				return nil, fmt.Errorf("invalid archive: %s: %w", name, err)
 			}
 			files[name], sizes[d] = d, n
 		case strings.HasSuffix(name, ".tar") || strings.HasSuffix(name, ".json"):
 			// The legacy format: <id>/layer.tar and <id>.json.
-			d, n, err := s.WriteBlob(ctx, tr, "", hdr.Size)
+			d, n, err := s.WriteBlob(ctx, archiveBody{tr}, "", hdr.Size)
 			if err != nil {
 				return nil, fmt.Errorf("invalid archive: %s: %w", name, err)
 			}
@@ -248,6 +248,19 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 		names  []string
 	}
 	var images []found
+	add := func(f found) {
+		for i := range images {
+			if images[i].target.Digest == f.target.Digest {
+				for _, n := range f.names {
+					if !slices.Contains(images[i].names, n) {
+						images[i].names = append(images[i].names, n)
+					}
+				}
+				return
+			}
+		}
+		images = append(images, f)
+	}
 	if index != nil && len(index.Manifests) > 0 {
 		for _, d := range index.Manifests {
 			if err := s.checkComplete(d); err != nil {
@@ -268,7 +281,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 					}
 				}
 			}
-			images = append(images, f)
+			add(f)
 		}
 	} else if len(manifests) > 0 {
 		for _, am := range manifests {
@@ -276,7 +289,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 			if err != nil {
 				return nil, err
 			}
-			images = append(images, found{target: target, names: am.RepoTags})
+			add(found{target: target, names: am.RepoTags})
 		}
 	} else {
 		return nil, fmt.Errorf("invalid archive: no index.json or manifest.json: %w", errdefs.ErrInvalid)
@@ -364,4 +377,16 @@ func (s *Store) layerMediaType(d digest.Digest) (string, error) {
 		return ocispec.MediaTypeImageLayerZstd, nil
 	}
 	return MediaTypeDockerLayer, nil
+}
+
+// archiveBody marks read errors of an archive's content (truncation) as
+// the archive's fault.
+type archiveBody struct{ r io.Reader }
+
+func (a archiveBody) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
+	}
+	return n, err
 }
