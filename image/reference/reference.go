@@ -38,6 +38,17 @@ func (e formatError) Error() string { return string(e) }
 // Is makes every kind match errdefs.ErrInvalid.
 func (e formatError) Is(target error) bool { return target == errdefs.ErrInvalid }
 
+// digestError is go-digest's complaint about a digest ("invalid checksum
+// digest length"), which Docker shows as it is; it matches
+// ErrDigestInvalidFormat and errdefs.ErrInvalid.
+type digestError struct{ err error }
+
+func (e digestError) Error() string { return e.err.Error() }
+func (e digestError) Unwrap() error { return e.err }
+func (e digestError) Is(target error) bool {
+	return target == ErrDigestInvalidFormat || target == errdefs.ErrInvalid
+}
+
 // Error kinds, worded as Docker words them.
 var (
 	ErrReferenceInvalidFormat error = formatError("invalid reference format")
@@ -130,7 +141,7 @@ func (r Reference) WithDigest(d digest.Digest) (Reference, error) {
 		return Reference{}, ErrDigestInvalidFormat
 	}
 	if err := d.Validate(); err != nil {
-		return Reference{}, err
+		return Reference{}, digestError{err}
 	}
 	r.digest = d
 	return r, nil
@@ -172,7 +183,7 @@ func Parse(s string) (Reference, error) {
 	}
 	if ref.digest != "" {
 		if err := ref.digest.Validate(); err != nil {
-			return Reference{}, fmt.Errorf("%w: %w", ErrDigestInvalidFormat, err)
+			return Reference{}, digestError{err}
 		}
 	}
 	return ref, nil
@@ -184,7 +195,7 @@ func Parse(s string) (Reference, error) {
 // string is refused: it is an image ID, not a name.
 func ParseNormalized(s string) (Reference, error) {
 	if isIdentifier(s) {
-		return Reference{}, fmt.Errorf("invalid repository name (%s), cannot specify 64-byte hexadecimal strings: %w", s, errdefs.ErrInvalid)
+		return Reference{}, formatError(fmt.Sprintf("invalid repository name (%s), cannot specify 64-byte hexadecimal strings", s))
 	}
 	domain, remainder := splitDockerDomain(s)
 	remote := remainder

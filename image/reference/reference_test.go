@@ -36,6 +36,8 @@ func TestParseNormalized(t *testing.T) {
 		{in: "Foo/bar", full: "Foo/bar", familiar: "Foo/bar", domain: "Foo", path: "bar"},
 		{in: "[::1]:5000/app", full: "[::1]:5000/app", familiar: "[::1]:5000/app", domain: "[::1]:5000", path: "app"},
 		{in: "10.0.0.1:5000/a-b/c__d.e:T_1.x-", full: "10.0.0.1:5000/a-b/c__d.e:T_1.x-", familiar: "10.0.0.1:5000/a-b/c__d.e:T_1.x-", domain: "10.0.0.1:5000", path: "a-b/c__d.e", tag: "T_1.x-"},
+		{in: "FOO/bar", full: "FOO/bar", familiar: "FOO/bar", domain: "FOO", path: "bar"},
+		{in: "busybox:Latest", full: "docker.io/library/busybox:Latest", familiar: "busybox:Latest", domain: "docker.io", path: "library/busybox", tag: "Latest"},
 		{in: "a---b", full: "docker.io/library/a---b", familiar: "a---b", domain: "docker.io", path: "library/a---b"},
 	}
 	for _, tt := range tests {
@@ -73,11 +75,15 @@ func TestParseErrors(t *testing.T) {
 		{"docker.io/library/Busybox:1", "invalid reference format: repository name (library/Busybox) must be lowercase", ErrReferenceInvalidFormat},
 		{"ghcr.io/Owner/app", "invalid reference format: repository name (Owner/app) must be lowercase", ErrReferenceInvalidFormat},
 		{"busybox:", "invalid reference format", ErrReferenceInvalidFormat},
+		// Checked against the docker 28 CLI.
+		{"Busybox:Latest", "invalid reference format: repository name (library/Busybox) must be lowercase", ErrReferenceInvalidFormat},
+		{"localhost:5000/Foo", "invalid reference format: repository name (Foo) must be lowercase", ErrReferenceInvalidFormat},
+		{"a:b:c", "invalid reference format", ErrReferenceInvalidFormat},
 		{"busybox:-x", "invalid reference format", ErrReferenceInvalidFormat},
 		{"busybox:" + strings.Repeat("a", 129), "invalid reference format", ErrReferenceInvalidFormat},
 		{"busybox@sha256:abc", "invalid reference format", ErrReferenceInvalidFormat},
-		{"busybox@sha256:" + hex64[:40], "invalid digest format: invalid checksum digest length", ErrDigestInvalidFormat},
-		{"busybox@md5:" + hex64[:32], "invalid digest format: unsupported digest algorithm", ErrDigestInvalidFormat},
+		{"busybox@sha256:" + hex64[:40], "invalid checksum digest length", ErrDigestInvalidFormat},
+		{"busybox@md5:" + hex64[:32], "unsupported digest algorithm", ErrDigestInvalidFormat},
 		{"a..b", "invalid reference format", ErrReferenceInvalidFormat},
 		{"a___b", "invalid reference format", ErrReferenceInvalidFormat},
 		{"-a", "invalid reference format", ErrReferenceInvalidFormat},
@@ -88,7 +94,7 @@ func TestParseErrors(t *testing.T) {
 		{"a b", "invalid reference format", ErrReferenceInvalidFormat},
 		{"localhost:5000:1/a", "invalid reference format", ErrReferenceInvalidFormat},
 		{"a@b@" + dgst, "invalid reference format", ErrReferenceInvalidFormat},
-		{hex64, "invalid repository name (" + hex64 + "), cannot specify 64-byte hexadecimal strings: invalid request", errdefs.ErrInvalid},
+		{hex64, "invalid repository name (" + hex64 + "), cannot specify 64-byte hexadecimal strings", errdefs.ErrInvalid},
 		{"a/" + strings.Repeat("b", 250), "repository name must not be more than 255 characters", ErrNameTooLong},
 	}
 	for _, tt := range tests {
