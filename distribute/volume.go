@@ -26,6 +26,12 @@ const handleShift = 56
 
 // Volume distributes files over subvolumes by the hash of their names.
 type Volume struct {
+	// LookupUnhashed makes a name missing on its hashed subvolume be
+	// looked up on every subvolume (cluster.lookup-optimize off): needed
+	// only while files created under an older layout have not been moved
+	// (rebalance). Off, a missing name costs one lookup, not one per brick.
+	LookupUnhashed bool
+
 	subs []fop.Volume
 	mu   sync.Mutex
 	// layouts caches directories' layouts by path; an error from a
@@ -178,7 +184,7 @@ func (v *Volume) cached(ctx context.Context, p string) (int, fop.Entry, error) {
 		e, err = v.subs[t].Lookup(ctx, p)
 		return t, e, err
 	}
-	if errors.Is(err, syscall.ENOENT) {
+	if errors.Is(err, syscall.ENOENT) && v.LookupUnhashed {
 		// The layout says where the name belongs; a name created under an
 		// older layout may sit elsewhere until rebalance moves it.
 		entries, errs := v.lookupAll(ctx, p)

@@ -102,7 +102,10 @@ func Build(cfg Config) (*Graph, error) {
 	if len(subs) == 1 {
 		g.Root = subs[0]
 	} else {
-		g.Root = distribute.New(subs)
+		d := distribute.New(subs)
+		opt, _ := v.Option("cluster.lookup-optimize")
+		d.LookupUnhashed = opt == "off" || opt == "false" || opt == "disable"
+		g.Root = d
 	}
 	return g, nil
 }

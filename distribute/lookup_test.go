@@ -1,0 +1,93 @@
+package distribute_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/cais-platform/cais/brick"
+	"github.com/cais-platform/cais/distribute"
+	"github.com/cais-platform/cais/fop"
+	"github.com/cais-platform/cais/rpc"
+)
+
+// countingVolume counts the lookups a brick serves.
+type countingVolume struct {
+	fop.Volume
+	lookups atomic.Int64
+}
+
+func (c *countingVolume) Lookup(ctx context.Context, p string) (fop.Entry, error) {
+	c.lookups.Add(1)
+	return c.Volume.Lookup(ctx, p)
+}
+
+func realBricks(t *testing.T, n int) []*countingVolume {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("bricks set trusted.* extended attributes: needs root")
+	}
+	var out []*countingVolume
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- brick.ServeDir(ctx, slog.New(slog.DiscardHandler), ln, t.TempDir()) }()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := rpc.NewClient(c)
+		t.Cleanup(func() { cl.Close(); cancel(); <-done })
+		out = append(out, &countingVolume{Volume: fop.NewClient(cl)})
+	}
+	return out
+}
+
+// A name that does not exist costs one lookup, on the brick it hashes to,
+// not one per brick (lookup-optimize); with LookupUnhashed every brick is
+// asked.
+func TestMissingNameAsksOneBrick(t *testing.T) {
+	bricks := realBricks(t, 4)
+	subs := make([]fop.Volume, len(bricks))
+	for i, b := range bricks {
+		subs[i] = b
+	}
+	v := distribute.New(subs)
+	ctx := context.Background()
+	if _, err := v.Lookup(ctx, "warm-up"); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("lookup: %v", err)
+	}
+	total := func() int64 {
+		var n int64
+		for _, b := range bricks {
+			n += b.lookups.Load()
+		}
+		return n
+	}
+	before := total()
+	for _, name := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		if _, err := v.Lookup(ctx, name); !errors.Is(err, syscall.ENOENT) {
+			t.Fatalf("lookup %s: %v", name, err)
+		}
+	}
+	if got := total() - before; got != 8 {
+		t.Fatalf("8 missing names cost %d brick lookups, want 8", got)
+	}
+	v.LookupUnhashed = true
+	before = total()
+	if _, err := v.Lookup(ctx, "a"); !errors.Is(err, syscall.ENOENT) {
+		t.Fatal(err)
+	}
+	if got := total() - before; got != 1+4 {
+		t.Fatalf("with LookupUnhashed a missing name cost %d lookups, want 5", got)
+	}
+}
