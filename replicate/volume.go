@@ -17,6 +17,7 @@ import (
 type Brick interface {
 	fop.Volume
 	fop.Bookkeeper
+	fop.FileAttrer
 }
 
 // Options configure a replica set.
@@ -960,4 +961,79 @@ func (v *Volume) Statfs(ctx context.Context) (fop.Statfs, error) {
 		return err
 	})
 	return out, err
+}
+
+var _ fop.FileAttrer = (*Volume)(nil)
+
+// Fgetattr asks the brick the handle reads from, then the others it has
+// open.
+func (v *Volume) Fgetattr(ctx context.Context, id uint64) (fop.Attr, error) {
+	h, err := v.handle(id)
+	if err != nil {
+		return fop.Attr{}, err
+	}
+	h.mu.Lock()
+	order := []int{h.read}
+	for i := range h.kids {
+		if i != h.read && !v.kids[i].arbiter {
+			order = append(order, i)
+		}
+	}
+	h.mu.Unlock()
+	err = syscall.ENOTCONN
+	for _, i := range order {
+		kh, ok := h.kid(i)
+		if !ok {
+			continue
+		}
+		var a fop.Attr
+		if a, err = v.kids[i].b.Fgetattr(ctx, kh); err == nil || !isTransport(err) {
+			return a, err
+		}
+		v.failed(i, err)
+	}
+	return fop.Attr{}, err
+}
+
+// Fsetattr changes an open file's attributes on every brick the handle
+// writes to (a truncation under the writers' lock, as writes); a handle
+// opened for reading only changes them by the file's path.
+func (v *Volume) Fsetattr(ctx context.Context, id uint64, req *fop.SetattrReq) (fop.Attr, error) {
+	h, err := v.handle(id)
+	if err != nil {
+		return fop.Attr{}, err
+	}
+	if !h.write {
+		r := *req
+		r.Path = h.path
+		return v.Setattr(ctx, &r)
+	}
+	k := Metadata
+	if req.Valid&fop.SetSize != 0 {
+		k = Data
+		if err := v.dirty(ctx, h, h.good()); err != nil {
+			return fop.Attr{}, err
+		}
+	}
+	good := h.good()
+	attrs := make([]fop.Attr, len(v.kids))
+	errs := v.fanout(good, func(i int, b Brick) error {
+		kh, _ := h.kid(i)
+		var err error
+		attrs[i], err = b.Fsetattr(ctx, kh, req)
+		return err
+	})
+	ok, err := v.outcome(good, errs)
+	if lost := h.drop(good, errs); len(lost) > 0 {
+		v.blame(context.WithoutCancel(ctx), h.path, k, h.good(), lost)
+		v.healNeeded(h.path)
+	}
+	if err != nil {
+		return fop.Attr{}, err
+	}
+	// Bricks the handle had lost before the call missed the change too.
+	if before := v.missing(good); len(before) > 0 {
+		v.blame(context.WithoutCancel(ctx), h.path, k, ok, before)
+	}
+	return attrs[v.dataKid(ok)], nil
 }
