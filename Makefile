@@ -63,7 +63,7 @@ fuzz:
 	$(GO) test ./fop -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
 	$(GO) test ./distribute -run '^$$' -fuzz FuzzDecodeRange -fuzztime $(FUZZTIME)
 	$(GO) test ./image/reference -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./image/layer -run '^$$' -fuzz FuzzUnpack -fuzztime $(FUZZTIME)
+	$(GO) test ./image/layer -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./image/layer -run '^$$' -fuzz FuzzUnpackEntries -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./image/store -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME)
