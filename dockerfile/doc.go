@@ -26,7 +26,8 @@
 //     ${V:+alt}, ${V-d}, ${V+a}, ${V:?msg}, quotes and escapes) in the
 //     instructions Docker expands (ADD, COPY, ENV, EXPOSE, FROM, LABEL,
 //     STOPSIGNAL, USER, VOLUME, WORKDIR, ARG; not RUN, CMD, ENTRYPOINT,
-//     whose shell does it), applies --build-arg values to ARGs, tracks the
+//     whose shell does it), applies --build-arg values to ARGs (and the
+//     automatic TARGETARCH, BUILDPLATFORM, … for this machine), tracks the
 //     image config (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts,
 //     Volumes, Labels, StopSignal, Healthcheck, Shell, OnBuild) and returns
 //     a [StagePlan]: the steps to run (RUN with its argv and environment,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,6 +147,17 @@ const maxPorts = 1 << 16
 // not.
 var predefinedArgs = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
 
+// platformArgs are the automatic platform arguments: visible to FROM, and
+// to a stage that declares them (ARG TARGETARCH). Builds run for the
+// platform they run on.
+func platformArgs() map[string]string {
+	arch := runtime.GOARCH
+	return map[string]string{
+		"TARGETPLATFORM": "linux/" + arch, "TARGETOS": "linux", "TARGETARCH": arch, "TARGETVARIANT": "",
+		"BUILDPLATFORM": "linux/" + arch, "BUILDOS": "linux", "BUILDARCH": arch, "BUILDVARIANT": "",
+	}
+}
+
 // Evaluator turns a Dockerfile and build arguments into stage plans. It
 // does no I/O: the builder gives it each stage's base config and performs
 // the steps it returns.
@@ -159,7 +171,7 @@ type Evaluator struct {
 // NewEvaluator prepares the evaluation of df with the build arguments
 // (docker build --build-arg).
 func NewEvaluator(df *Dockerfile, buildArgs map[string]string) (*Evaluator, error) {
-	e := &Evaluator{df: df, buildArgs: maps.Clone(buildArgs), meta: map[string]string{}, used: map[string]bool{}}
+	e := &Evaluator{df: df, buildArgs: maps.Clone(buildArgs), meta: platformArgs(), used: map[string]bool{}}
 	for _, a := range df.MetaArgs {
 		for _, d := range a.Args {
 			if v, ok := e.buildArgs[d.Key]; ok {

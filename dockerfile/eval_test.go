@@ -3,6 +3,7 @@ package dockerfile
 import (
 	"errors"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -271,5 +272,23 @@ func TestParseManyContinuations(t *testing.T) {
 	res := mustParse(t, src)
 	if n := res.Nodes[1]; n.EndLine != 200002 || len(n.Args[0]) != 1+200000*2 {
 		t.Errorf("end line %d, len %d", n.EndLine, len(n.Args[0]))
+	}
+}
+
+func TestPlatformArgs(t *testing.T) {
+	e := evaluator(t, "FROM --platform=$BUILDPLATFORM golang AS b\nARG TARGETARCH\nENV A=$TARGETARCH B=${BUILDOS:-none}\n", nil)
+	_, platform, _, err := e.Base(0)
+	if err != nil || platform != "linux/"+runtime.GOARCH {
+		t.Fatalf("platform %q %v", platform, err)
+	}
+	p, err := e.Eval(0, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := p.Config.GetEnv("A"); a != runtime.GOARCH {
+		t.Errorf("A = %q", a)
+	}
+	if b, _ := p.Config.GetEnv("B"); b != "none" {
+		t.Errorf("B = %q: BUILDOS was not declared in the stage", b)
 	}
 }
