@@ -141,7 +141,7 @@ type StagePlan struct {
 }
 
 // maxPorts bounds the ports a stage's EXPOSE lines expand to.
-const maxPorts = 1 << 16
+const maxPorts = 1 << 14
 
 // predefinedArgs may be passed without an ARG; RUN sees them, history does
 // not.
@@ -280,6 +280,9 @@ func (e *Evaluator) Eval(i int, baseConfig Config) (*StagePlan, error) {
 		plan: &StagePlan{Index: i, Name: st.Name, Base: name, BaseStage: baseStage, Platform: platform},
 		cfg:  baseConfig.Clone(),
 		args: map[string]string{},
+	}
+	if len(s.cfg.OnBuild) > MaxInstructions {
+		return nil, fmt.Errorf("base image has %d ONBUILD triggers, more than %d: %w", len(s.cfg.OnBuild), MaxInstructions, errdefs.ErrInvalid)
 	}
 	triggers := s.cfg.OnBuild
 	s.cfg.OnBuild = nil

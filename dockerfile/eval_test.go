@@ -2,6 +2,7 @@ package dockerfile
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"runtime"
 	"slices"
@@ -261,7 +262,7 @@ func TestParsePorts(t *testing.T) {
 }
 
 func TestEvalPortsBounded(t *testing.T) {
-	e := evaluator(t, "FROM a\nEXPOSE"+strings.Repeat(" 1-4000", 20)+"\n", nil)
+	e := evaluator(t, "FROM a\nEXPOSE"+strings.Repeat(" 1-4000", 5)+"\n", nil)
 	if _, err := e.Eval(0, Config{}); err == nil || !strings.Contains(err.Error(), "exposed ports") {
 		t.Errorf("many ports: %v", err)
 	}
@@ -290,5 +291,15 @@ func TestPlatformArgs(t *testing.T) {
 	}
 	if b, _ := p.Config.GetEnv("B"); b != "none" {
 		t.Errorf("B = %q: BUILDOS was not declared in the stage", b)
+	}
+}
+
+func TestParseInstructionLimit(t *testing.T) {
+	if _, err := Parse(strings.NewReader("FROM a\n" + strings.Repeat("RUN x\n", MaxInstructions-1))); err != nil {
+		t.Errorf("at the limit: %v", err)
+	}
+	_, err := Parse(strings.NewReader("FROM a\n" + strings.Repeat("RUN x\n", MaxInstructions)))
+	if err == nil || err.Error() != fmt.Sprintf("dockerfile parse error line %d: more than %d instructions", MaxInstructions+1, MaxInstructions) {
+		t.Errorf("over the limit: %v", err)
 	}
 }

@@ -18,6 +18,10 @@ const (
 	MaxSize = 4 << 20
 	// maxLine bounds one physical line.
 	maxLine = 1 << 20
+	// MaxInstructions bounds the instructions of a Dockerfile. The
+	// classic builder commits an image per instruction, and overlayfs
+	// stacks at most about 128 layers, so real Dockerfiles stay far below.
+	MaxInstructions = 2048
 	// maxOnbuildDepth: ONBUILD cannot nest, so one level.
 )
 
@@ -146,6 +150,9 @@ func Parse(r io.Reader) (*Result, error) {
 			return nil, err
 		}
 		node.EndLine = end
+		if len(res.Nodes) == MaxInstructions {
+			return nil, parseErr(start, "more than %d instructions", MaxInstructions)
+		}
 		res.Nodes = append(res.Nodes, node)
 	}
 	if emptyContinuation > 0 {
