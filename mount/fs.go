@@ -45,25 +45,25 @@ type node struct {
 func Root(vol fop.Volume) fs.InodeEmbedder { return &node{vol: vol} }
 
 var (
-	_ fs.NodeLookuper      = (*node)(nil)
-	_ fs.NodeGetattrer     = (*node)(nil)
-	_ fs.NodeSetattrer     = (*node)(nil)
-	_ fs.NodeMkdirer       = (*node)(nil)
-	_ fs.NodeMknoder       = (*node)(nil)
-	_ fs.NodeCreater       = (*node)(nil)
-	_ fs.NodeOpener        = (*node)(nil)
-	_ fs.NodeReaddirer     = (*node)(nil)
-	_ fs.NodeUnlinker      = (*node)(nil)
-	_ fs.NodeRmdirer       = (*node)(nil)
-	_ fs.NodeRenamer       = (*node)(nil)
-	_ fs.NodeSymlinker     = (*node)(nil)
-	_ fs.NodeReadlinker    = (*node)(nil)
-	_ fs.NodeLinker        = (*node)(nil)
-	_ fs.NodeGetxattrer    = (*node)(nil)
-	_ fs.NodeSetxattrer    = (*node)(nil)
-	_ fs.NodeListxattrer   = (*node)(nil)
-	_ fs.NodeRemovexattrer = (*node)(nil)
-	_ fs.NodeStatfser      = (*node)(nil)
+	_ fs.NodeLookuper       = (*node)(nil)
+	_ fs.NodeGetattrer      = (*node)(nil)
+	_ fs.NodeSetattrer      = (*node)(nil)
+	_ fs.NodeMkdirer        = (*node)(nil)
+	_ fs.NodeMknoder        = (*node)(nil)
+	_ fs.NodeCreater        = (*node)(nil)
+	_ fs.NodeOpener         = (*node)(nil)
+	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeUnlinker       = (*node)(nil)
+	_ fs.NodeRmdirer        = (*node)(nil)
+	_ fs.NodeRenamer        = (*node)(nil)
+	_ fs.NodeSymlinker      = (*node)(nil)
+	_ fs.NodeReadlinker     = (*node)(nil)
+	_ fs.NodeLinker         = (*node)(nil)
+	_ fs.NodeGetxattrer     = (*node)(nil)
+	_ fs.NodeSetxattrer     = (*node)(nil)
+	_ fs.NodeListxattrer    = (*node)(nil)
+	_ fs.NodeRemovexattrer  = (*node)(nil)
+	_ fs.NodeStatfser       = (*node)(nil)
 )
 
 // path returns the node's path in the volume, ESTALE when it has none
@@ -468,32 +468,40 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// Readdir streams a directory in batches.
-func (n *node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+// OpendirHandle opens a directory for listing.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	p, e := n.path()
 	if e != 0 {
-		return nil, e
+		return nil, 0, e
 	}
-	d := &dirStream{vol: n.vol, path: p, ctx: uninterrupted(ctx)}
-	if err := d.fill(); err != 0 {
-		return nil, err
-	}
-	return d, 0
+	return &dirHandle{n: n, path: p, ctx: uninterrupted(ctx)}, 0, 0
 }
 
-type dirStream struct {
-	vol   fop.Volume
+// dirHandle lists a directory in batches. The volume's listing carries
+// each entry's attributes (readdirplus), so the kernel's READDIRPLUS gets
+// them without a lookup per entry. Offsets count the entries returned; a
+// seek lists again from the start up to the offset.
+type dirHandle struct {
+	n     *node
 	path  string
 	ctx   context.Context
 	batch []fop.Dirent
 	pos   fop.Pos
 	eof   bool
+	off   uint64     // entries returned so far
+	last  fop.Dirent // the entry returned last, for Lookup
 }
 
-func (d *dirStream) fill() syscall.Errno {
+var (
+	_ fs.FileReaddirenter = (*dirHandle)(nil)
+	_ fs.FileLookuper     = (*dirHandle)(nil)
+	_ fs.FileSeekdirer    = (*dirHandle)(nil)
+)
+
+func (d *dirHandle) fill() syscall.Errno {
 	for len(d.batch) == 0 && !d.eof {
 		ctx, cancel := context.WithTimeout(d.ctx, time.Minute)
-		r, err := d.vol.Readdir(ctx, d.path, d.pos, 512)
+		r, err := d.n.vol.Readdir(ctx, d.path, d.pos, 512)
 		cancel()
 		if err != nil {
 			return errno(err)
@@ -506,23 +514,52 @@ func (d *dirStream) fill() syscall.Errno {
 	return 0
 }
 
-func (d *dirStream) HasNext() bool {
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if e := d.fill(); e != 0 {
+		return nil, e
+	}
 	if len(d.batch) == 0 {
-		d.fill()
+		return nil, 0
 	}
-	return len(d.batch) > 0
-}
-
-func (d *dirStream) Next() (fuse.DirEntry, syscall.Errno) {
-	if err := d.fill(); err != 0 {
-		return fuse.DirEntry{}, err
-	}
-	e := d.batch[0]
+	d.last = d.batch[0]
 	d.batch = d.batch[1:]
-	return fuse.DirEntry{Name: e.Name, Mode: e.Attr.Mode, Ino: e.Attr.Ino}, 0
+	d.off++
+	return &fuse.DirEntry{Name: d.last.Name, Mode: d.last.Attr.Mode, Ino: d.last.Attr.Ino, Off: d.off}, 0
 }
 
-func (d *dirStream) Close() {}
+// Seekdir goes back to the start (rewinddir) or to any offset handed out
+// before, by listing again.
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == d.off {
+		return 0
+	}
+	d.batch, d.pos, d.eof, d.off = nil, fop.Pos{}, false, 0
+	for d.off < off {
+		de, e := d.Readdirent(ctx)
+		if e != 0 {
+			return e
+		}
+		if de == nil {
+			break
+		}
+	}
+	return 0
+}
+
+// Lookup answers READDIRPLUS for the entry Readdirent returned last,
+// from the attributes the listing carried. Directories are looked up:
+// their times are the latest of all their copies', which one brick's
+// listing does not know.
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if name != d.last.Name || d.last.Attr.Mode&syscall.S_IFMT == syscall.S_IFDIR || d.last.Attr.Ino == 0 {
+		return d.n.Lookup(ctx, name, out)
+	}
+	if c := d.n.GetChild(name); c != nil && c.StableAttr().Ino == d.last.Attr.Ino {
+		fillAttr(&d.last.Attr, &out.Attr)
+		return c, 0
+	}
+	return d.n.newChild(ctx, &d.last.Attr, out), 0
+}
 
 // file is an open file.
 type file struct {
