@@ -42,6 +42,8 @@ type shared struct {
 
 	mu    sync.Mutex
 	locks map[inodeKey]*inodeLock
+
+	clientLocks clientLocks // fcntl and flock locks of clients (locks.go)
 }
 
 type inodeLock struct {

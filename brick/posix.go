@@ -151,6 +151,7 @@ func (s *session) Close() {
 		h.close()
 	}
 	s.releaseAll(locks)
+	s.dropSessionLocks()
 	if s.rootFD >= 0 {
 		unix.Close(s.rootFD)
 		s.rootFD = -1
@@ -248,6 +249,10 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 		return call(payload, s.fgetattr)
 	case fop.OpFsetattr:
 		return call(payload, s.fsetattr)
+	case fop.OpGetlk:
+		return call(payload, s.getlk)
+	case fop.OpSetlk:
+		return call(payload, s.setlk)
 	}
 	return syscall.ENOSYS, nil
 }
@@ -1380,6 +1385,7 @@ func (s *session) release(req *fop.HandleReq) (fop.Message, error) {
 		return nil, unix.EBADF
 	}
 	h.close()
+	s.dropHandleLocks(req.Handle)
 	return nil, nil
 }
 

@@ -215,6 +215,9 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 			AllowOther:  true,
 			DirectMount: true, // root mounts with mount(2); no fusermount needed
 			MaxWrite:    1 << 20,
+			// fcntl and flock locks go to the bricks, so that every mount
+			// sees them (mount/locks.go).
+			EnableLocks: true,
 			// The kernel checks permissions against the attributes, as for
 			// a local file system.
 			Options: append([]string{"default_permissions"}, roOpt(readOnly)...),

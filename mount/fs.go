@@ -23,6 +23,7 @@ import (
 	"errors"
 	"path"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,8 @@ type node struct {
 
 	mu    sync.Mutex
 	files map[*file]struct{} // open handles, by Create and Open
+
+	locked atomic.Bool // a lock was ever taken on the file (locks.go)
 }
 
 // Root returns the root node of a volume's file system.
@@ -601,8 +604,6 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	return errno(f.vol.Fsync(uninterrupted(ctx), f.h, flags&1 != 0))
 }
-
-func (f *file) Flush(ctx context.Context) syscall.Errno { return 0 }
 
 func (f *file) Release(ctx context.Context) syscall.Errno {
 	f.n.dropFile(f)
