@@ -52,6 +52,26 @@ test: deps build lint
 	CAIS_BIN=$(CURDIR)/bin $(GO) test -count=1 -timeout 25m ./...; rc=$$?; \
 	echo "make test: exit $$rc in $$(( $$(date +%s) - start ))s"; exit $$rc
 
+# bench measures cais mounts against GlusterFS 10.3 with the same brick
+# layouts, a go-fuse passthrough (the FUSE floor) and the local disk, and
+# writes the table to bench-results/ (issue 3, point 7; README, Benchmarks).
+# BENCH_ARGS="-quick" is a run of a few minutes; go run ./test/bench -h.
+BENCH_ARGS ?=
+BENCH_PACKAGES := glusterfs-server glusterfs-client attr fuse3
+.PHONY: bench bench-deps
+bench-deps:
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+		: "where systemd started the packaged glusterd on every address, the bench runs its own instead"; \
+		systemctl disable --now glusterd >/dev/null 2>&1 || true; \
+	fi
+
+bench: bench-deps build
+	$(GO) run ./test/bench -bin $(CURDIR)/bin -out $(CURDIR)/bench-results $(BENCH_ARGS)
+
 # fuzz runs each fuzz target for FUZZTIME (the seed corpora run in make test).
 FUZZTIME ?= 30s
 fuzz:
