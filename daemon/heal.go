@@ -326,8 +326,8 @@ func (d *Daemon) healInfo(w http.ResponseWriter, r *http.Request, c caller) erro
 			hb := api.HealBrick{Brick: hg.g.SetBricks[si][bi].Name()}
 			entries, err := b.Index(ctx)
 			if err != nil {
-				hb.Error = syscall.ENOTCONN.Error()
-				if !errors.Is(err, syscall.ENOTCONN) {
+				hb.Error = "Transport endpoint is not connected"
+				if !unreachable(err) {
 					hb.Error = err.Error()
 				}
 				out.Bricks = append(out.Bricks, hb)
@@ -489,4 +489,14 @@ func pickSource(states []replicate.State, policy string) int {
 		}
 	}
 	return best
+}
+
+// unreachable reports errors that mean a brick cannot be reached.
+func unreachable(err error) bool {
+	for _, e := range []error{syscall.ENOTCONN, syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ETIMEDOUT, syscall.EHOSTUNREACH} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
