@@ -344,9 +344,11 @@ func (o *Options) Get(v *Volume, key string) (string, bool, error) {
 		return val, true, nil
 	}
 	if s, ok := o.byKey[key]; ok {
-		// Replica sets change two defaults, as in gluster.
+		// Replica sets change two defaults. Client quorum is "auto" for
+		// every replica count (gluster leaves replica 2 at "none", which
+		// lets both halves of a partitioned pair write: split-brain).
 		switch {
-		case key == "cluster.quorum-type" && v.Layout.Replica > 1 && v.Layout.Replica%2 == 1:
+		case key == "cluster.quorum-type" && v.Layout.Replica > 1:
 			return "auto", false, nil
 		case key == "cluster.quorum-type":
 			return "none", false, nil

@@ -290,6 +290,17 @@ func (n *Node) Kill() {
 	n.signal(syscall.SIGKILL)
 }
 
+// Send sends sig to the daemon and returns at once (SIGSTOP and SIGCONT
+// pause and resume it; its bricks run on).
+func (n *Node) Send(sig syscall.Signal) {
+	n.mu.Lock()
+	cmd := n.cmd
+	n.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(sig)
+	}
+}
+
 // Stop stops the daemon with SIGTERM and waits for it.
 func (n *Node) Stop() {
 	n.signal(syscall.SIGTERM)

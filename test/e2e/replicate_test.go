@@ -202,3 +202,81 @@ func TestReplicaFaultsUnderLoad(t *testing.T) {
 		t.Fatalf("no node reports a heal:\n%s", stats)
 	}
 }
+
+// killBrick kills a node's brick while its daemon is paused, so nothing
+// restarts it until the daemon goes on.
+func killBrick(t *testing.T, n *clustertest.Node) {
+	t.Helper()
+	n.Send(syscall.SIGSTOP)
+	for _, p := range n.BrickPIDs() {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
+}
+
+// Split-brain made on purpose (quorum off, each brick of a pair down in
+// turn while the other takes a write): reading the file fails with EIO,
+// heal info says so, and the CLI resolves it from the bigger copy.
+func TestSplitBrainThroughCLI(t *testing.T) {
+	needFuse(t)
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	n1, n2 := nodes[0], nodes[1]
+	b1, b2 := n1.Brick("sb1"), n2.Brick("sb2")
+	n1.MustCLI("volume", "create", "sb", "replica", "2", b1, b2)
+	n1.MustCLI("volume", "set", "sb", "cluster.quorum-type", "none")
+	n1.MustCLI("volume", "set", "sb", "cluster.self-heal-daemon", "off")
+	n1.MustCLI("volume", "start", "sb")
+	mnt := mountVolume(t, c, n1, "sb")
+	f := filepath.Join(mnt, "f")
+	if err := os.WriteFile(f, []byte("start"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	allOnline := func(n *clustertest.Node) {
+		clustertest.Eventually(t, 30*time.Second, func() error {
+			st := n.CLI("volume", "status", "sb")
+			if strings.Count(st.Stdout, " Y ") != 2 {
+				return fmt.Errorf("bricks not online:\n%s%s", st.Stdout, st.Stderr)
+			}
+			return nil
+		})
+		time.Sleep(2500 * time.Millisecond) // the mount's probe sees it
+	}
+	writeF := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+			t.Fatalf("write %q: %v", s, err)
+		}
+	}
+	killBrick(t, n2)
+	writeF("the bigger copy, written on brick 1 alone")
+	n2.Send(syscall.SIGCONT)
+	allOnline(n1)
+	killBrick(t, n1)
+	writeF("brick 2 alone")
+	n1.Send(syscall.SIGCONT)
+	allOnline(n1)
+
+	if _, err := os.ReadFile(f); err == nil || !strings.Contains(err.Error(), "input/output error") {
+		t.Fatalf("read of a file in split-brain: %v, want EIO", err)
+	}
+	info := n1.MustCLI("volume", "heal", "sb", "info", "split-brain")
+	if strings.Count(info, "/f\n") != 2 || !strings.Contains(info, "Number of entries in split-brain: 1") {
+		t.Fatalf("heal info split-brain:\n%s", info)
+	}
+	if out := n1.MustCLI("volume", "heal", "sb", "split-brain", "bigger-file", "/f"); out != "Healed /f.\n" {
+		t.Fatalf("resolution said %q", out)
+	}
+	got, err := os.ReadFile(f)
+	if err != nil || string(got) != "the bigger copy, written on brick 1 alone" {
+		t.Fatalf("after resolution: %q %v", got, err)
+	}
+	for _, b := range []string{b1, b2} {
+		if on, _ := os.ReadFile(filepath.Join(brickPath(b), "f")); !bytes.Equal(on, got) {
+			t.Fatalf("brick %s holds %q", b, on)
+		}
+	}
+	res := n1.CLI("volume", "heal", "sb", "split-brain", "bigger-file", "/f")
+	if res.Code == 0 || !strings.Contains(res.Stderr, "File not in split-brain") {
+		t.Fatalf("second resolution: %d %q", res.Code, res.Stderr)
+	}
+}
