@@ -200,7 +200,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 		return a.fail("mount", err)
 	}
 	defer g.Close()
-	go a.followBricks(ctx, volName, g, log)
+	go a.followBricks(ctx, volName, g, pool, tlsCfg, log)
 	root := mount.Root(g.Root)
 	timeout := time.Second
 	opts := &fs.Options{
@@ -270,35 +270,51 @@ func offline(v volume.Volume, addrs map[string]string) []string {
 }
 
 // followBricks asks the pool every few seconds where the volume's bricks
-// serve, so a brick that restarts on another port is reached there.
-func (a *app) followBricks(ctx context.Context, volName string, g *volgraph.Graph, log *slog.Logger) {
+// serve, so a brick that restarts on another port is reached there. It
+// asks the daemon it mounted through, or, while that one is down, the
+// other pool members over TLS with the mount's certificate.
+func (a *app) followBricks(ctx context.Context, volName string, g *volgraph.Graph, pool []api.Peer, tlsCfg *tls.Config, log *slog.Logger) {
 	t := time.NewTicker(3 * time.Second)
 	defer t.Stop()
+	clients := func() []*client.Client {
+		var out []*client.Client
+		if c, err := a.connect(); err == nil {
+			out = append(out, c)
+		}
+		for _, p := range pool {
+			if !p.Self {
+				out = append(out, client.NewTLS(net.JoinHostPort(p.Addr, strconv.Itoa(p.Port)), tlsCfg))
+			}
+		}
+		return out
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		c, err := a.connect()
-		if err != nil {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		st, err := c.VolumeStatus(cctx, volName)
-		var pool []api.Peer
-		if err == nil {
-			pool, err = c.Pool(cctx)
-		}
-		cancel()
-		c.Close()
-		if err != nil {
-			continue
-		}
-		for id, addr := range brickAddrs(pool, st) {
-			if g.SetAddr(id, addr) {
-				log.Info("brick address", "brick", id, "addr", addr)
+		for _, c := range clients() {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			st, err := c.VolumeStatus(cctx, volName)
+			var peers []api.Peer
+			if err == nil {
+				peers, err = c.Pool(cctx)
 			}
+			cancel()
+			c.Close()
+			if err != nil {
+				continue
+			}
+			for id, addr := range brickAddrs(peers, st) {
+				if g.SetAddr(id, addr) {
+					log.Info("brick address", "brick", id, "addr", addr)
+				}
+			}
+			if len(peers) > 0 {
+				pool = peers
+			}
+			break
 		}
 	}
 }

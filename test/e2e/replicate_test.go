@@ -153,15 +153,16 @@ func TestReplicaFaultsUnderLoad(t *testing.T) {
 		return nil
 	})
 	time.Sleep(3 * time.Second)
-	// A whole node dies (its daemon and its brick), and comes back.
-	pids = nodes[1].BrickPIDs()
-	nodes[1].Kill()
+	// A whole node dies (its daemon and its brick): the very node the
+	// volume was mounted through. The mount talks to the bricks left.
+	pids = n1.BrickPIDs()
+	n1.Kill()
 	for _, p := range pids {
 		_ = syscall.Kill(p, syscall.SIGKILL)
 	}
-	t.Logf("killed node 2 (caisd and brick %v) after %d files", pids, count())
+	t.Logf("killed node 1, the mount's (caisd and brick %v), after %d files", pids, count())
 	waitFiles(count() + 5)
-	nodes[1].Restart()
+	n1.Restart()
 	waitFiles(count() + 3)
 	close(stop)
 	if err := <-done; err != nil {
@@ -278,5 +279,58 @@ func TestSplitBrainThroughCLI(t *testing.T) {
 	res := n1.CLI("volume", "heal", "sb", "split-brain", "bigger-file", "/f")
 	if res.Code == 0 || !strings.Contains(res.Stderr, "File not in split-brain") {
 		t.Fatalf("second resolution: %d %q", res.Code, res.Stderr)
+	}
+}
+
+// A client killed in the middle of writes leaves nothing that blocks the
+// file: its locks go with its connections, another client writes the file
+// at once, and the dirty marks it left are healed.
+func TestClientKilledMidWrite(t *testing.T) {
+	needFuse(t)
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	n1, n2 := nodes[0], nodes[1]
+	b1, b2 := n1.Brick("k1"), n2.Brick("k2")
+	n1.MustCLI("volume", "create", "kv", "replica", "2", b1, b2)
+	n1.MustCLI("volume", "start", "kv")
+	mnt := mountVolume(t, c, n1, "kv")
+	// A writer in another process keeps the file open and writing.
+	w := exec.Command("bash", "-c", "exec 3>"+filepath.Join(mnt, "f")+"; while :; do head -c 65536 /dev/urandom >&3; done")
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	out, _ := exec.Command("pgrep", "-f", "mount.*"+mnt).Output()
+	pids := strings.Fields(string(out))
+	if len(pids) == 0 {
+		t.Fatal("no mount process found")
+	}
+	for _, p := range pids {
+		_ = exec.Command("kill", "-9", p).Run()
+	}
+	_ = w.Process.Kill()
+	_ = w.Wait()
+	_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
+
+	mnt2 := mountVolume(t, c, n2, "kv")
+	start := time.Now()
+	if err := os.WriteFile(filepath.Join(mnt2, "f"), []byte("after the crash"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("writing the file after a client died took %v", d)
+	}
+	n1.MustCLI("volume", "heal", "kv")
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		info := n1.CLI("volume", "heal", "kv", "info")
+		if strings.Count(info.Stdout, "Number of entries: 0") != 2 {
+			return fmt.Errorf("heal info:\n%s%s", info.Stdout, info.Stderr)
+		}
+		return nil
+	})
+	for _, b := range []string{b1, b2} {
+		if got, _ := os.ReadFile(filepath.Join(brickPath(b), "f")); string(got) != "after the crash" {
+			t.Fatalf("brick %s holds %d bytes", b, len(got))
+		}
 	}
 }
