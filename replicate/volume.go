@@ -18,6 +18,7 @@ type Brick interface {
 	fop.Volume
 	fop.Bookkeeper
 	fop.FileAttrer
+	fop.Locker
 }
 
 // Options configure a replica set.
