@@ -131,3 +131,22 @@ func TestChangelogXattr(t *testing.T) {
 		}
 	}
 }
+
+// Changelogs come from bricks: any bytes decode to counters or ErrDecode,
+// and what decodes re-encodes to the same bytes.
+func FuzzDecodeChangelog(f *testing.F) {
+	f.Add(EncodeChangelog([]int32{1, 0, 0, 0, 2, 0}))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeChangelog(b)
+		if err != nil {
+			if !errors.Is(err, ErrDecode) {
+				t.Fatalf("error %v does not wrap ErrDecode", err)
+			}
+			return
+		}
+		if got := EncodeChangelog(c); !bytes.Equal(got, b) {
+			t.Fatalf("re-encoded %x, input %x", got, b)
+		}
+	})
+}
