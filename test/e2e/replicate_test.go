@@ -334,3 +334,57 @@ func TestClientKilledMidWrite(t *testing.T) {
 		}
 	}
 }
+
+// Distributed-Replicate (2 x 2): each file lives on both bricks of the one
+// set its name hashes to; directories exist on all four.
+func TestDistributedReplicateMount(t *testing.T) {
+	needFuse(t)
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	n1, n2 := nodes[0], nodes[1]
+	bricks := []string{n1.Brick("dr1"), n2.Brick("dr2"), n1.Brick("dr3"), n2.Brick("dr4")}
+	n1.MustCLI(append([]string{"volume", "create", "dr", "replica", "2"}, bricks...)...)
+	n1.MustCLI("volume", "start", "dr")
+	if info := n1.MustCLI("volume", "info", "dr"); !strings.Contains(info, "Type: Distributed-Replicate") || !strings.Contains(info, "Number of Bricks: 2 x 2 = 4") {
+		t.Fatalf("volume info:\n%s", info)
+	}
+	mnt := mountVolume(t, c, n2, "dr")
+	if err := os.MkdirAll(filepath.Join(mnt, "d/e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if err := os.WriteFile(filepath.Join(mnt, "d", fmt.Sprintf("f%02d", i)), []byte(fmt.Sprint(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set1 := listBrick(t, filepath.Join(brickPath(bricks[0]), "d"))
+	set2 := listBrick(t, filepath.Join(brickPath(bricks[2]), "d"))
+	if got := strings.Join(listBrick(t, filepath.Join(brickPath(bricks[1]), "d")), ","); got != strings.Join(set1, ",") {
+		t.Fatalf("replicas of set 1 differ: %v / %s", set1, got)
+	}
+	if got := strings.Join(listBrick(t, filepath.Join(brickPath(bricks[3]), "d")), ","); got != strings.Join(set2, ",") {
+		t.Fatalf("replicas of set 2 differ: %v / %s", set2, got)
+	}
+	// Both sets hold files; "e" is on both; each file is in one set only.
+	files := map[string]int{}
+	for _, set := range [][]string{set1, set2} {
+		for _, n := range set {
+			files[n]++
+		}
+	}
+	if files["e"] != 2 || len(files) != 21 {
+		t.Fatalf("files per set: %v", files)
+	}
+	for n, k := range files {
+		if n != "e" && k != 1 {
+			t.Fatalf("%s is in %d sets", n, k)
+		}
+	}
+	if len(set1) < 3 || len(set2) < 3 {
+		t.Fatalf("files not spread over the sets: %d / %d", len(set1), len(set2))
+	}
+	ents, err := os.ReadDir(filepath.Join(mnt, "d"))
+	if err != nil || len(ents) != 21 {
+		t.Fatalf("ls of the mount: %d entries, %v", len(ents), err)
+	}
+}
