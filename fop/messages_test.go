@@ -37,6 +37,9 @@ func samples() []Message {
 		&Changelog{Counters: []int32{0, 0, 1}},
 		&InodelkReq{Path: "f", Mode: Unlock, Which: LockExclusive, Wait: true},
 		&IndexReply{Entries: []IndexEntry{{GFID: NewGFID(), Path: "a/b"}, {GFID: NewGFID(), Path: ""}}},
+		&FsetattrReq{Handle: 9, Attr: SetattrReq{Valid: SetSize, Size: 5 << 30}},
+		&LkReq{Handle: 9, Owner: 1 << 60, Lk: Lk{Start: 100, End: LkEOF, Type: LockWrite, Pid: 42}, Flags: LkFlock},
+		&Lk{Start: 1, End: 2, Type: LockRead, Pid: 7},
 	}
 }
 
