@@ -42,6 +42,16 @@ type node struct {
 	files map[*file]struct{} // open handles, by Create and Open
 
 	locked atomic.Bool // a lock was ever taken on the file (locks.go)
+
+	last fop.Attr // the attributes last seen, guarded by mu
+}
+
+// remember keeps the attributes last seen, for fstat of a directory that
+// is gone.
+func (n *node) remember(a *fop.Attr) {
+	n.mu.Lock()
+	n.last = *a
+	n.mu.Unlock()
 }
 
 // Root returns the root node of a volume's file system.
@@ -145,7 +155,7 @@ func split(ns int64) (uint64, uint32) {
 
 func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *fs.Inode {
 	fillAttr(a, &out.Attr)
-	return n.NewInode(ctx, &node{vol: n.vol}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
+	return n.NewInode(ctx, &node{vol: n.vol, last: *a}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -177,12 +187,23 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	}
 	p, e := n.path()
 	if e != 0 {
-		return e
+		// Gone without an open handle to ask: a removed directory that a
+		// process still has open, say. Its last attributes, with no link.
+		n.mu.Lock()
+		a := n.last
+		n.mu.Unlock()
+		if a.Ino == 0 {
+			return e
+		}
+		a.Nlink = 0
+		fillAttr(&a, &out.Attr)
+		return 0
 	}
 	a, err := n.vol.Getattr(ctx, p)
 	if err != nil {
 		return errno(err)
 	}
+	n.remember(&a)
 	fillAttr(&a, &out.Attr)
 	return 0
 }
@@ -471,13 +492,14 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// OpendirHandle opens a directory for listing.
+// OpendirHandle opens a directory for listing. A removed directory
+// (the working directory of a process, say) lists empty, as it does on a
+// local file system.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	p, e := n.path()
-	if e != 0 {
-		return nil, 0, e
+	if _, e := n.path(); e != 0 {
+		return &dirHandle{n: n, eof: true}, 0, 0
 	}
-	return &dirHandle{n: n, path: p, ctx: uninterrupted(ctx)}, 0, 0
+	return &dirHandle{n: n, ctx: uninterrupted(ctx)}, 0, 0
 }
 
 // dirHandle lists a directory in batches. The volume's listing carries
@@ -486,7 +508,6 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, 
 // seek lists again from the start up to the offset.
 type dirHandle struct {
 	n     *node
-	path  string
 	ctx   context.Context
 	batch []fop.Dirent
 	pos   fop.Pos
@@ -499,13 +520,33 @@ var (
 	_ fs.FileReaddirenter = (*dirHandle)(nil)
 	_ fs.FileLookuper     = (*dirHandle)(nil)
 	_ fs.FileSeekdirer    = (*dirHandle)(nil)
+	_ fs.FileFsyncdirer   = (*dirHandle)(nil)
 )
 
+// Fsyncdir succeeds without asking the bricks, whose protocol has no
+// directory sync yet: entry changes are as durable as the bricks' file
+// systems make them on their own (ext4 and xfs commit them with their
+// journal within seconds). Without it go-fuse answers ENOTSUP, which
+// fails fsync(2) on a directory.
+func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+
+// fill reads the next batch, at the directory's current path (it may
+// have been renamed since it was opened); a directory removed meanwhile
+// has nothing more to list.
 func (d *dirHandle) fill() syscall.Errno {
 	for len(d.batch) == 0 && !d.eof {
+		p, e := d.n.path()
+		if e != 0 {
+			d.eof = true
+			return 0
+		}
 		ctx, cancel := context.WithTimeout(d.ctx, time.Minute)
-		r, err := d.n.vol.Readdir(ctx, d.path, d.pos, 512)
+		r, err := d.n.vol.Readdir(ctx, p, d.pos, 512)
 		cancel()
+		if errors.Is(err, syscall.ENOENT) {
+			d.eof = true
+			return 0
+		}
 		if err != nil {
 			return errno(err)
 		}
@@ -535,6 +576,9 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	if off == d.off {
 		return 0
+	}
+	if d.ctx == nil {
+		return 0 // a removed directory: nothing to list
 	}
 	d.batch, d.pos, d.eof, d.off = nil, fop.Pos{}, false, 0
 	for d.off < off {

@@ -14,6 +14,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -786,6 +787,31 @@ func testRmdir(t *testing.T, f *posixFS) {
 		)
 	}
 	run(t, steps)
+	// fsync of a directory succeeds; a directory removed while open lists
+	// nothing more (getdents fails with ENOENT, as on any Linux file
+	// system; glibc's readdir reports it as the end).
+	gone := p("gone")
+	if err := os.Mkdir(gone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	if err := fh.Sync(); err != nil {
+		t.Errorf("fsync of a directory: %v", err)
+	}
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(fh.Fd()), &st); err != nil || st.Nlink != 0 || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		t.Errorf("fstat of a removed directory: nlink %d mode %o, %v", st.Nlink, st.Mode, err)
+	}
+	if names, err := fh.Readdirnames(-1); len(names) != 0 || (err != nil && !errors.Is(err, syscall.ENOENT)) {
+		t.Errorf("listing a removed directory: %v %v", names, err)
+	}
 }
 
 func testSymlink(t *testing.T, f *posixFS) {
