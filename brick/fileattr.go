@@ -74,3 +74,72 @@ func (s *session) fsetattr(req *fop.FsetattrReq) (fop.Message, error) {
 	}
 	return &a, nil
 }
+
+// Extended attributes of open files, with the same names allowed and
+// hidden as by path.
+
+func (s *session) fgetxattr(req *fop.FxattrReq) (fop.Message, error) {
+	if err := checkXattrName(req.Name); err != nil {
+		return nil, err
+	}
+	var v []byte
+	err := s.use(req.Handle, func(h *handle) error {
+		var err error
+		v, err = xattrValue(func(b []byte) (int, error) { return unix.Fgetxattr(h.fd, req.Name, b) })
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &fop.Blob{Data: v}, nil
+}
+
+func (s *session) fsetxattr(req *fop.FxattrReq) (fop.Message, error) {
+	if err := checkXattrName(req.Name); err != nil {
+		return nil, err
+	}
+	if req.Flags&^(unix.XATTR_CREATE|unix.XATTR_REPLACE) != 0 {
+		return nil, unix.EINVAL
+	}
+	return nil, s.use(req.Handle, func(h *handle) error {
+		return unix.Fsetxattr(h.fd, req.Name, req.Value, int(req.Flags))
+	})
+}
+
+func (s *session) fremovexattr(req *fop.FxattrReq) (fop.Message, error) {
+	if err := checkXattrName(req.Name); err != nil {
+		return nil, err
+	}
+	return nil, s.use(req.Handle, func(h *handle) error { return unix.Fremovexattr(h.fd, req.Name) })
+}
+
+func (s *session) flistxattr(req *fop.FxattrReq) (fop.Message, error) {
+	var names []byte
+	err := s.use(req.Handle, func(h *handle) error {
+		var err error
+		names, err = xattrValue(func(b []byte) (int, error) { return unix.Flistxattr(h.fd, b) })
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &fop.Blob{Data: clientXattrNames(names)}, nil
+}
+
+// clientXattrNames keeps the names of a NUL-separated list a client may
+// see.
+func clientXattrNames(names []byte) []byte {
+	out := names[:0]
+	for rest := names; len(rest) > 0; {
+		i := indexZero(rest)
+		if i < 0 {
+			i = len(rest)
+		}
+		if name := rest[:i]; classify(string(name)) == xattrClient {
+			out = append(out, name...)
+			out = append(out, 0)
+		}
+		rest = rest[min(i+1, len(rest)):]
+	}
+	return out
+}

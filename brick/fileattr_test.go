@@ -67,3 +67,28 @@ func TestSetgidDirectoryInherits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Extended attributes of an open file by handle, after its name is gone;
+// the brick's own names stay hidden and refused.
+func TestFileXattrsByHandle(t *testing.T) {
+	b := startBrick(t)
+	rep, _ := b.create("f", 0o644, unix.O_RDWR)
+	b.must(fop.OpUnlink, &fop.PathReq{Path: "f"}, nil)
+	h := rep.Handle
+	b.must(fop.OpFsetxattr, &fop.FxattrReq{Handle: h, Name: "user.k", Value: []byte("v")}, nil)
+	b.wantErr(syscall.EEXIST, fop.OpFsetxattr, &fop.FxattrReq{Handle: h, Name: "user.k", Value: []byte("w"), Flags: unix.XATTR_CREATE})
+	var v fop.Blob
+	b.must(fop.OpFgetxattr, &fop.FxattrReq{Handle: h, Name: "user.k"}, &v)
+	if string(v.Data) != "v" {
+		t.Fatalf("fgetxattr: %q", v.Data)
+	}
+	b.must(fop.OpFlistxattr, &fop.FxattrReq{Handle: h}, &v)
+	if string(v.Data) != "user.k\x00" {
+		t.Fatalf("flistxattr: %q (the GFID must stay hidden)", v.Data)
+	}
+	b.wantErr(syscall.EPERM, fop.OpFgetxattr, &fop.FxattrReq{Handle: h, Name: fop.GFIDXattr})
+	b.wantErr(syscall.EPERM, fop.OpFsetxattr, &fop.FxattrReq{Handle: h, Name: fop.GFIDXattr, Value: []byte("x")})
+	b.must(fop.OpFremovexattr, &fop.FxattrReq{Handle: h, Name: "user.k"}, nil)
+	b.wantErr(syscall.ENODATA, fop.OpFgetxattr, &fop.FxattrReq{Handle: h, Name: "user.k"})
+	b.wantErr(syscall.EBADF, fop.OpFgetxattr, &fop.FxattrReq{Handle: 999, Name: "user.k"})
+}

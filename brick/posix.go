@@ -249,6 +249,14 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 		return call(payload, s.fgetattr)
 	case fop.OpFsetattr:
 		return call(payload, s.fsetattr)
+	case fop.OpFgetxattr:
+		return call(payload, s.fgetxattr)
+	case fop.OpFsetxattr:
+		return call(payload, s.fsetxattr)
+	case fop.OpFlistxattr:
+		return call(payload, s.flistxattr)
+	case fop.OpFremovexattr:
+		return call(payload, s.fremovexattr)
 	case fop.OpGetlk:
 		return call(payload, s.getlk)
 	case fop.OpSetlk:

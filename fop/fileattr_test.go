@@ -18,3 +18,11 @@ func TestFsetattrReqRoundTrip(t *testing.T) {
 		t.Fatal("a truncated request decoded")
 	}
 }
+
+func TestFxattrReqRoundTrip(t *testing.T) {
+	in := &FxattrReq{Handle: 5, Name: "user.k", Value: []byte("v"), Flags: 1}
+	var out FxattrReq
+	if err := Unmarshal(Marshal(in), &out); err != nil || !reflect.DeepEqual(*in, out) {
+		t.Fatalf("got %+v %v, want %+v", out, err, *in)
+	}
+}

@@ -435,12 +435,34 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return []byte(s), 0
 }
 
-func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	p, e := n.path()
-	if e != 0 {
-		return 0, e
+// Extended attributes go by path, or for a file whose names are all
+// gone through one of its open handles.
+
+// orphanXattrer returns the volume's handle-based extended attribute
+// calls and a handle of the node, when its names are gone (e, from path)
+// and it has one open.
+func (n *node) orphanXattrer(e syscall.Errno) (fop.FileXattrer, uint64, syscall.Errno) {
+	fx, ok := n.vol.(fop.FileXattrer)
+	f := n.anyFile()
+	if !ok || f == nil {
+		return nil, 0, e
 	}
-	v, err := n.vol.Getxattr(uninterrupted(ctx), p, attr)
+	return fx, f.h, 0
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	ctx = uninterrupted(ctx)
+	var v []byte
+	var err error
+	if p, e := n.path(); e == 0 {
+		v, err = n.vol.Getxattr(ctx, p, attr)
+	} else {
+		fx, h, e := n.orphanXattrer(e)
+		if e != 0 {
+			return 0, e
+		}
+		v, err = fx.Fgetxattr(ctx, h, attr)
+	}
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -451,27 +473,44 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	p, e := n.path()
+	if e == 0 {
+		return errno(n.vol.Setxattr(ctx, p, attr, data, flags))
+	}
+	fx, h, e := n.orphanXattrer(e)
 	if e != 0 {
 		return e
 	}
-	return errno(n.vol.Setxattr(uninterrupted(ctx), p, attr, data, flags))
+	return errno(fx.Fsetxattr(ctx, h, attr, data, flags))
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	p, e := n.path()
+	if e == 0 {
+		return errno(n.vol.Removexattr(ctx, p, attr))
+	}
+	fx, h, e := n.orphanXattrer(e)
 	if e != 0 {
 		return e
 	}
-	return errno(n.vol.Removexattr(uninterrupted(ctx), p, attr))
+	return errno(fx.Fremovexattr(ctx, h, attr))
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	p, e := n.path()
-	if e != 0 {
-		return 0, e
+	ctx = uninterrupted(ctx)
+	var v []byte
+	var err error
+	if p, e := n.path(); e == 0 {
+		v, err = n.vol.Listxattr(ctx, p)
+	} else {
+		fx, h, e := n.orphanXattrer(e)
+		if e != 0 {
+			return 0, e
+		}
+		v, err = fx.Flistxattr(ctx, h)
 	}
-	v, err := n.vol.Listxattr(uninterrupted(ctx), p)
 	if err != nil {
 		return 0, errno(err)
 	}

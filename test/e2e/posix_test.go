@@ -1148,6 +1148,13 @@ func testOpenUnlinked(t *testing.T, f *posixFS) {
 		if err := unix.Fchmod(fd, 0o600); err != nil {
 			t.Errorf("fchmod after unlink: %v", err)
 		}
+		if err := unix.Fsetxattr(fd, "user.k", []byte("kept"), 0); err != nil {
+			t.Errorf("fsetxattr after unlink: %v", err)
+		}
+		xb := make([]byte, 16)
+		if n, err := unix.Fgetxattr(fd, "user.k", xb); err != nil || string(xb[:n]) != "kept" {
+			t.Errorf("fgetxattr after unlink: %d bytes, %v", n, err)
+		}
 		if err := unix.Fstat(fd, &st); err != nil || st.Size != 3 || st.Mode&0o7777 != 0o600 {
 			t.Errorf("fstat after ftruncate and fchmod: size %d mode %o, %v", st.Size, st.Mode, err)
 		}
