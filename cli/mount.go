@@ -215,6 +215,8 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 			AllowOther:  true,
 			DirectMount: true, // root mounts with mount(2); no fusermount needed
 			MaxWrite:    1 << 20,
+			// Sequential readers get 1 MiB reads ahead of them, not 128 KiB.
+			MaxReadAhead: 1 << 20,
 			// fcntl and flock locks go to the bricks, so that every mount
 			// sees them (mount/locks.go).
 			EnableLocks: true,

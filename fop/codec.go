@@ -124,6 +124,23 @@ func (d *Decoder) Bytes32() []byte {
 	return append([]byte(nil), v...)
 }
 func (d *Decoder) String() string { return string(d.Bytes32()) }
+
+// BytesRef is Bytes32 without the copy: the result shares the input's
+// memory (a write's data, used while the input lives).
+func (d *Decoder) BytesRef() []byte {
+	n := d.U32()
+	if n > MaxString {
+		if d.err == nil {
+			d.err = fmt.Errorf("%w: string of %d bytes", ErrDecode, n)
+		}
+		return nil
+	}
+	v := d.take(int(n))
+	if len(v) == 0 {
+		return nil
+	}
+	return v[:len(v):len(v)]
+}
 func (d *Decoder) GFID() GFID {
 	var g GFID
 	copy(g[:], d.take(16))

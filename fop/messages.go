@@ -291,7 +291,19 @@ type WriteReq struct {
 }
 
 func (m *WriteReq) Encode(e *Encoder) { e.U64(m.Handle); e.I64(m.Offset); e.Bytes32(m.Data) }
-func (m *WriteReq) Decode(d *Decoder) { m.Handle = d.U64(); m.Offset = d.I64(); m.Data = d.Bytes32() }
+// Decode leaves Data pointing into the input, which a brick holds for
+// the call: a write's data is not copied.
+func (m *WriteReq) Decode(d *Decoder) { m.Handle = d.U64(); m.Offset = d.I64(); m.Data = d.BytesRef() }
+
+// encodeHead encodes the request without its data, which the caller
+// sends right after it.
+func (m *WriteReq) encodeHead() []byte {
+	var e Encoder
+	e.U64(m.Handle)
+	e.I64(m.Offset)
+	e.U32(uint32(len(m.Data)))
+	return e.Bytes()
+}
 
 // WriteReply reports a write.
 type WriteReply struct {

@@ -134,9 +134,28 @@ func (c *Client) Read(ctx context.Context, h uint64, off int64, size uint32) ([]
 	return out, nil
 }
 
+// PartsCaller is a Caller that can send a payload in parts without
+// joining them (rpc.Client, rpc.Redialer): writes use it to send their
+// data from the caller's buffer.
+type PartsCaller interface {
+	CallParts(ctx context.Context, op uint16, parts ...[]byte) ([]byte, error)
+}
+
 func (c *Client) Write(ctx context.Context, h uint64, off int64, data []byte) (WriteReply, error) {
 	var r WriteReply
-	return r, c.call(ctx, OpWrite, &WriteReq{Handle: h, Offset: off, Data: data}, &r)
+	req := &WriteReq{Handle: h, Offset: off, Data: data}
+	pc, ok := c.c.(PartsCaller)
+	if !ok {
+		return r, c.call(ctx, OpWrite, req, &r)
+	}
+	out, err := pc.CallParts(ctx, OpWrite, req.encodeHead(), data)
+	if err != nil {
+		return r, Errno(err)
+	}
+	if err := Unmarshal(out, &r); err != nil {
+		return r, syscall.EIO
+	}
+	return r, nil
 }
 
 func (c *Client) Release(ctx context.Context, h uint64) error {
@@ -198,4 +217,11 @@ func (c *Client) Removexattr(ctx context.Context, path, name string) error {
 func (c *Client) Statfs(ctx context.Context) (Statfs, error) {
 	var r Statfs
 	return r, c.call(ctx, OpStatfs, &PathReq{}, &r)
+}
+
+// Flusher is implemented by layers that answer writes before the bricks
+// have them (write-behind): Flush waits for the handle's writes and
+// reports a failed one, when the application closes the file. Optional.
+type Flusher interface {
+	Flush(ctx context.Context, h uint64) error
 }

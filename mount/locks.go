@@ -110,9 +110,20 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 	}
 }
 
-// Flush drops the closing process's POSIX locks on the file: closing any
+// Flush reports a failed write the layers answered early (write-behind),
+// and drops the closing process's POSIX locks on the file: closing any
 // descriptor of a file releases the locks the process holds on it.
 func (f *file) Flush(ctx context.Context) syscall.Errno {
+	if fl, ok := f.vol.(fop.Flusher); ok {
+		if err := fl.Flush(uninterrupted(ctx), f.h); err != nil {
+			f.unlockOnClose(ctx)
+			return errno(err)
+		}
+	}
+	return f.unlockOnClose(ctx)
+}
+
+func (f *file) unlockOnClose(ctx context.Context) syscall.Errno {
 	if !f.n.locked.Load() {
 		return 0
 	}

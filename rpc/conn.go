@@ -110,13 +110,18 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session) {
 			defer calls.Done()
 			defer func() { <-slots }()
 			status, reply := h.Handle(ctx, f.Op, f.Payload)
-			buf, err := AppendFrame(nil, Frame{Kind: KindReply, Op: f.Op, Status: uint32(status), XID: f.XID, Payload: reply})
+			hdr, err := AppendHeader(make([]byte, 0, 4+headerLen), Frame{Kind: KindReply, Op: f.Op, Status: uint32(status), XID: f.XID}, len(reply))
 			if err != nil {
-				buf, _ = AppendFrame(nil, Frame{Kind: KindReply, Op: f.Op, Status: uint32(syscall.EIO), XID: f.XID})
+				reply = nil
+				hdr, _ = AppendHeader(hdr[:0], Frame{Kind: KindReply, Op: f.Op, Status: uint32(syscall.EIO), XID: f.XID}, 0)
 			}
 			wmu.Lock()
 			defer wmu.Unlock()
-			if _, err := w.Write(buf); err == nil {
+			// A big reply goes from its own buffer to the connection.
+			if _, err := w.Write(hdr); err != nil {
+				return
+			}
+			if _, err := w.Write(reply); err == nil {
 				_ = w.Flush()
 			}
 		}(f)
@@ -173,6 +178,12 @@ func (cl *Client) readLoop() {
 // Call sends one call and waits for its reply. A reply with a non-zero
 // status returns that errno as the error.
 func (cl *Client) Call(ctx context.Context, op uint16, payload []byte) ([]byte, error) {
+	return cl.CallParts(ctx, op, payload)
+}
+
+// CallParts is Call with the payload in parts, sent one after the other,
+// so a big part (a write's data) is not copied into one buffer.
+func (cl *Client) CallParts(ctx context.Context, op uint16, parts ...[]byte) ([]byte, error) {
 	ch := make(chan Frame, 1)
 	cl.mu.Lock()
 	if cl.wait == nil {
@@ -184,15 +195,38 @@ func (cl *Client) Call(ctx context.Context, op uint16, payload []byte) ([]byte, 
 	xid := cl.next
 	cl.wait[xid] = ch
 	cl.mu.Unlock()
-	buf, err := AppendFrame(nil, Frame{Kind: KindCall, Op: op, XID: xid, Payload: payload})
+	return cl.send(ctx, xid, ch, op, parts...)
+}
+
+func (cl *Client) send(ctx context.Context, xid uint64, ch chan Frame, op uint16, parts ...[]byte) ([]byte, error) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	hdr, err := AppendHeader(make([]byte, 0, 4+headerLen+256), Frame{Kind: KindCall, Op: op, XID: xid}, n)
 	if err != nil {
 		cl.forget(xid)
 		return nil, err
 	}
+	// Small parts ride in the header's buffer: one write for most calls.
+	bufs := net.Buffers{hdr}
+	for _, p := range parts {
+		if len(p) <= 4096 && len(bufs) == 1 {
+			bufs[0] = append(bufs[0], p...)
+		} else {
+			bufs = append(bufs, p)
+		}
+	}
 	cl.wmu.Lock()
-	_, err = cl.c.Write(buf)
+	for _, b := range bufs {
+		if _, err = cl.c.Write(b); err != nil {
+			break
+		}
+	}
 	cl.wmu.Unlock()
 	if err != nil {
+		// Part of a frame may have gone: the stream is no longer framed.
+		cl.c.Close()
 		cl.forget(xid)
 		return nil, fmt.Errorf("send to %s: %w", cl.c.RemoteAddr(), err)
 	}

@@ -17,7 +17,6 @@
 package rpc
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,17 +71,45 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	if n < headerLen || n > headerLen+MaxPayload {
 		return Frame{}, fmt.Errorf("%w: length %d", ErrFrame, n)
 	}
-	// Memory grows with the bytes that arrive, not with what the length
-	// field claims: a peer cannot pin 16 MiB by sending a header alone.
-	var buf bytes.Buffer
-	buf.Grow(int(min(n, 64<<10)))
-	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return Frame{}, fmt.Errorf("%w: truncated: %w", ErrFrame, err)
+	// Memory follows the bytes that arrive, not what the length field
+	// claims: the first 64 KiB are read before the whole frame's buffer is
+	// made, so a peer cannot pin 16 MiB by sending a header alone, and a
+	// big frame is read straight into its buffer, without regrowing.
+	first := min(int(n), 64<<10)
+	body := make([]byte, first)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return Frame{}, truncated(err)
 	}
-	return DecodeBody(buf.Bytes())
+	if int(n) > first {
+		whole := make([]byte, n)
+		copy(whole, body)
+		if _, err := io.ReadFull(r, whole[first:]); err != nil {
+			return Frame{}, truncated(err)
+		}
+		body = whole
+	}
+	return DecodeBody(body)
+}
+
+func truncated(err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%w: truncated: %w", ErrFrame, err)
+}
+
+// AppendHeader appends a frame's length and header for a payload of
+// payloadLen bytes that the caller sends right after it (so a big payload
+// is not copied into the frame).
+func AppendHeader(buf []byte, f Frame, payloadLen int) ([]byte, error) {
+	if payloadLen > MaxPayload {
+		return buf, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrFrame, payloadLen, MaxPayload)
+	}
+	buf = binary.BigEndian.AppendUint32(buf, uint32(headerLen+payloadLen))
+	buf = append(buf, f.Kind, f.Flags)
+	buf = binary.BigEndian.AppendUint16(buf, f.Op)
+	buf = binary.BigEndian.AppendUint32(buf, f.Status)
+	return binary.BigEndian.AppendUint64(buf, f.XID), nil
 }
 
 // DecodeBody decodes a frame's bytes after the length field.

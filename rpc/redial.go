@@ -96,6 +96,15 @@ func (r *Redialer) Call(ctx context.Context, op uint16, payload []byte) ([]byte,
 	return c.Call(ctx, op, payload)
 }
 
+// CallParts is Call with the payload in parts (see Client.CallParts).
+func (r *Redialer) CallParts(ctx context.Context, op uint16, parts ...[]byte) ([]byte, error) {
+	c, err := r.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.CallParts(ctx, op, parts...)
+}
+
 // Close closes the current connection.
 func (r *Redialer) Close() error {
 	r.mu.Lock()

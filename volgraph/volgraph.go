@@ -1,7 +1,8 @@
 // Package volgraph builds a volume's client stack: one brick client per
-// brick, a replicate layer over each replica set, and the distribute
-// layer over the sets, as the volume's layout says. The FUSE mount and
-// the self-heal daemon both use it.
+// brick, a replicate layer over each replica set, the distribute layer
+// over the sets, as the volume's layout says, and write-behind on top
+// (performance.write-behind, on by default). The FUSE mount and the
+// self-heal daemon both use it.
 //
 // Brick addresses change when a brick restarts on another port or its
 // node's address is learnt anew: SetAddr updates them, and the next
@@ -21,6 +22,7 @@ import (
 	"github.com/cais-platform/cais/replicate"
 	"github.com/cais-platform/cais/rpc"
 	"github.com/cais-platform/cais/volume"
+	"github.com/cais-platform/cais/writebehind"
 )
 
 // Config is what a graph is built from.
@@ -106,6 +108,15 @@ func Build(cfg Config) (*Graph, error) {
 		opt, _ := v.Option("cluster.lookup-optimize")
 		d.LookupUnhashed = opt == "off" || opt == "false" || opt == "disable"
 		g.Root = d
+	}
+	if on, _ := v.Option("performance.write-behind"); on != "off" && on != "false" && on != "disable" {
+		window := int64(writebehind.DefaultWindow)
+		if w, ok := v.Option("performance.write-behind-window-size"); ok {
+			if n, err := volume.ParseSize(w); err == nil && n > 0 {
+				window = n
+			}
+		}
+		g.Root = writebehind.New(g.Root, window)
 	}
 	return g, nil
 }

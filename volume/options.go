@@ -82,7 +82,7 @@ func optionTable() []OptionSpec {
 		{Key: "performance.io-thread-count", Default: "16", Kind: KindInt, Min: 1, Max: 64, Doc: "brick worker threads"},
 		{Key: "performance.client-io-threads", Default: "on", Kind: KindBool, Doc: "client worker threads"},
 		{Key: "performance.write-behind", Default: "on", Kind: KindBool, Doc: "acknowledge writes before they reach the brick"},
-		{Key: "performance.write-behind-window-size", Default: "1MB", Kind: KindSize, Min: 512 << 10, Max: 1 << 30, Doc: "write-behind buffer per file"},
+		{Key: "performance.write-behind-window-size", Default: "4MB", Kind: KindSize, Min: 512 << 10, Max: 1 << 30, Doc: "write-behind buffer per file"},
 		{Key: "performance.flush-behind", Default: "on", Kind: KindBool, Doc: "return from close before data is flushed"},
 		{Key: "performance.read-ahead", Default: "off", Kind: KindBool, Doc: "read ahead of sequential readers"},
 		{Key: "performance.readdir-ahead", Default: "off", Kind: KindBool, Doc: "prefetch directory entries"},

@@ -1,0 +1,390 @@
+// Package writebehind is a client layer that acknowledges writes before
+// the bricks have them, as GlusterFS's write-behind translator does: a
+// write is copied, answered at once, and sent in the background, so an
+// application's next write overlaps the previous one's trip to the bricks.
+//
+// What it keeps correct:
+//   - writes to overlapping ranges of a file reach the bricks in the order
+//     they were made (a write waits for the in-flight writes it overlaps);
+//   - at most Window bytes per open file are in flight;
+//   - anything that reads data or attributes of a file (read, getattr,
+//     lookup, readdir), changes them another way (setattr, truncate,
+//     rename, unlink, link) or ends the write stream (fsync, flush,
+//     release) first waits for the file's writes in flight;
+//   - a failed background write is reported by the next write, fsync or
+//     flush (close) of that handle, as write-behind does;
+//   - files opened with O_APPEND, O_SYNC, O_DSYNC or O_DIRECT are written
+//     through.
+package writebehind
+
+import (
+	"context"
+	"sync"
+	"syscall"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// DefaultWindow is the bytes in flight per open file.
+const DefaultWindow = 4 << 20
+
+// Volume is the write-behind layer over inner.
+type Volume struct {
+	inner  fop.Volume
+	window int64
+
+	mu    sync.Mutex
+	files map[uint64]*file
+	paths map[string]map[*file]struct{}
+}
+
+var (
+	_ fop.Volume     = (*Volume)(nil)
+	_ fop.FileAttrer = (*Volume)(nil)
+	_ fop.Locker     = (*Volume)(nil)
+	_ fop.Flusher    = (*Volume)(nil)
+)
+
+// New returns a write-behind layer over inner with window bytes in flight
+// per open file (DefaultWindow when 0).
+func New(inner fop.Volume, window int64) *Volume {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	return &Volume{inner: inner, window: window, files: map[uint64]*file{}, paths: map[string]map[*file]struct{}{}}
+}
+
+type span struct{ off, end int64 }
+
+type file struct {
+	h       uint64
+	path    string
+	through bool // written through: O_APPEND, O_SYNC, O_DSYNC, O_DIRECT
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	inflight []span
+	bytes    int64
+	err      error // the first failed background write, reported once
+}
+
+func (f *file) overlaps(s span) bool {
+	for _, o := range f.inflight {
+		if s.off < o.end && o.off < s.end {
+			return true
+		}
+	}
+	return false
+}
+
+// drain waits for the file's writes in flight and returns (and forgets)
+// the error of a failed one.
+func (f *file) drain() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.inflight) > 0 {
+		f.cond.Wait()
+	}
+	err := f.err
+	f.err = nil
+	return err
+}
+
+func (v *Volume) register(h uint64, p string, flags uint32) {
+	f := &file{h: h, path: p, through: flags&(syscall.O_APPEND|syscall.O_SYNC|syscall.O_DSYNC|syscall.O_DIRECT) != 0}
+	f.cond = sync.NewCond(&f.mu)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.files[h] = f
+	if v.paths[p] == nil {
+		v.paths[p] = map[*file]struct{}{}
+	}
+	v.paths[p][f] = struct{}{}
+}
+
+func (v *Volume) file(h uint64) *file {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.files[h]
+}
+
+// waitPath waits for the writes in flight of every file open on p.
+func (v *Volume) waitPath(p string) {
+	v.mu.Lock()
+	fs := make([]*file, 0, len(v.paths[p]))
+	for f := range v.paths[p] {
+		fs = append(fs, f)
+	}
+	v.mu.Unlock()
+	for _, f := range fs {
+		f.mu.Lock()
+		for len(f.inflight) > 0 {
+			f.cond.Wait()
+		}
+		f.mu.Unlock()
+	}
+}
+
+// waitAll waits for every write in flight.
+func (v *Volume) waitAll() {
+	v.mu.Lock()
+	fs := make([]*file, 0, len(v.files))
+	for _, f := range v.files {
+		fs = append(fs, f)
+	}
+	v.mu.Unlock()
+	for _, f := range fs {
+		f.mu.Lock()
+		for len(f.inflight) > 0 {
+			f.cond.Wait()
+		}
+		f.mu.Unlock()
+	}
+}
+
+func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (fop.WriteReply, error) {
+	f := v.file(h)
+	if f == nil || f.through {
+		if f != nil {
+			if err := f.drain(); err != nil {
+				return fop.WriteReply{}, err
+			}
+		}
+		return v.inner.Write(ctx, h, off, data)
+	}
+	s := span{off, off + int64(len(data))}
+	f.mu.Lock()
+	if f.err != nil {
+		err := f.err
+		f.err = nil
+		f.mu.Unlock()
+		return fop.WriteReply{}, err
+	}
+	for f.overlaps(s) || (f.bytes > 0 && f.bytes+int64(len(data)) > v.window) {
+		f.cond.Wait()
+	}
+	f.inflight = append(f.inflight, s)
+	f.bytes += int64(len(data))
+	f.mu.Unlock()
+	// The caller's buffer is reused once we answer: send a copy.
+	buf := append([]byte(nil), data...)
+	go func() {
+		r, err := v.inner.Write(context.WithoutCancel(ctx), h, off, buf)
+		if err == nil && int(r.Written) != len(buf) {
+			err = syscall.EIO
+		}
+		f.mu.Lock()
+		for i, o := range f.inflight {
+			if o == s {
+				f.inflight = append(f.inflight[:i], f.inflight[i+1:]...)
+				break
+			}
+		}
+		f.bytes -= int64(len(buf))
+		if err != nil && f.err == nil {
+			f.err = err
+		}
+		f.cond.Broadcast()
+		f.mu.Unlock()
+	}()
+	return fop.WriteReply{Written: uint32(len(data))}, nil
+}
+
+func (v *Volume) Read(ctx context.Context, h uint64, off int64, size uint32) ([]byte, error) {
+	if f := v.file(h); f != nil {
+		v.waitPath(f.path)
+	}
+	return v.inner.Read(ctx, h, off, size)
+}
+
+func (v *Volume) Fsync(ctx context.Context, h uint64, datasync bool) error {
+	if f := v.file(h); f != nil {
+		if err := f.drain(); err != nil {
+			return err
+		}
+	}
+	return v.inner.Fsync(ctx, h, datasync)
+}
+
+// Flush reports what the handle's background writes did, at close.
+func (v *Volume) Flush(ctx context.Context, h uint64) error {
+	if f := v.file(h); f != nil {
+		return f.drain()
+	}
+	return nil
+}
+
+func (v *Volume) Release(ctx context.Context, h uint64) error {
+	v.mu.Lock()
+	f := v.files[h]
+	v.mu.Unlock()
+	if f != nil {
+		_ = f.drain()
+		v.mu.Lock()
+		delete(v.files, h)
+		if set := v.paths[f.path]; set != nil {
+			delete(set, f)
+			if len(set) == 0 {
+				delete(v.paths, f.path)
+			}
+		}
+		v.mu.Unlock()
+	}
+	return v.inner.Release(ctx, h)
+}
+
+func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply, error) {
+	r, err := v.inner.Create(ctx, req)
+	if err == nil {
+		v.register(r.Handle, req.Path, req.Flags)
+	}
+	return r, err
+}
+
+func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenReply, error) {
+	if flags&syscall.O_TRUNC != 0 {
+		v.waitPath(p)
+	}
+	r, err := v.inner.Open(ctx, p, flags)
+	if err == nil {
+		v.register(r.Handle, p, flags)
+	}
+	return r, err
+}
+
+func (v *Volume) Lookup(ctx context.Context, p string) (fop.Entry, error) {
+	v.waitPath(p)
+	return v.inner.Lookup(ctx, p)
+}
+
+func (v *Volume) Getattr(ctx context.Context, p string) (fop.Attr, error) {
+	v.waitPath(p)
+	return v.inner.Getattr(ctx, p)
+}
+
+func (v *Volume) Setattr(ctx context.Context, req *fop.SetattrReq) (fop.Attr, error) {
+	v.waitPath(req.Path)
+	return v.inner.Setattr(ctx, req)
+}
+
+func (v *Volume) Mkdir(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	return v.inner.Mkdir(ctx, req)
+}
+
+func (v *Volume) Mknod(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	return v.inner.Mknod(ctx, req)
+}
+
+func (v *Volume) Symlink(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	return v.inner.Symlink(ctx, req)
+}
+
+func (v *Volume) Unlink(ctx context.Context, p string) error {
+	v.waitPath(p)
+	return v.inner.Unlink(ctx, p)
+}
+
+func (v *Volume) Rmdir(ctx context.Context, p string) error { return v.inner.Rmdir(ctx, p) }
+
+func (v *Volume) Rename(ctx context.Context, from, to string, flags uint32) error {
+	v.waitPath(from)
+	v.waitPath(to)
+	err := v.inner.Rename(ctx, from, to, flags)
+	if err == nil {
+		// Files open on the old name are open on the new one.
+		v.mu.Lock()
+		if set := v.paths[from]; set != nil {
+			delete(v.paths, from)
+			for f := range set {
+				f.path = to
+			}
+			if v.paths[to] == nil {
+				v.paths[to] = set
+			} else {
+				for f := range set {
+					v.paths[to][f] = struct{}{}
+				}
+			}
+		}
+		v.mu.Unlock()
+	}
+	return err
+}
+
+func (v *Volume) Link(ctx context.Context, from, to string) (fop.Attr, error) {
+	v.waitPath(from)
+	return v.inner.Link(ctx, from, to)
+}
+
+func (v *Volume) Readlink(ctx context.Context, p string) (string, error) {
+	return v.inner.Readlink(ctx, p)
+}
+
+func (v *Volume) Readdir(ctx context.Context, p string, pos fop.Pos, max uint32) (fop.ReaddirReply, error) {
+	// A listing carries attributes (sizes): let the writes land first.
+	v.waitAll()
+	return v.inner.Readdir(ctx, p, pos, max)
+}
+
+func (v *Volume) Getxattr(ctx context.Context, p, name string) ([]byte, error) {
+	return v.inner.Getxattr(ctx, p, name)
+}
+
+func (v *Volume) Setxattr(ctx context.Context, p, name string, value []byte, flags uint32) error {
+	return v.inner.Setxattr(ctx, p, name, value, flags)
+}
+
+func (v *Volume) Listxattr(ctx context.Context, p string) ([]byte, error) {
+	return v.inner.Listxattr(ctx, p)
+}
+
+func (v *Volume) Removexattr(ctx context.Context, p, name string) error {
+	return v.inner.Removexattr(ctx, p, name)
+}
+
+func (v *Volume) Statfs(ctx context.Context) (fop.Statfs, error) {
+	v.waitAll()
+	return v.inner.Statfs(ctx)
+}
+
+func (v *Volume) Fgetattr(ctx context.Context, h uint64) (fop.Attr, error) {
+	fa, ok := v.inner.(fop.FileAttrer)
+	if !ok {
+		return fop.Attr{}, syscall.ENOSYS
+	}
+	if f := v.file(h); f != nil {
+		v.waitPath(f.path)
+	}
+	return fa.Fgetattr(ctx, h)
+}
+
+func (v *Volume) Fsetattr(ctx context.Context, h uint64, req *fop.SetattrReq) (fop.Attr, error) {
+	fa, ok := v.inner.(fop.FileAttrer)
+	if !ok {
+		return fop.Attr{}, syscall.ENOSYS
+	}
+	if f := v.file(h); f != nil {
+		v.waitPath(f.path)
+	}
+	return fa.Fsetattr(ctx, h, req)
+}
+
+func (v *Volume) Getlk(ctx context.Context, h uint64, owner uint64, lk *fop.Lk, flags uint32) (fop.Lk, error) {
+	l, ok := v.inner.(fop.Locker)
+	if !ok {
+		return fop.Lk{}, syscall.ENOSYS
+	}
+	return l.Getlk(ctx, h, owner, lk, flags)
+}
+
+func (v *Volume) Setlk(ctx context.Context, h uint64, owner uint64, lk *fop.Lk, flags uint32) error {
+	l, ok := v.inner.(fop.Locker)
+	if !ok {
+		return syscall.ENOSYS
+	}
+	// A lock orders this client's writes before another's: land them.
+	if f := v.file(h); f != nil {
+		v.waitPath(f.path)
+	}
+	return l.Setlk(ctx, h, owner, lk, flags)
+}
