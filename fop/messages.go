@@ -291,6 +291,7 @@ type WriteReq struct {
 }
 
 func (m *WriteReq) Encode(e *Encoder) { e.U64(m.Handle); e.I64(m.Offset); e.Bytes32(m.Data) }
+
 // Decode leaves Data pointing into the input, which a brick holds for
 // the call: a write's data is not copied.
 func (m *WriteReq) Decode(d *Decoder) { m.Handle = d.U64(); m.Offset = d.I64(); m.Data = d.BytesRef() }
