@@ -18,6 +18,7 @@ type Brick interface {
 	fop.Volume
 	fop.Bookkeeper
 	fop.FileAttrer
+	fop.FileXattrer
 	fop.Locker
 }
 
@@ -973,27 +974,13 @@ func (v *Volume) Fgetattr(ctx context.Context, id uint64) (fop.Attr, error) {
 	if err != nil {
 		return fop.Attr{}, err
 	}
-	h.mu.Lock()
-	order := []int{h.read}
-	for i := range h.kids {
-		if i != h.read && !v.kids[i].arbiter {
-			order = append(order, i)
-		}
-	}
-	h.mu.Unlock()
-	err = syscall.ENOTCONN
-	for _, i := range order {
-		kh, ok := h.kid(i)
-		if !ok {
-			continue
-		}
-		var a fop.Attr
-		if a, err = v.kids[i].b.Fgetattr(ctx, kh); err == nil || !isTransport(err) {
-			return a, err
-		}
-		v.failed(i, err)
-	}
-	return fop.Attr{}, err
+	var a fop.Attr
+	err = v.readKid(ctx, h, func(b Brick, kh uint64) error {
+		var err error
+		a, err = b.Fgetattr(ctx, kh)
+		return err
+	})
+	return a, err
 }
 
 // Fsetattr changes an open file's attributes on every brick the handle
@@ -1037,4 +1024,100 @@ func (v *Volume) Fsetattr(ctx context.Context, id uint64, req *fop.SetattrReq) (
 		v.blame(context.WithoutCancel(ctx), h.path, k, ok, before)
 	}
 	return attrs[v.dataKid(ok)], nil
+}
+
+var _ fop.FileXattrer = (*Volume)(nil)
+
+// readKid runs fn on the brick the handle reads from, then on the other
+// bricks it has open.
+func (v *Volume) readKid(ctx context.Context, h *handle, fn func(b Brick, kh uint64) error) error {
+	h.mu.Lock()
+	order := []int{h.read}
+	for i := range h.kids {
+		if i != h.read && !v.kids[i].arbiter {
+			order = append(order, i)
+		}
+	}
+	h.mu.Unlock()
+	err := error(syscall.ENOTCONN)
+	for _, i := range order {
+		kh, ok := h.kid(i)
+		if !ok {
+			continue
+		}
+		if err = fn(v.kids[i].b, kh); err == nil || !isTransport(err) {
+			return err
+		}
+		v.failed(i, err)
+	}
+	return err
+}
+
+// fchange changes metadata through a handle on every brick it has open
+// (the file may have no name left), blaming the bricks that miss it; a
+// handle open on one brick only (for reading) changes it by path.
+func (v *Volume) fchange(ctx context.Context, id uint64, byPath func(p string) error, fn func(b Brick, kh uint64) error) error {
+	h, err := v.handle(id)
+	if err != nil {
+		return err
+	}
+	if !h.write {
+		return byPath(h.path)
+	}
+	good := h.good()
+	errs := v.fanout(good, func(i int, b Brick) error {
+		kh, _ := h.kid(i)
+		return fn(b, kh)
+	})
+	ok, err := v.outcome(good, errs)
+	if lost := h.drop(good, errs); len(lost) > 0 {
+		v.blame(context.WithoutCancel(ctx), h.path, Metadata, h.good(), lost)
+	}
+	if err != nil {
+		return err
+	}
+	if before := v.missing(good); len(before) > 0 {
+		v.blame(context.WithoutCancel(ctx), h.path, Metadata, ok, before)
+	}
+	return nil
+}
+
+func (v *Volume) Fgetxattr(ctx context.Context, id uint64, name string) ([]byte, error) {
+	h, err := v.handle(id)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	err = v.readKid(ctx, h, func(b Brick, kh uint64) error {
+		var err error
+		out, err = b.Fgetxattr(ctx, kh, name)
+		return err
+	})
+	return out, err
+}
+
+func (v *Volume) Flistxattr(ctx context.Context, id uint64) ([]byte, error) {
+	h, err := v.handle(id)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	err = v.readKid(ctx, h, func(b Brick, kh uint64) error {
+		var err error
+		out, err = b.Flistxattr(ctx, kh)
+		return err
+	})
+	return out, err
+}
+
+func (v *Volume) Fsetxattr(ctx context.Context, id uint64, name string, value []byte, flags uint32) error {
+	return v.fchange(ctx, id,
+		func(p string) error { return v.Setxattr(ctx, p, name, value, flags) },
+		func(b Brick, kh uint64) error { return b.Fsetxattr(ctx, kh, name, value, flags) })
+}
+
+func (v *Volume) Fremovexattr(ctx context.Context, id uint64, name string) error {
+	return v.fchange(ctx, id,
+		func(p string) error { return v.Removexattr(ctx, p, name) },
+		func(b Brick, kh uint64) error { return b.Fremovexattr(ctx, kh, name) })
 }

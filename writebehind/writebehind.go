@@ -39,10 +39,11 @@ type Volume struct {
 }
 
 var (
-	_ fop.Volume     = (*Volume)(nil)
-	_ fop.FileAttrer = (*Volume)(nil)
-	_ fop.Locker     = (*Volume)(nil)
-	_ fop.Flusher    = (*Volume)(nil)
+	_ fop.Volume      = (*Volume)(nil)
+	_ fop.FileAttrer  = (*Volume)(nil)
+	_ fop.Locker      = (*Volume)(nil)
+	_ fop.Flusher     = (*Volume)(nil)
+	_ fop.FileXattrer = (*Volume)(nil)
 )
 
 // New returns a write-behind layer over inner with window bytes in flight
@@ -387,4 +388,44 @@ func (v *Volume) Setlk(ctx context.Context, h uint64, owner uint64, lk *fop.Lk, 
 		v.waitPath(f.path)
 	}
 	return l.Setlk(ctx, h, owner, lk, flags)
+}
+
+func (v *Volume) fileXattrer() (fop.FileXattrer, error) {
+	fx, ok := v.inner.(fop.FileXattrer)
+	if !ok {
+		return nil, syscall.ENOSYS
+	}
+	return fx, nil
+}
+
+func (v *Volume) Fgetxattr(ctx context.Context, h uint64, name string) ([]byte, error) {
+	fx, err := v.fileXattrer()
+	if err != nil {
+		return nil, err
+	}
+	return fx.Fgetxattr(ctx, h, name)
+}
+
+func (v *Volume) Fsetxattr(ctx context.Context, h uint64, name string, value []byte, flags uint32) error {
+	fx, err := v.fileXattrer()
+	if err != nil {
+		return err
+	}
+	return fx.Fsetxattr(ctx, h, name, value, flags)
+}
+
+func (v *Volume) Flistxattr(ctx context.Context, h uint64) ([]byte, error) {
+	fx, err := v.fileXattrer()
+	if err != nil {
+		return nil, err
+	}
+	return fx.Flistxattr(ctx, h)
+}
+
+func (v *Volume) Fremovexattr(ctx context.Context, h uint64, name string) error {
+	fx, err := v.fileXattrer()
+	if err != nil {
+		return err
+	}
+	return fx.Fremovexattr(ctx, h, name)
 }
