@@ -91,3 +91,38 @@ func TestMissingNameAsksOneBrick(t *testing.T) {
 		t.Fatalf("with LookupUnhashed a missing name cost %d lookups, want 5", got)
 	}
 }
+
+// Reading a file's extended attributes right after a lookup (ls -l asks
+// for security.selinux and the ACL of every entry) goes straight to the
+// brick holding it: no second lookup.
+func TestXattrAfterLookupAsksNoLookup(t *testing.T) {
+	bricks := realBricks(t, 2)
+	subs := []fop.Volume{bricks[0], bricks[1]}
+	v := distribute.New(subs)
+	ctx := context.Background()
+	r, err := v.Create(ctx, &fop.CreateReq{Path: "f", Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Release(ctx, r.Handle)
+	if _, err := v.Lookup(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	before := bricks[0].lookups.Load() + bricks[1].lookups.Load()
+	if _, err := v.Getxattr(ctx, "f", "user.none"); !errors.Is(err, syscall.ENODATA) {
+		t.Fatalf("getxattr: %v", err)
+	}
+	if _, err := v.Listxattr(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if got := bricks[0].lookups.Load() + bricks[1].lookups.Load() - before; got != 0 {
+		t.Fatalf("getxattr and listxattr after a lookup cost %d lookups", got)
+	}
+	// Renamed away by this client: the next read looks the name up again.
+	if err := v.Rename(ctx, "f", "g", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Getxattr(ctx, "f", "user.none"); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("getxattr of a renamed name: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cais-platform/cais/fop"
 )
@@ -37,13 +38,15 @@ type Volume struct {
 	// layouts caches directories' layouts by path; an error from a
 	// subvolume that suggests the layout changed drops the entry.
 	layouts map[string]Layout
+	// recent maps files looked up lately to the subvolume holding them.
+	recent map[string]recent
 }
 
 var _ fop.Volume = (*Volume)(nil)
 
 // New returns a distribute layer over subs (at most 255).
 func New(subs []fop.Volume) *Volume {
-	return &Volume{subs: subs, layouts: map[string]Layout{}}
+	return &Volume{subs: subs, layouts: map[string]Layout{}, recent: map[string]recent{}}
 }
 
 func split(p string) (dir, name string) {
@@ -201,6 +204,9 @@ func isDir(a fop.Attr) bool { return a.Mode&syscall.S_IFMT == syscall.S_IFDIR }
 
 func (v *Volume) Lookup(ctx context.Context, p string) (fop.Entry, error) {
 	i, e, err := v.cached(ctx, p)
+	if err == nil && !isDir(e.Attr) {
+		v.remember(p, i)
+	}
 	if err == nil && isDir(e.Attr) {
 		e.Attr = v.dirAttr(ctx, p, i, e.Attr)
 	}
@@ -215,7 +221,65 @@ func (v *Volume) Getattr(ctx context.Context, p string) (fop.Attr, error) {
 	if isDir(e.Attr) {
 		return v.dirAttr(ctx, p, i, e.Attr), nil
 	}
-	return v.subs[i].Getattr(ctx, p)
+	// The lookup on the subvolume holding the data returned its attributes.
+	return e.Attr, nil
+}
+
+// recentTTL is how long the subvolume a name was found on is trusted
+// without a new lookup, for reads of its extended attributes (the kernel
+// looks a name up right before).
+const recentTTL = time.Second
+
+type recent struct {
+	sub int
+	at  time.Time
+}
+
+func (v *Volume) remember(p string, sub int) {
+	v.mu.Lock()
+	if len(v.recent) > 65536 {
+		clear(v.recent)
+	}
+	v.recent[p] = recent{sub, time.Now()}
+	v.mu.Unlock()
+}
+
+// where returns the subvolume holding p's data, from a recent lookup when
+// there is one.
+func (v *Volume) where(ctx context.Context, p string) (int, bool, error) {
+	v.mu.Lock()
+	r, ok := v.recent[p]
+	v.mu.Unlock()
+	if ok && time.Since(r.at) < recentTTL {
+		return r.sub, true, nil
+	}
+	i, _, err := v.cached(ctx, p)
+	return i, false, err
+}
+
+func (v *Volume) forgetRecent(p string) {
+	v.mu.Lock()
+	delete(v.recent, p)
+	v.mu.Unlock()
+}
+
+// onData runs a read of p's data subvolume, trusting a recent lookup and
+// looking up again if the name moved meanwhile.
+func onData[T any](ctx context.Context, v *Volume, p string, fn func(sub fop.Volume) (T, error)) (T, error) {
+	i, fromCache, err := v.where(ctx, p)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	out, err := fn(v.subs[i])
+	if fromCache && errors.Is(err, syscall.ENOENT) {
+		v.forgetRecent(p)
+		if i, _, err = v.cached(ctx, p); err != nil {
+			return out, err
+		}
+		return fn(v.subs[i])
+	}
+	return out, err
 }
 
 // dirAttr completes the attributes a of directory p, read from subvolume
@@ -401,6 +465,7 @@ func (v *Volume) Fsync(ctx context.Context, h uint64, datasync bool) error {
 }
 
 func (v *Volume) Unlink(ctx context.Context, p string) error {
+	v.forgetRecent(p)
 	i, _, err := v.cached(ctx, p)
 	if err != nil {
 		return err
@@ -454,6 +519,8 @@ func (v *Volume) linkTo(ctx context.Context, at, target int, p string, a fop.Att
 }
 
 func (v *Volume) Rename(ctx context.Context, from, to string, flags uint32) error {
+	v.forgetRecent(from)
+	v.forgetRecent(to)
 	src, e, err := v.cached(ctx, from)
 	if err != nil {
 		return err
@@ -583,11 +650,7 @@ func (v *Volume) Readdir(ctx context.Context, p string, pos fop.Pos, max uint32)
 }
 
 func (v *Volume) Getxattr(ctx context.Context, p, name string) ([]byte, error) {
-	i, _, err := v.cached(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	return v.subs[i].Getxattr(ctx, p, name)
+	return onData(ctx, v, p, func(sub fop.Volume) ([]byte, error) { return sub.Getxattr(ctx, p, name) })
 }
 
 func (v *Volume) Setxattr(ctx context.Context, p, name string, value []byte, flags uint32) error {
@@ -605,11 +668,7 @@ func (v *Volume) Setxattr(ctx context.Context, p, name string, value []byte, fla
 }
 
 func (v *Volume) Listxattr(ctx context.Context, p string) ([]byte, error) {
-	i, _, err := v.cached(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	return v.subs[i].Listxattr(ctx, p)
+	return onData(ctx, v, p, func(sub fop.Volume) ([]byte, error) { return sub.Listxattr(ctx, p) })
 }
 
 func (v *Volume) Removexattr(ctx context.Context, p, name string) error {
