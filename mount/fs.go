@@ -367,7 +367,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, errno(err)
 	}
-	return newFile(n, r.Handle), 0, 0
+	// The kernel keeps the file's pages across opens; it drops them when
+	// the file's modification time or size changes (AUTO_INVAL_DATA,
+	// checked when attributes are refreshed), so a change made through
+	// another mount is seen within the attribute timeout.
+	return newFile(n, r.Handle), fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
