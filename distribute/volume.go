@@ -415,11 +415,19 @@ func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply,
 }
 
 func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenReply, error) {
-	i, _, err := v.cached(ctx, p)
+	i, fromCache, err := v.where(ctx, p)
 	if err != nil {
 		return fop.OpenReply{}, err
 	}
 	r, err := v.subs[i].Open(ctx, p, flags)
+	if fromCache && errors.Is(err, syscall.ENOENT) {
+		// Moved since the lookup: find it again.
+		v.forgetRecent(p)
+		if i, _, err = v.cached(ctx, p); err != nil {
+			return fop.OpenReply{}, err
+		}
+		r, err = v.subs[i].Open(ctx, p, flags)
+	}
 	r.Handle |= uint64(i) << handleShift
 	return r, err
 }

@@ -53,6 +53,7 @@ type Volume struct {
 	handles map[uint64]*handle
 	last    uint64
 	dirKid  map[string]int // the brick a directory listing is read from
+	recent  map[string]recentView
 }
 
 var _ fop.Volume = (*Volume)(nil)
@@ -72,7 +73,7 @@ func New(bricks []Brick, opts Options) *Volume {
 	if opts.ProbeInterval == 0 {
 		opts.ProbeInterval = time.Second
 	}
-	v := &Volume{opts: opts, log: opts.Log, stop: make(chan struct{}), handles: map[uint64]*handle{}, dirKid: map[string]int{}}
+	v := &Volume{opts: opts, log: opts.Log, stop: make(chan struct{}), handles: map[uint64]*handle{}, dirKid: map[string]int{}, recent: map[string]recentView{}}
 	for i, b := range bricks {
 		c := &child{b: b, arbiter: i >= len(bricks)-opts.Arbiters}
 		c.up.Store(true)
@@ -113,6 +114,7 @@ func (v *Volume) failed(i int, err error) {
 	c := v.kids[i]
 	if c.up.Swap(false) {
 		v.log.Warn("replicate: brick down", "brick", i, "err", err)
+		v.forgetViews()
 	}
 	if !c.probing.CompareAndSwap(false, true) {
 		return
@@ -132,6 +134,7 @@ func (v *Volume) failed(i int, err error) {
 			cancel()
 			if err == nil {
 				c.up.Store(true)
+				v.forgetViews()
 				v.log.Info("replicate: brick up", "brick", i)
 				return
 			}
@@ -432,8 +435,52 @@ func (v *Volume) Lookup(ctx context.Context, p string) (fop.Entry, error) {
 	if err != nil {
 		return fop.Entry{}, err
 	}
+	v.rememberView(p, w)
 	w.entry.Changelog = nil
 	return w.entry, nil
+}
+
+// recentTTL is how long a lookup's conclusion (which copies are good)
+// serves an open that follows it; any brick going down or coming back
+// drops them all.
+const recentTTL = time.Second
+
+type recentView struct {
+	w  view
+	at time.Time
+}
+
+func (v *Volume) rememberView(p string, w view) {
+	v.mu.Lock()
+	if len(v.recent) > 65536 {
+		clear(v.recent)
+	}
+	v.recent[p] = recentView{w, time.Now()}
+	v.mu.Unlock()
+}
+
+func (v *Volume) forgetView(p string) {
+	v.mu.Lock()
+	delete(v.recent, p)
+	v.mu.Unlock()
+}
+
+func (v *Volume) forgetViews() {
+	v.mu.Lock()
+	clear(v.recent)
+	v.mu.Unlock()
+}
+
+// recentView is the view of a lookup made just before, or a new one.
+func (v *Volume) recentView(ctx context.Context, p string) (view, error) {
+	v.mu.Lock()
+	r, ok := v.recent[p]
+	delete(v.recent, p) // one open per lookup: later ones look again
+	v.mu.Unlock()
+	if ok && time.Since(r.at) < recentTTL {
+		return r.w, nil
+	}
+	return v.view(ctx, p)
 }
 
 func (v *Volume) Getattr(ctx context.Context, p string) (fop.Attr, error) {
@@ -505,6 +552,7 @@ func (v *Volume) Link(ctx context.Context, from, to string) (fop.Attr, error) {
 }
 
 func (v *Volume) Unlink(ctx context.Context, p string) error {
+	v.forgetView(p)
 	_, err := v.change(ctx, Entry, []string{parent(p)}, func(_ int, b Brick) error { return b.Unlink(ctx, p) })
 	return err
 }
@@ -518,6 +566,8 @@ func (v *Volume) Rmdir(ctx context.Context, p string) error {
 }
 
 func (v *Volume) Rename(ctx context.Context, from, to string, flags uint32) error {
+	v.forgetView(from)
+	v.forgetView(to)
 	parents := []string{parent(from)}
 	if pt := parent(to); pt != parents[0] {
 		parents = append(parents, pt)
@@ -626,7 +676,7 @@ func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply,
 }
 
 func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenReply, error) {
-	w, err := v.view(ctx, p)
+	w, err := v.recentView(ctx, p)
 	if err != nil {
 		return fop.OpenReply{}, err
 	}
