@@ -49,6 +49,12 @@ type Config struct {
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+
+	// DockerSocket is where the Docker Engine API listens (root only);
+	// empty disables the container engine. Default /run/cais/docker.sock.
+	DockerSocket string
+	// Runc is the OCI runtime binary containers run with. Default "runc".
+	Runc string
 }
 
 // DefaultConfig returns the defaults.
@@ -63,6 +69,8 @@ func DefaultConfig() Config {
 		Voters:         3,
 		BrickPortBase:  49152,
 		LogLevel:       "info",
+		DockerSocket:   "/run/cais/docker.sock",
+		Runc:           "runc",
 	}
 }
 
@@ -97,6 +105,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Socket) > 100 {
 		errs = append(errs, fmt.Errorf("socket path %s is longer than a unix socket allows; use a shorter --data-dir or --socket", c.Socket))
+	}
+	if len(c.DockerSocket) > 100 {
+		errs = append(errs, fmt.Errorf("--docker-socket %s is longer than a unix socket allows", c.DockerSocket))
 	}
 	if c.Voters < 1 || c.Voters > 5 {
 		errs = append(errs, fmt.Errorf("--etcd-voters %d: must be between 1 and 5", c.Voters))

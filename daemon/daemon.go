@@ -182,6 +182,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 
+	ctrs, err := d.startContainers()
+	if err != nil {
+		d.stopMember(false)
+		unixLn.Close()
+		tcpLn.Close()
+		return err
+	}
+	defer ctrs.stop()
+
 	h := d.routes()
 	local := &http.Server{Handler: h, ConnContext: localConn, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 	remote := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cais-platform/cais/brick"
 	"github.com/cais-platform/cais/daemon"
+	"github.com/cais-platform/cais/engine/monitor"
+	"github.com/cais-platform/cais/image/bootstrap"
 	"github.com/cais-platform/cais/pki"
 )
 
@@ -60,7 +62,9 @@ func root() *cobra.Command {
 	f.StringVar(&cfg.JoinToken, "join-token", "", "wait to be probed by the pool this token names (from 'cais pool token')")
 	f.IntVar(&cfg.BrickPortBase, "brick-port-base", cfg.BrickPortBase, "first port for brick servers")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
-	cmd.AddCommand(brickCmd())
+	f.StringVar(&cfg.DockerSocket, "docker-socket", cfg.DockerSocket, "Docker Engine API socket for the docker CLI (empty: no container engine)")
+	f.StringVar(&cfg.Runc, "runc", cfg.Runc, "OCI runtime binary that runs containers")
+	cmd.AddCommand(brickCmd(), monitorCmd(), busyboxCmd())
 	return cmd
 }
 
@@ -97,6 +101,51 @@ func brickCmd() *cobra.Command {
 	for _, n := range []string{"volume", "volume-id", "brick-id", "brick-path", "listen", "tls-dir"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
+	return cmd
+}
+
+// monitorCmd runs one container's monitor; caisd starts it, users do not.
+func monitorCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "monitor",
+		Short:  "run one container (started by caisd)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The container outlives caisd and this monitor ignores the
+			// signals of the terminal caisd may have been started from.
+			signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
+			return monitor.Main(context.Background(), newLogger("info"), dir)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "the container's directory")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+// busyboxCmd writes the busybox base image as a docker save archive.
+func busyboxCmd() *cobra.Command {
+	var bin, out string
+	cmd := &cobra.Command{
+		Use:   "busybox-image",
+		Short: "write a busybox image (from a static busybox) as a docker save archive, for docker load",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := cmd.OutOrStdout()
+			if out != "" && out != "-" {
+				f, err := os.Create(out)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			return bootstrap.BusyboxArchive(cmd.Context(), w, bin)
+		},
+	}
+	cmd.Flags().StringVar(&bin, "busybox", "/bin/busybox", "static busybox binary (Debian's busybox-static)")
+	cmd.Flags().StringVarP(&out, "output", "o", "-", "archive to write")
 	return cmd
 }
 

@@ -133,11 +133,13 @@ type Node struct {
 	Addr    string
 	DataDir string
 	Socket  string
-	args    []string
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	logPath string
-	binDir  string // overrides the cluster's binaries (an upgrade)
+	// DockerSocket is the node's Docker Engine API socket.
+	DockerSocket string
+	args         []string
+	mu           sync.Mutex
+	cmd          *exec.Cmd
+	logPath      string
+	binDir       string // overrides the cluster's binaries (an upgrade)
 }
 
 // Start starts one more node.
@@ -149,10 +151,12 @@ func (c *Cluster) Start(opts NodeOptions) *Node {
 	c.nodes = append(c.nodes, n)
 	c.mu.Unlock()
 	n.Socket = filepath.Join(n.DataDir, "caisd.sock")
+	n.DockerSocket = filepath.Join(n.DataDir, "docker.sock")
 	n.logPath = filepath.Join(c.dir, fmt.Sprintf("caisd-%d.log", i))
 	n.args = []string{"--addr", n.Addr, "--data-dir", n.DataDir, "--port", strconv.Itoa(APIPort),
 		"--etcd-client-port", strconv.Itoa(EtcdClientPort), "--etcd-peer-port", strconv.Itoa(EtcdPeerPort),
-		"--brick-port-base", strconv.Itoa(BrickPortBase), "--log-level", "debug"}
+		"--brick-port-base", strconv.Itoa(BrickPortBase), "--log-level", "debug",
+		"--docker-socket", n.DockerSocket}
 	if opts.JoinToken != "" {
 		n.args = append(n.args, "--join-token", opts.JoinToken)
 	}
