@@ -91,8 +91,9 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) startExec(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Detach bool
-		Tty    bool
+		Detach      bool
+		Tty         bool
+		ConsoleSize *[2]uint
 	}
 	if r.ContentLength != 0 {
 		if err := decodeBody(r, &req); err != nil {
@@ -109,8 +110,12 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("container %s is not running: %w", x.ContainerID, errStateConflict))
 		return
 	}
+	var size [2]uint
+	if req.ConsoleSize != nil {
+		size = *req.ConsoleSize
+	}
 	if req.Detach {
-		if err := s.e.ExecStart(r.Context(), x.ID, true, engine.Stream{}); err != nil {
+		if err := s.e.ExecStart(r.Context(), x.ID, true, size, engine.Stream{}); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -123,7 +128,7 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
-	if err := s.e.ExecStart(context.Background(), x.ID, false, engine.Stream{In: connReader(rw), Out: conn}); err != nil {
+	if err := s.e.ExecStart(context.Background(), x.ID, false, size, engine.Stream{In: connReader(rw), Out: conn}); err != nil {
 		// The stream has begun: the error goes in it, as Docker sends it.
 		msg := err.Error() + "\r\n"
 		if x.Config.Tty {

@@ -236,15 +236,15 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, name string
 	var removed []store.Removal
 	if byName != nil {
 		if len(img.Names) <= 1 && len(users) > 0 && !force {
-			writeError(w, fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s: %w",
-				name, engine.ShortID(users[0].ID), engine.ShortID(string(img.ID)), errdefs.ErrExists))
+			writeError(w, conflict("unable to remove repository reference %q (must force) - container %s is using its referenced image %s",
+				name, engine.ShortID(users[0].ID), engine.ShortID(string(img.ID))))
 			return
 		}
 		removed, err = st.Delete(r.Context(), *byName)
 	} else {
 		if !force {
 			if len(img.Names) > 1 {
-				writeError(w, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories: %w", engine.ShortID(string(img.ID)), errdefs.ErrExists))
+				writeError(w, conflict("unable to delete %s (must be forced) - image is referenced in multiple repositories", engine.ShortID(string(img.ID))))
 				return
 			}
 			if len(users) > 0 {
@@ -252,7 +252,7 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, name string
 				if users[0].State.Running() {
 					what = "running"
 				}
-				writeError(w, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is being used by %s container %s: %w", engine.ShortID(string(img.ID)), what, engine.ShortID(users[0].ID), errdefs.ErrExists))
+				writeError(w, conflict("unable to delete %s (must be forced) - image is being used by %s container %s", engine.ShortID(string(img.ID)), what, engine.ShortID(users[0].ID)))
 				return
 			}
 		}

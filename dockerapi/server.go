@@ -236,7 +236,26 @@ func writeError(w http.ResponseWriter, err error) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		writeJSON(w, status, map[string]string{"message": ae.msg})
+		return
+	}
 	writeJSON(w, status, map[string]string{"message": errdefs.Message(err)})
+}
+
+// apiError is an error whose message is exactly what Docker says, kind
+// words included ("conflict: unable to …").
+type apiError struct {
+	msg  string
+	kind error
+}
+
+func (e *apiError) Error() string { return e.msg }
+func (e *apiError) Unwrap() error { return e.kind }
+
+func conflict(format string, args ...any) error {
+	return &apiError{msg: "conflict: " + fmt.Sprintf(format, args...), kind: errdefs.ErrExists}
 }
 
 // invalid wraps a bad-parameter error.

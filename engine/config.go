@@ -45,6 +45,8 @@ type HostConfig struct {
 	ShmSize        int64                    `json:"ShmSize"`
 	Tmpfs          map[string]string        `json:"Tmpfs,omitempty"`
 	ExtraHosts     []string                 `json:"ExtraHosts"`
+	// ConsoleSize is the terminal\'s initial height and width.
+	ConsoleSize [2]uint `json:"ConsoleSize"`
 
 	Memory            int64    `json:"Memory"`
 	MemorySwap        int64    `json:"MemorySwap"`

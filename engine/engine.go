@@ -290,7 +290,8 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+// Docker asks for two characters at least; cais takes one too ("x").
+var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // ValidateName checks a container name as Docker does.
 func ValidateName(name string) error {

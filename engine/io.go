@@ -255,6 +255,9 @@ type ExecConfig struct {
 	Env          []string `json:"Env"`
 	Cmd          []string `json:"Cmd"`
 	WorkingDir   string   `json:"WorkingDir"`
+	// ConsoleSize is the terminal's initial height and width (from the
+	// create request, or the start request's).
+	ConsoleSize [2]uint `json:"ConsoleSize"`
 }
 
 // Exec is a process run in a running container.
@@ -300,7 +303,7 @@ func (e *Engine) ExecInspect(id string) (Exec, error) {
 
 // ExecStart runs an exec's process, streaming its I/O through s until it
 // ends (in the background, with detach).
-func (e *Engine) ExecStart(ctx context.Context, id string, detach bool, s Stream) error {
+func (e *Engine) ExecStart(ctx context.Context, id string, detach bool, consoleSize [2]uint, s Stream) error {
 	e.mu.Lock()
 	x, ok := e.execs[id]
 	if !ok {
@@ -312,6 +315,9 @@ func (e *Engine) ExecStart(ctx context.Context, id string, detach bool, s Stream
 		return fmt.Errorf("exec instance %s has already been started: %w", id, errdefs.ErrState)
 	}
 	x.started = true
+	if consoleSize[0] > 0 && consoleSize[1] > 0 {
+		x.Config.ConsoleSize = consoleSize
+	}
 	cfg := x.Config
 	c := e.containers[x.ContainerID]
 	var running bool

@@ -727,5 +727,8 @@ func processSpec(base *specs.Process, x ExecConfig, user specs.User) *specs.Proc
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	}
 	p.ConsoleSize = nil
+	if x.Tty && x.ConsoleSize[0] > 0 && x.ConsoleSize[1] > 0 {
+		p.ConsoleSize = &specs.Box{Height: x.ConsoleSize[0], Width: x.ConsoleSize[1]}
+	}
 	return &p
 }

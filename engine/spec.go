@@ -145,6 +145,9 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 		Root:     &specs.Root{Path: in.Rootfs, Readonly: h.ReadonlyRootfs},
 		Hostname: hostname,
 	}
+	if c.Tty && h.ConsoleSize[0] > 0 && h.ConsoleSize[1] > 0 {
+		s.Process.ConsoleSize = &specs.Box{Height: h.ConsoleSize[0], Width: h.ConsoleSize[1]}
+	}
 	hostNet := h.NetworkMode == "host"
 	s.Mounts = defaultMounts(hostNet, h.ShmSize)
 	for _, dst := range []string{"/etc/resolv.conf", "/etc/hostname", "/etc/hosts"} {
