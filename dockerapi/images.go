@@ -132,7 +132,11 @@ func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) {
 func (s *Server) findImage(name string) (store.Image, error) {
 	img, err := s.e.Images().Find(name)
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return img, fmt.Errorf("No such image: %s: %w", name, errdefs.ErrNotFound)
+		shown := name
+		if ref, perr := reference.ParseDockerRef(name); perr == nil && !reference.IsID(name) {
+			shown = ref.Familiar()
+		}
+		return img, fmt.Errorf("No such image: %s: %w", shown, errdefs.ErrNotFound)
 	}
 	return img, err
 }
