@@ -21,6 +21,19 @@ else
 		sleep 0.2
 	done
 fi
+# A busybox image from Debian's busybox-static, so docker run works without
+# a registry (the docker API socket is caisd's --docker-socket).
+docker_sock=/run/cais/docker.sock
+for arg in "$@"; do case $arg in --docker-socket=*) docker_sock=${arg#*=};; esac; done
+prev=""; for arg in "$@"; do [ "$prev" = --docker-socket ] && docker_sock=$arg; prev=$arg; done
+if [ -n "$docker_sock" ] && [ -x /bin/busybox ] && command -v docker >/dev/null; then
+	for _ in $(seq 1 50); do [ -S "$docker_sock" ] && break; sleep 0.1; done
+	if ! DOCKER_HOST=unix://$docker_sock docker image inspect busybox >/dev/null 2>&1; then
+		bin/caisd busybox-image | DOCKER_HOST=unix://$docker_sock docker load >/dev/null && echo "loaded image busybox:latest (from busybox-static)"
+	fi
+elif [ -n "$docker_sock" ] && [ -x /bin/busybox ]; then
+	echo "no docker CLI here: load the busybox image with: caisd busybox-image | docker load"
+fi
 install -m 0755 bin/cais /usr/local/bin/cais
 install -m 0755 bin/caisd /usr/local/bin/caisd
 # mount -t cais calls /sbin/mount.cais.
@@ -33,6 +46,8 @@ cais and caisd are installed in /usr/local/bin. Try:
   cais peer probe HOST               # on this node, once HOST runs caisd --join-token
   cais volume create NAME HOST:/data/brick1/brick ...
   cais volume start NAME && cais volume info
+  export DOCKER_HOST=unix://$docker_sock   # then the docker CLI works:
+  docker run --rm busybox echo hi
 'make down' stops the platform.
 MSG
 bin/cais --socket "$data_dir/caisd.sock" pool list
