@@ -199,6 +199,25 @@ func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message
 	if len(req.Delta)%3 != 0 || (req.Lock != fop.LockNone && req.Lock != fop.LockShared && req.Lock != fop.Unlock) {
 		return nil, unix.EINVAL
 	}
+	if req.Handle != 0 {
+		var out fop.Message
+		err := s.use(req.Handle, func(h *handle) error {
+			var st unix.Stat_t
+			if err := unix.Fstat(h.fd, &st); err != nil {
+				return err
+			}
+			x := changelogFile{
+				get: func(b []byte) (int, error) { return unix.Fgetxattr(h.fd, fop.ChangelogXattr, b) },
+				set: func(v []byte) error { return unix.Fsetxattr(h.fd, fop.ChangelogXattr, v, 0) },
+				del: func() error { return unix.Fremovexattr(h.fd, fop.ChangelogXattr) },
+				gfid: h.gfid,
+			}
+			var err error
+			out, err = s.xattropOn(ctx, req, inodeKey{st.Dev, st.Ino}, x)
+			return err
+		})
+		return out, err
+	}
 	l, err := s.resolve(req.Path)
 	if err != nil {
 		return nil, err
@@ -208,12 +227,30 @@ func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message
 	if err != nil {
 		return nil, err
 	}
+	x := changelogFile{
+		get:  func(b []byte) (int, error) { return l.getxattr(fop.ChangelogXattr, b) },
+		set:  func(v []byte) error { return l.setxattr(fop.ChangelogXattr, v, 0) },
+		del:  func() error { return l.removexattr(fop.ChangelogXattr) },
+		gfid: l.readGFID(),
+	}
+	return s.xattropOn(ctx, req, k, x)
+}
+
+// changelogFile reaches one file's changelog, by name or by descriptor.
+type changelogFile struct {
+	get  func([]byte) (int, error)
+	set  func([]byte) error
+	del  func() error
+	gfid fop.GFID
+}
+
+func (s *session) xattropOn(ctx context.Context, req *fop.XattropReq, k inodeKey, x changelogFile) (fop.Message, error) {
 	if req.Lock == fop.LockShared {
 		if err := s.lock(ctx, k, false, true); err != nil {
 			return nil, err
 		}
 	}
-	counters, err := s.addChangelog(l, k, req.Path, req.Delta)
+	counters, err := s.addChangelog(x, k, req.Path, req.Delta)
 	if req.Lock == fop.Unlock {
 		if uerr := s.unlock(k, false); err == nil {
 			err = uerr
@@ -230,11 +267,11 @@ func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message
 
 // addChangelog adds delta to the file's changelog under the file's
 // stripe lock and keeps the index in step.
-func (s *session) addChangelog(l loc, k inodeKey, p string, delta []int32) ([]int32, error) {
+func (s *session) addChangelog(x changelogFile, k inodeKey, p string, delta []int32) ([]int32, error) {
 	mu := s.sh.stripe(k)
 	mu.Lock()
 	defer mu.Unlock()
-	raw, err := optionalXattr(func(b []byte) (int, error) { return l.getxattr(fop.ChangelogXattr, b) })
+	raw, err := optionalXattr(x.get)
 	if err != nil {
 		return nil, err
 	}
@@ -258,18 +295,17 @@ func (s *session) addChangelog(l loc, k inodeKey, p string, delta []int32) ([]in
 			zero = false
 		}
 	}
-	g := l.readGFID()
 	if zero {
-		if err := l.removexattr(fop.ChangelogXattr); err != nil && !errors.Is(err, unix.ENODATA) {
+		if err := x.del(); err != nil && !errors.Is(err, unix.ENODATA) {
 			return nil, err
 		}
-		s.unindex(g)
+		s.unindex(x.gfid)
 		return cur, nil
 	}
-	if err := l.setxattr(fop.ChangelogXattr, fop.EncodeChangelog(cur), 0); err != nil {
+	if err := x.set(fop.EncodeChangelog(cur)); err != nil {
 		return nil, err
 	}
-	s.index(g, p)
+	s.index(x.gfid, p)
 	return cur, nil
 }
 

@@ -38,22 +38,28 @@ const (
 // (counters never go below zero). With Lock set to LockShared, the
 // connection first takes a shared lock on the file, waiting for an
 // exclusive holder; with Unlock, it drops one shared lock after the add.
+//
+// With Handle set, the file is the one open under that handle (it may have
+// been renamed or unlinked since); Path is then only a hint for the index.
 type XattropReq struct {
-	Path  string
-	Delta []int32
-	Lock  uint8
+	Path   string
+	Delta  []int32
+	Lock   uint8
+	Handle uint64
 }
 
 func (m *XattropReq) Encode(e *Encoder) {
 	e.String(m.Path)
 	encodeCounters(e, m.Delta)
 	e.U8(m.Lock)
+	e.U64(m.Handle)
 }
 
 func (m *XattropReq) Decode(d *Decoder) {
 	m.Path = d.String()
 	m.Delta = decodeCounters(d)
 	m.Lock = d.U8()
+	m.Handle = d.U64()
 }
 
 // Changelog is a file's changelog after an xattrop.

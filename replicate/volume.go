@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -239,6 +240,25 @@ func (v *Volume) blame(ctx context.Context, p string, k Kind, ok, missed []int) 
 	for _, i := range ok {
 		if errs[i] != nil {
 			v.log.Warn("replicate: cannot record a missed change", "path", p, "brick", i, "kind", k, "err", errs[i])
+		}
+	}
+}
+
+// blameHandle records, through the handle's open files on the bricks in
+// ok, that the bricks in missed did not see a change of kind k (by
+// handle: the file may have been renamed since it was opened).
+func (v *Volume) blameHandle(ctx context.Context, h *handle, k Kind, ok, missed []int) {
+	if len(missed) == 0 || len(ok) == 0 {
+		return
+	}
+	d := PendingDelta(len(v.kids), k, 1, missed)
+	errs := v.fanout(ok, func(i int, b Brick) error {
+		_, err := b.Xattrop(ctx, h.xattrop(i, d, fop.LockNone))
+		return err
+	})
+	for _, i := range ok {
+		if errs[i] != nil {
+			v.log.Warn("replicate: cannot record a missed change", "path", h.name(), "brick", i, "kind", k, "err", errs[i])
 		}
 	}
 }
@@ -573,6 +593,21 @@ func (v *Volume) Rename(ctx context.Context, from, to string, flags uint32) erro
 		parents = append(parents, pt)
 	}
 	_, err := v.change(ctx, Entry, parents, func(_ int, b Brick) error { return b.Rename(ctx, from, to, flags) })
+	if err == nil {
+		// Files open under the old name are open under the new one (a
+		// path under a renamed directory moves with it).
+		v.mu.Lock()
+		for _, h := range v.handles {
+			h.mu.Lock()
+			if h.path == from {
+				h.path = to
+			} else if strings.HasPrefix(h.path, from+"/") {
+				h.path = to + h.path[len(from):]
+			}
+			h.mu.Unlock()
+		}
+		v.mu.Unlock()
+	}
 	return err
 }
 
@@ -625,6 +660,21 @@ func sortInts(a []int) {
 			a[j], a[j-1] = a[j-1], a[j]
 		}
 	}
+}
+
+// name is the handle's file's path now (renames through the layer move it).
+func (h *handle) name() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.path
+}
+
+// xattrop is a changelog update of the handle's file on brick i: through
+// its open file there when it has one, else by path.
+func (h *handle) xattrop(i int, d []int32, lock uint8) *fop.XattropReq {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return &fop.XattropReq{Path: h.path, Delta: d, Lock: lock, Handle: h.kids[i]}
 }
 
 func (h *handle) kid(i int) (uint64, bool) {
@@ -749,8 +799,8 @@ func (v *Volume) dirty(ctx context.Context, h *handle, idx []int) error {
 	}
 	h.dirtied = true
 	d := DirtyDelta(len(v.kids), Data, 1)
-	errs := v.fanout(idx, func(_ int, b Brick) error {
-		_, err := b.Xattrop(ctx, &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.LockShared})
+	errs := v.fanout(idx, func(i int, b Brick) error {
+		_, err := b.Xattrop(ctx, &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.LockShared, Handle: h.kids[i]})
 		return err
 	})
 	ok, err := v.outcome(idx, errs)
@@ -794,7 +844,7 @@ func (v *Volume) Read(ctx context.Context, id uint64, off int64, size uint32) ([
 }
 
 func (v *Volume) reopenRead(ctx context.Context, h *handle) error {
-	w, err := v.view(ctx, h.path)
+	w, err := v.view(ctx, h.name())
 	if err != nil {
 		return err
 	}
@@ -806,7 +856,7 @@ func (v *Volume) reopenRead(ctx context.Context, h *handle) error {
 			_ = kh
 			return nil
 		}
-		r, err := v.kids[i].b.Open(ctx, h.path, syscall.O_RDONLY)
+		r, err := v.kids[i].b.Open(ctx, h.name(), syscall.O_RDONLY)
 		if err != nil {
 			continue
 		}
@@ -854,8 +904,8 @@ func (v *Volume) Write(ctx context.Context, id uint64, off int64, data []byte) (
 	if lost := h.drop(targets, errs); len(lost) > 0 {
 		// Record, on the bricks that took the write, that these did not:
 		// the heal copies the file to them when they are back.
-		v.blame(context.WithoutCancel(ctx), h.path, Data, h.good(), lost)
-		v.healNeeded(h.path)
+		v.blameHandle(context.WithoutCancel(ctx), h, Data, h.good(), lost)
+		v.healNeeded(h.name())
 	}
 	if err != nil {
 		return fop.WriteReply{}, err
@@ -878,7 +928,7 @@ func (v *Volume) Fsync(ctx context.Context, id uint64, datasync bool) error {
 	})
 	_, err = v.outcome(good, errs)
 	if lost := h.drop(good, errs); len(lost) > 0 && h.write {
-		v.blame(context.WithoutCancel(ctx), h.path, Data, h.good(), lost)
+		v.blameHandle(context.WithoutCancel(ctx), h, Data, h.good(), lost)
 	}
 	return err
 }
@@ -897,8 +947,8 @@ func (v *Volume) Release(ctx context.Context, id uint64) error {
 	h.mu.Unlock()
 	if dirtied {
 		d := DirtyDelta(len(v.kids), Data, -1)
-		v.fanout(h.good(), func(_ int, b Brick) error {
-			_, err := b.Xattrop(ctx, &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.Unlock})
+		v.fanout(h.good(), func(i int, b Brick) error {
+			_, err := b.Xattrop(ctx, h.xattrop(i, d, fop.Unlock))
 			return err
 		})
 	}
@@ -1043,7 +1093,7 @@ func (v *Volume) Fsetattr(ctx context.Context, id uint64, req *fop.SetattrReq) (
 	}
 	if !h.write {
 		r := *req
-		r.Path = h.path
+		r.Path = h.name()
 		return v.Setattr(ctx, &r)
 	}
 	k := Metadata
@@ -1063,15 +1113,15 @@ func (v *Volume) Fsetattr(ctx context.Context, id uint64, req *fop.SetattrReq) (
 	})
 	ok, err := v.outcome(good, errs)
 	if lost := h.drop(good, errs); len(lost) > 0 {
-		v.blame(context.WithoutCancel(ctx), h.path, k, h.good(), lost)
-		v.healNeeded(h.path)
+		v.blameHandle(context.WithoutCancel(ctx), h, k, h.good(), lost)
+		v.healNeeded(h.name())
 	}
 	if err != nil {
 		return fop.Attr{}, err
 	}
 	// Bricks the handle had lost before the call missed the change too.
 	if before := v.missing(good); len(before) > 0 {
-		v.blame(context.WithoutCancel(ctx), h.path, k, ok, before)
+		v.blameHandle(context.WithoutCancel(ctx), h, k, ok, before)
 	}
 	return attrs[v.dataKid(ok)], nil
 }
@@ -1112,7 +1162,7 @@ func (v *Volume) fchange(ctx context.Context, id uint64, byPath func(p string) e
 		return err
 	}
 	if !h.write {
-		return byPath(h.path)
+		return byPath(h.name())
 	}
 	good := h.good()
 	errs := v.fanout(good, func(i int, b Brick) error {
@@ -1121,13 +1171,13 @@ func (v *Volume) fchange(ctx context.Context, id uint64, byPath func(p string) e
 	})
 	ok, err := v.outcome(good, errs)
 	if lost := h.drop(good, errs); len(lost) > 0 {
-		v.blame(context.WithoutCancel(ctx), h.path, Metadata, h.good(), lost)
+		v.blameHandle(context.WithoutCancel(ctx), h, Metadata, h.good(), lost)
 	}
 	if err != nil {
 		return err
 	}
 	if before := v.missing(good); len(before) > 0 {
-		v.blame(context.WithoutCancel(ctx), h.path, Metadata, ok, before)
+		v.blameHandle(context.WithoutCancel(ctx), h, Metadata, ok, before)
 	}
 	return nil
 }

@@ -449,3 +449,43 @@ func TestLocksOnEveryBrick(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 }
+
+// A file renamed while open keeps being written: the changelog updates go
+// through the open files, not the old name, and a brick that misses
+// writes after the rename is blamed on the file under its new name.
+func TestWriteAfterRename(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "old")
+	write(t, s.v, h, 0, []byte("before "))
+	if err := s.v.Rename(ctx, "old", "new", 0); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s.v, h, 7, []byte("after"))
+	s.bricks[2].stop()
+	write(t, s.v, h, 12, []byte(" and more"))
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := s.v.Pending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 {
+		t.Fatalf("index %v, want the renamed file", all)
+	}
+	for _, p := range all {
+		if p != "new" {
+			t.Fatalf("indexed as %q, want new", p)
+		}
+	}
+	s.bricks[2].start()
+	s.waitUp(2)
+	if _, err := s.v.Heal(ctx, "new"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if got := string(s.file(i, "new")); got != "before after and more" {
+			t.Fatalf("brick %d holds %q", i, got)
+		}
+	}
+}
