@@ -207,9 +207,9 @@ func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message
 				return err
 			}
 			x := changelogFile{
-				get: func(b []byte) (int, error) { return unix.Fgetxattr(h.fd, fop.ChangelogXattr, b) },
-				set: func(v []byte) error { return unix.Fsetxattr(h.fd, fop.ChangelogXattr, v, 0) },
-				del: func() error { return unix.Fremovexattr(h.fd, fop.ChangelogXattr) },
+				get:  func(b []byte) (int, error) { return unix.Fgetxattr(h.fd, fop.ChangelogXattr, b) },
+				set:  func(v []byte) error { return unix.Fsetxattr(h.fd, fop.ChangelogXattr, v, 0) },
+				del:  func() error { return unix.Fremovexattr(h.fd, fop.ChangelogXattr) },
 				gfid: h.gfid,
 			}
 			var err error
