@@ -88,6 +88,14 @@ func TestPosixDistribute(t *testing.T) {
 	}, true)
 }
 
+// TestPosixReplicate runs it on a replica 2 volume over two nodes (without
+// the 100,000 entries, which exercise the same listing code).
+func TestPosixReplicate(t *testing.T) {
+	posixSuite(t, func(n1, n2 *clustertest.Node) []string {
+		return []string{"replica", "2", n1.Brick("pr1"), n2.Brick("pr2")}
+	}, false)
+}
+
 // posixSuite runs the suite on a volume of two nodes made with the given
 // layout (the arguments of volume create after its name), mounted once
 // through each node. big adds the directory of 100,000 entries.
