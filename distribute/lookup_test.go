@@ -126,3 +126,46 @@ func TestXattrAfterLookupAsksNoLookup(t *testing.T) {
 		t.Fatalf("getxattr of a renamed name: %v", err)
 	}
 }
+
+// A listing counts as the lookup of its names (READDIRPLUS): ls -l reading
+// each entry's extended attributes asks no lookup.
+func TestXattrAfterListingAsksNoLookup(t *testing.T) {
+	bricks := realBricks(t, 2)
+	v := distribute.New([]fop.Volume{bricks[0], bricks[1]})
+	ctx := context.Background()
+	names := []string{"a", "b", "c", "d", "e", "f"}
+	for _, n := range names {
+		r, err := v.Create(ctx, &fop.CreateReq{Path: n, Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Release(ctx, r.Handle)
+	}
+	var pos fop.Pos
+	seen := 0
+	for {
+		r, err := v.Readdir(ctx, "", pos, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range r.Entries {
+			pos = e.Pos()
+			seen++
+		}
+		if r.EOF || len(r.Entries) == 0 {
+			break
+		}
+	}
+	if seen != len(names) {
+		t.Fatalf("listed %d entries", seen)
+	}
+	before := bricks[0].lookups.Load() + bricks[1].lookups.Load()
+	for _, n := range names {
+		if _, err := v.Getxattr(ctx, n, "user.none"); !errors.Is(err, syscall.ENODATA) {
+			t.Fatalf("getxattr %s: %v", n, err)
+		}
+	}
+	if got := bricks[0].lookups.Load() + bricks[1].lookups.Load() - before; got != 0 {
+		t.Fatalf("getxattr of %d listed names cost %d lookups", len(names), got)
+	}
+}

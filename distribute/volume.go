@@ -635,6 +635,12 @@ func (v *Volume) Readdir(ctx context.Context, p string, pos fop.Pos, max uint32)
 				}
 				e.Sub = uint32(i)
 				out.Entries = append(out.Entries, e)
+				if !isDir(e.Attr) {
+					// The listing is the kernel's lookup of these names
+					// (readdirplus): reads of their extended attributes
+					// that follow go straight to this brick.
+					v.remember(path.Join(p, e.Name), i)
+				}
 			}
 			if len(out.Entries) > 0 {
 				if r.EOF {
