@@ -961,9 +961,11 @@ func (v *Volume) releaseKids(ctx context.Context, h *handle) {
 	kids := h.kids
 	h.kids = map[int]uint64{}
 	h.mu.Unlock()
-	for i, kh := range kids {
-		_ = v.kids[i].b.Release(ctx, kh)
+	idx := make([]int, 0, len(kids))
+	for i := range kids {
+		idx = append(idx, i)
 	}
+	v.fanout(idx, func(i int, b Brick) error { return b.Release(ctx, kids[i]) })
 }
 
 func (v *Volume) Readlink(ctx context.Context, p string) (string, error) {
