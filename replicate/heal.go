@@ -34,7 +34,11 @@ const healChunk = 1 << 20
 
 // ForceSource, in Heal, makes brick i the source of every kind whatever
 // the changelogs say, to resolve a split-brain; -1 lets Decide choose.
-type healOpts struct{ force int }
+type healOpts struct {
+	force int
+	// noRecurse: an entry heal does not go on into the names it made.
+	noRecurse bool
+}
 
 // Heal brings every brick of the set that is up in line with the good
 // copy of p: its names (directories), metadata and data (files). It
@@ -83,6 +87,34 @@ func (v *Volume) heal(ctx context.Context, p string, o healOpts) (Result, error)
 	}
 	if first < 0 {
 		return res, nil // gone everywhere: its parent's entry heal saw to it
+	}
+	if p != "" && missingSomewhere(states) && !states[first].Attr.GFID.IsZero() {
+		// A brick that is up lacks the name. Its directory's entry heal
+		// decides when the directory blames a brick; when it blames none
+		// (a create cut short on some bricks), the name is made where it
+		// is missing, never removed where it is.
+		pr, err := v.heal(ctx, parent(p), healOpts{force: -1, noRecurse: true})
+		res.Created += pr.Created
+		if err != nil && !errors.Is(err, ErrBusy) {
+			return res, err
+		}
+		if states, _, err = v.states(ctx, p); err != nil {
+			return res, err
+		}
+		if missingSomewhere(states) && !Decide(v.parentStates(ctx, p), Entry).Needed() {
+			src := v.kids[first].b
+			for i, st := range states {
+				if st.Up && !st.Exists {
+					if err := v.recreate(ctx, src, v.kids[i].b, p, states[first].Attr, v.kids[i].arbiter); err != nil && !errors.Is(err, syscall.EEXIST) {
+						return res, fmt.Errorf("create %q on brick %d: %w", p, i, err)
+					}
+					res.Created++
+				}
+			}
+			if states, _, err = v.states(ctx, p); err != nil {
+				return res, err
+			}
+		}
 	}
 	isDir := isDirMode(states[first].Attr.Mode)
 	kinds := []Kind{Metadata, Data}
@@ -430,12 +462,36 @@ func (v *Volume) healEntry(ctx context.Context, p string, states []State, d Deci
 	if err := v.reset(ctx, p, Entry, states, d); err != nil {
 		return err
 	}
+	if o.noRecurse {
+		return nil
+	}
 	for _, cp := range recurse {
 		if _, err := v.heal(ctx, cp, o); err != nil && !errors.Is(err, ErrBusy) {
 			return err
 		}
 	}
 	return nil
+}
+
+// missingSomewhere reports a name some bricks that are up have and some
+// lack.
+func missingSomewhere(states []State) bool {
+	has, lacks := false, false
+	for _, s := range states {
+		switch {
+		case s.Up && s.Exists:
+			has = true
+		case s.Up:
+			lacks = true
+		}
+	}
+	return has && lacks
+}
+
+// parentStates are the bricks' states of p's directory.
+func (v *Volume) parentStates(ctx context.Context, p string) []State {
+	states, _, _ := v.states(ctx, parent(p))
+	return states
 }
 
 // recreate makes on sink the entry the source has at p, with its identity,

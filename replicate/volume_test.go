@@ -489,3 +489,29 @@ func TestWriteAfterRename(t *testing.T) {
 		}
 	}
 }
+
+// A file blamed on a brick that lacks it, in a directory that blames no
+// brick (a create cut short): healing the file makes it there.
+func TestHealMakesMissingCopy(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("content"))
+	s.v.Release(ctx, h)
+	if err := os.Remove(filepath.Join(s.bricks[2].dir, "f")); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range s.v.Bricks()[:2] {
+		if _, err := b.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: PendingDelta(3, Data, 1, []int{2})}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.v.Heal(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(s.file(2, "f")); got != "content" {
+		t.Fatalf("brick 2 holds %q", got)
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("%d files still marked", n)
+	}
+}
