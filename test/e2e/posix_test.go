@@ -112,7 +112,6 @@ func posixSuite(t *testing.T, layout func(n1, n2 *clustertest.Node) []string, bi
 	// Modes are asserted exactly: no umask, here and in the helpers.
 	old := syscall.Umask(0)
 	t.Cleanup(func() { syscall.Umask(old) })
-	t.Cleanup(removeHelper)
 
 	for _, tc := range []struct {
 		name string

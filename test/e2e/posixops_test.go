@@ -36,7 +36,9 @@ func TestMain(m *testing.M) {
 		fmt.Print(formatResult(res, err))
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeHelper() // after every suite that used it
+	os.Exit(code)
 }
 
 // formatResult renders a call's outcome as the child prints it: the
@@ -120,7 +122,8 @@ func helper(tb testing.TB) string {
 	return helperBin
 }
 
-// removeHelper deletes the helper copy; TestPosix calls it when done.
+// removeHelper deletes the helper copy; TestMain calls it when the tests
+// are done.
 func removeHelper() {
 	if helperBin != "" {
 		os.RemoveAll(filepath.Dir(helperBin))
