@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cais-platform/cais/fop"
 	"github.com/cais-platform/cais/rpc"
 )
@@ -160,5 +162,36 @@ func TestInodelkWritersAndHeal(t *testing.T) {
 	// Dropping a lock not held is refused.
 	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.Unlock, Which: fop.LockExclusive}); !errors.Is(err, syscall.ENOLCK) {
 		t.Fatalf("unlock of a lock not held: %v", err)
+	}
+}
+
+// A writer's close in one round trip: the changelog update through the
+// handle, its shared lock dropped, and the handle released.
+func TestXattropRelease(t *testing.T) {
+	_, cls, _ := afrBrick(t, 2)
+	ctx := context.Background()
+	r, err := cls[0].Create(ctx, &fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID(), Flags: unix.O_RDWR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cls[0].Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{1, 0, 0}, Lock: fop.LockShared, Handle: r.Handle}); err != nil {
+		t.Fatal(err)
+	}
+	// Renamed meanwhile: the handle still reaches the file.
+	if err := cls[0].Rename(ctx, "f", "g", 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cls[0].XattropRelease(ctx, &fop.XattropReq{Path: "g", Delta: []int32{-1, 0, 0}, Lock: fop.Unlock, Handle: r.Handle})
+	if err != nil || !reflect.DeepEqual(got, []int32{0, 0, 0}) {
+		t.Fatalf("xattrop-release: %v %v", got, err)
+	}
+	if _, err := cls[0].Read(ctx, r.Handle, 0, 1); !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("handle after release: %v, want EBADF", err)
+	}
+	if err := cls[1].Inodelk(ctx, &fop.InodelkReq{Path: "g", Mode: fop.LockExclusive}); err != nil {
+		t.Fatalf("the writer's lock is still held: %v", err)
+	}
+	if _, err := cls[0].XattropRelease(ctx, &fop.XattropReq{Path: "g", Delta: []int32{0, 0, 0}}); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("xattrop-release without a handle: %v", err)
 	}
 }

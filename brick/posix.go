@@ -245,6 +245,17 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 		return call(payload, func(r *fop.InodelkReq) (fop.Message, error) { return s.inodelk(ctx, r) })
 	case fop.OpIndex:
 		return call(payload, s.indexList)
+	case fop.OpXattropRelease:
+		return call(payload, func(r *fop.XattropReq) (fop.Message, error) {
+			if r.Handle == 0 {
+				return nil, unix.EINVAL
+			}
+			out, err := s.xattrop(ctx, r)
+			if _, rerr := s.release(&fop.HandleReq{Handle: r.Handle}); err == nil && rerr != nil {
+				err = rerr
+			}
+			return out, err
+		})
 	case fop.OpFgetattr:
 		return call(payload, s.fgetattr)
 	case fop.OpFsetattr:

@@ -15,6 +15,9 @@ const (
 	OpInodelk
 	// OpIndex lists the brick's files with a non-zero changelog.
 	OpIndex
+	// OpXattropRelease is OpXattrop by handle followed by the handle's
+	// release, in one round trip (a writer closing its file).
+	OpXattropRelease
 )
 
 // ChangelogXattr holds a file's changelog on a brick: int32 counters,
@@ -170,6 +173,7 @@ func (m *IndexReply) Decode(d *Decoder) {
 // Bookkeeper is what the replicate layer needs of a brick beyond Volume.
 type Bookkeeper interface {
 	Xattrop(ctx context.Context, req *XattropReq) ([]int32, error)
+	XattropRelease(ctx context.Context, req *XattropReq) ([]int32, error)
 	Inodelk(ctx context.Context, req *InodelkReq) error
 	Index(ctx context.Context) ([]IndexEntry, error)
 }
@@ -184,6 +188,14 @@ func (c *Client) Xattrop(ctx context.Context, req *XattropReq) ([]int32, error) 
 
 func (c *Client) Inodelk(ctx context.Context, req *InodelkReq) error {
 	return c.call(ctx, OpInodelk, req, nil)
+}
+
+// XattropRelease applies req (by req.Handle) and releases the handle;
+// the handle is released even when the changelog update fails.
+func (c *Client) XattropRelease(ctx context.Context, req *XattropReq) ([]int32, error) {
+	var r Changelog
+	err := c.call(ctx, OpXattropRelease, req, &r)
+	return r.Counters, err
 }
 
 func (c *Client) Index(ctx context.Context) ([]IndexEntry, error) {

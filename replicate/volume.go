@@ -946,11 +946,21 @@ func (v *Volume) Release(ctx context.Context, id uint64) error {
 	dirtied := h.dirtied && h.dirtyErr == nil
 	h.mu.Unlock()
 	if dirtied {
+		// The post-op and the release, in one round trip per brick.
 		d := DirtyDelta(len(v.kids), Data, -1)
-		v.fanout(h.good(), func(i int, b Brick) error {
-			_, err := b.Xattrop(ctx, h.xattrop(i, d, fop.Unlock))
+		h.mu.Lock()
+		kids := h.kids
+		h.kids = map[int]uint64{}
+		h.mu.Unlock()
+		idx := make([]int, 0, len(kids))
+		for i := range kids {
+			idx = append(idx, i)
+		}
+		v.fanout(idx, func(i int, b Brick) error {
+			_, err := b.XattropRelease(ctx, &fop.XattropReq{Path: h.name(), Delta: d, Lock: fop.Unlock, Handle: kids[i]})
 			return err
 		})
+		return nil
 	}
 	v.releaseKids(ctx, h)
 	return nil
