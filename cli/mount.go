@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cais-platform/cais/api"
+	"github.com/cais-platform/cais/brick"
 	"github.com/cais-platform/cais/client"
 	"github.com/cais-platform/cais/mount"
 	"github.com/cais-platform/cais/pki"
@@ -190,6 +192,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 		}
 		fmt.Fprintf(a.errOut, "mount: warning: bricks offline, their replicas serve meanwhile: %s\n", strings.Join(missing, ", "))
 	}
+	debug.SetGCPercent(brick.GCPercent)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	dialer := tls.Dialer{Config: tlsCfg, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
