@@ -1,0 +1,586 @@
+// Package disk is a registry.Store on a local directory (or a mounted cais
+// volume): blobs content-addressed under blobs/<alg>/<hex>, and per
+// repository the links that say which blobs and manifests it holds and
+// what its tags point at:
+//
+//	blobs/sha256/<hex>                              content (layers, configs, manifests)
+//	uploads/<id>.data, uploads/<id>.repo            upload sessions
+//	repos/<name>/_layers/sha256/<hex>               blob linked to the repository
+//	repos/<name>/_manifests/revisions/sha256/<hex>  manifest of the repository (its media type, subject)
+//	repos/<name>/_manifests/tags/<tag>              digest the tag points at
+//	repos/<name>/_referrers/sha256/<subject>/<alg>-<hex>  referrer descriptor
+//	tmp/                                            files being written
+//
+// Every file is written in tmp/, synced and renamed into place, so a
+// reader sees a whole file or none, and two pushes of the same tag leave
+// the last one. Repository components never start with '_' (the spec's
+// grammar), so the link directories cannot collide with a repository.
+package disk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/cais-platform/cais/registry"
+)
+
+// Store is a registry.Store on a directory.
+type Store struct {
+	root string
+
+	mu      sync.Mutex
+	uploads map[string]*sync.Mutex // per upload session: one writer at a time
+}
+
+var _ registry.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string) (*Store, error) {
+	for _, sub := range []string{"blobs", "uploads", "repos", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("registry store: %w", err)
+		}
+	}
+	return &Store{root: dir, uploads: map[string]*sync.Mutex{}}, nil
+}
+
+var errBadName = errors.New("invalid repository name")
+
+func (s *Store) repoDir(repo string) (string, error) {
+	if !registry.ValidName(repo) {
+		return "", fmt.Errorf("repository %q: %w", repo, errBadName)
+	}
+	return filepath.Join(s.root, "repos", filepath.FromSlash(repo)), nil
+}
+
+// digestPath returns <dir>/<alg>/<hex> for a valid digest.
+func digestPath(dir string, d digest.Digest) (string, error) {
+	if err := d.Validate(); err != nil {
+		return "", fmt.Errorf("digest %q: %w", d, err)
+	}
+	return filepath.Join(dir, string(d.Algorithm()), d.Encoded()), nil
+}
+
+func (s *Store) blobPath(d digest.Digest) (string, error) {
+	return digestPath(filepath.Join(s.root, "blobs"), d)
+}
+
+func (s *Store) layerLink(repo string, d digest.Digest) (string, error) {
+	rd, err := s.repoDir(repo)
+	if err != nil {
+		return "", err
+	}
+	return digestPath(filepath.Join(rd, "_layers"), d)
+}
+
+func (s *Store) revisionPath(repo string, d digest.Digest) (string, error) {
+	rd, err := s.repoDir(repo)
+	if err != nil {
+		return "", err
+	}
+	return digestPath(filepath.Join(rd, "_manifests", "revisions"), d)
+}
+
+func (s *Store) tagPath(repo, tag string) (string, error) {
+	rd, err := s.repoDir(repo)
+	if err != nil {
+		return "", err
+	}
+	if !registry.ValidTag(tag) {
+		return "", fmt.Errorf("tag %q: %w", tag, registry.ErrManifestUnknown)
+	}
+	return filepath.Join(rd, "_manifests", "tags", tag), nil
+}
+
+func (s *Store) referrerDir(repo string, subject digest.Digest) (string, error) {
+	rd, err := s.repoDir(repo)
+	if err != nil {
+		return "", err
+	}
+	return digestPath(filepath.Join(rd, "_referrers"), subject)
+}
+
+// writeAtomic writes data to path through a synced temporary file.
+func (s *Store) writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "w-")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// rename moves a finished file into place, making its directory.
+func (s *Store) rename(from, to string) error {
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	return os.Rename(from, to)
+}
+
+func (s *Store) link(repo string, d digest.Digest) error {
+	p, err := s.layerLink(repo, d)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	return s.writeAtomic(p, nil)
+}
+
+// StatBlob implements registry.Store.
+func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	lp, err := s.layerLink(repo, d)
+	if err != nil {
+		return 0, fmt.Errorf("%v: %w", err, registry.ErrBlobUnknown)
+	}
+	if _, err := os.Stat(lp); err != nil {
+		return 0, fmt.Errorf("blob %s in %s: %w", d, repo, registry.ErrBlobUnknown)
+	}
+	bp, _ := s.blobPath(d)
+	fi, err := os.Stat(bp)
+	if err != nil {
+		return 0, fmt.Errorf("blob %s: %w", d, registry.ErrBlobUnknown)
+	}
+	return fi.Size(), nil
+}
+
+// OpenBlob implements registry.Store.
+func (s *Store) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+	if _, err := s.StatBlob(ctx, repo, d); err != nil {
+		return nil, 0, err
+	}
+	bp, _ := s.blobPath(d)
+	f, err := os.Open(bp)
+	if err != nil {
+		return nil, 0, fmt.Errorf("blob %s: %w", d, registry.ErrBlobUnknown)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// MountBlob implements registry.Store.
+func (s *Store) MountBlob(ctx context.Context, repo, from string, d digest.Digest) error {
+	if _, err := s.StatBlob(ctx, from, d); err != nil {
+		return err
+	}
+	return s.link(repo, d)
+}
+
+// DeleteBlob implements registry.Store. The content stays until garbage
+// collection, since other repositories may link it.
+func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+	lp, err := s.layerLink(repo, d)
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, registry.ErrBlobUnknown)
+	}
+	if err := os.Remove(lp); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("blob %s in %s: %w", d, repo, registry.ErrBlobUnknown)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Store) uploadLock(id string) func() {
+	s.mu.Lock()
+	m, ok := s.uploads[id]
+	if !ok {
+		m = &sync.Mutex{}
+		s.uploads[id] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+func (s *Store) uploadPaths(id string) (data, owner string) {
+	base := filepath.Join(s.root, "uploads", id)
+	return base + ".data", base + ".repo"
+}
+
+// checkUpload returns the data file of an upload of repo.
+func (s *Store) checkUpload(repo, id string) (string, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return "", fmt.Errorf("upload %q: %w", id, registry.ErrUploadUnknown)
+	}
+	data, owner := s.uploadPaths(id)
+	b, err := os.ReadFile(owner)
+	if err != nil || string(b) != repo {
+		return "", fmt.Errorf("upload %s of %s: %w", id, repo, registry.ErrUploadUnknown)
+	}
+	return data, nil
+}
+
+// NewUpload implements registry.Store.
+func (s *Store) NewUpload(ctx context.Context, repo string) (string, error) {
+	if _, err := s.repoDir(repo); err != nil {
+		return "", err
+	}
+	id := uuid.NewString()
+	data, owner := s.uploadPaths(id)
+	if err := os.WriteFile(data, nil, 0o644); err != nil {
+		return "", err
+	}
+	if err := s.writeAtomic(owner, []byte(repo)); err != nil {
+		os.Remove(data)
+		return "", err
+	}
+	return id, nil
+}
+
+// UploadSize implements registry.Store.
+func (s *Store) UploadSize(ctx context.Context, repo, id string) (int64, error) {
+	data, err := s.checkUpload(repo, id)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(data)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, registry.ErrUploadUnknown)
+	}
+	return fi.Size(), nil
+}
+
+// AppendUpload implements registry.Store.
+func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset, want int64, r io.Reader) (int64, error) {
+	data, err := s.checkUpload(repo, id)
+	if err != nil {
+		return 0, err
+	}
+	defer s.uploadLock(id)()
+	f, err := os.OpenFile(data, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, registry.ErrUploadUnknown)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Size() != offset {
+		return 0, fmt.Errorf("chunk at %d, upload holds %d: %w", offset, fi.Size(), registry.ErrRangeInvalid)
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, err
+	}
+	var n int64
+	if want >= 0 {
+		n, err = io.CopyN(f, r, want)
+		if err == io.EOF || (err == nil && n != want) {
+			err = fmt.Errorf("chunk of %d bytes, %d declared: %w", n, want, registry.ErrSizeInvalid)
+		}
+	} else {
+		n, err = io.Copy(f, r)
+	}
+	if err != nil {
+		// A chunk is all or nothing: the upload stays where it was.
+		f.Truncate(offset)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("chunk cut short after %d bytes: %w", n, registry.ErrSizeInvalid)
+		}
+		return 0, err
+	}
+	return offset + n, nil
+}
+
+// CommitUpload implements registry.Store.
+func (s *Store) CommitUpload(ctx context.Context, repo, id string, d digest.Digest) (int64, error) {
+	data, err := s.checkUpload(repo, id)
+	if err != nil {
+		return 0, err
+	}
+	bp, err := s.blobPath(d)
+	if err != nil {
+		return 0, fmt.Errorf("%v: %w", err, registry.ErrDigestMismatch)
+	}
+	defer s.uploadLock(id)()
+	f, err := os.Open(data)
+	if err != nil {
+		return 0, fmt.Errorf("upload %s: %w", id, registry.ErrUploadUnknown)
+	}
+	h := d.Algorithm().Hash()
+	n, err := io.Copy(h, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
+	if digest.NewDigest(d.Algorithm(), h) != d {
+		s.removeUpload(id)
+		return 0, fmt.Errorf("upload %s: %w", id, registry.ErrDigestMismatch)
+	}
+	if err := s.rename(data, bp); err != nil {
+		return 0, err
+	}
+	s.removeUpload(id)
+	return n, s.link(repo, d)
+}
+
+func (s *Store) removeUpload(id string) {
+	data, owner := s.uploadPaths(id)
+	os.Remove(owner)
+	os.Remove(data)
+	s.mu.Lock()
+	delete(s.uploads, id)
+	s.mu.Unlock()
+}
+
+// CancelUpload implements registry.Store.
+func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
+	if _, err := s.checkUpload(repo, id); err != nil {
+		return err
+	}
+	defer s.uploadLock(id)()
+	s.removeUpload(id)
+	return nil
+}
+
+// PutBlob implements registry.Store.
+func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, want int64, r io.Reader) (int64, error) {
+	bp, err := s.blobPath(d)
+	if err != nil {
+		return 0, fmt.Errorf("%v: %w", err, registry.ErrDigestMismatch)
+	}
+	if _, err := s.repoDir(repo); err != nil {
+		return 0, err
+	}
+	f, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "blob-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := d.Algorithm().Hash()
+	src := r
+	if want >= 0 {
+		src = io.LimitReader(r, want)
+	}
+	n, err := io.Copy(io.MultiWriter(f, h), src)
+	if errors.Is(err, io.ErrUnexpectedEOF) || (err == nil && want >= 0 && n != want) {
+		return 0, fmt.Errorf("blob of %d bytes, %d declared: %w", n, want, registry.ErrSizeInvalid)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if digest.NewDigest(d.Algorithm(), h) != d {
+		return 0, fmt.Errorf("blob %s: %w", d, registry.ErrDigestMismatch)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	if err := s.rename(f.Name(), bp); err != nil {
+		return 0, err
+	}
+	return n, s.link(repo, d)
+}
+
+// revision is what a repository records of one of its manifests.
+type revision struct {
+	MediaType string        `json:"mediaType"`
+	Subject   digest.Digest `json:"subject,omitempty"`
+}
+
+// PutManifest implements registry.Store. The content is written first,
+// then the repository's link to it, then its referrer entry, then the tag:
+// a reader following the tag always finds the whole manifest.
+func (s *Store) PutManifest(ctx context.Context, repo string, m registry.Manifest, tag string) error {
+	bp, err := s.blobPath(m.Digest)
+	if err != nil {
+		return err
+	}
+	rp, err := s.revisionPath(repo, m.Digest)
+	if err != nil {
+		return err
+	}
+	if err := s.writeAtomic(bp, m.Content); err != nil {
+		return err
+	}
+	rev, _ := json.Marshal(revision{MediaType: m.MediaType, Subject: m.Subject})
+	if err := s.writeAtomic(rp, rev); err != nil {
+		return err
+	}
+	if m.Subject != "" && m.Referrer != nil {
+		dir, err := s.referrerDir(repo, m.Subject)
+		if err != nil {
+			return err
+		}
+		b, _ := json.Marshal(m.Referrer)
+		name := string(m.Digest.Algorithm()) + "-" + m.Digest.Encoded()
+		if err := s.writeAtomic(filepath.Join(dir, name), b); err != nil {
+			return err
+		}
+	}
+	if tag == "" {
+		return nil
+	}
+	tp, err := s.tagPath(repo, tag)
+	if err != nil {
+		return err
+	}
+	return s.writeAtomic(tp, []byte(m.Digest.String()))
+}
+
+func (s *Store) readRevision(repo string, d digest.Digest) (revision, error) {
+	var rev revision
+	rp, err := s.revisionPath(repo, d)
+	if err != nil {
+		return rev, fmt.Errorf("%v: %w", err, registry.ErrManifestUnknown)
+	}
+	b, err := os.ReadFile(rp)
+	if err != nil {
+		return rev, fmt.Errorf("manifest %s in %s: %w", d, repo, registry.ErrManifestUnknown)
+	}
+	if err := json.Unmarshal(b, &rev); err != nil {
+		return rev, fmt.Errorf("manifest %s in %s: corrupt link: %w", d, repo, err)
+	}
+	return rev, nil
+}
+
+// GetManifest implements registry.Store.
+func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (registry.Manifest, error) {
+	rev, err := s.readRevision(repo, d)
+	if err != nil {
+		return registry.Manifest{}, err
+	}
+	bp, _ := s.blobPath(d)
+	b, err := os.ReadFile(bp)
+	if err != nil {
+		return registry.Manifest{}, fmt.Errorf("manifest %s: %w", d, registry.ErrManifestUnknown)
+	}
+	return registry.Manifest{Digest: d, MediaType: rev.MediaType, Content: b, Subject: rev.Subject}, nil
+}
+
+// ResolveTag implements registry.Store.
+func (s *Store) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	tp, err := s.tagPath(repo, tag)
+	if err != nil {
+		return "", fmt.Errorf("%v: %w", err, registry.ErrManifestUnknown)
+	}
+	b, err := os.ReadFile(tp)
+	if err != nil {
+		return "", fmt.Errorf("tag %s in %s: %w", tag, repo, registry.ErrManifestUnknown)
+	}
+	d, err := digest.Parse(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", fmt.Errorf("tag %s in %s: corrupt: %w", tag, repo, err)
+	}
+	return d, nil
+}
+
+// DeleteManifest implements registry.Store.
+func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	rev, err := s.readRevision(repo, d)
+	if err != nil {
+		return err
+	}
+	tags, _ := s.Tags(ctx, repo)
+	for _, t := range tags {
+		if td, err := s.ResolveTag(ctx, repo, t); err == nil && td == d {
+			if tp, err := s.tagPath(repo, t); err == nil {
+				os.Remove(tp)
+			}
+		}
+	}
+	if rev.Subject != "" {
+		if dir, err := s.referrerDir(repo, rev.Subject); err == nil {
+			os.Remove(filepath.Join(dir, string(d.Algorithm())+"-"+d.Encoded()))
+		}
+	}
+	rp, _ := s.revisionPath(repo, d)
+	return os.Remove(rp)
+}
+
+// DeleteTag implements registry.Store.
+func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
+	tp, err := s.tagPath(repo, tag)
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, registry.ErrManifestUnknown)
+	}
+	if err := os.Remove(tp); err != nil {
+		return fmt.Errorf("tag %s in %s: %w", tag, repo, registry.ErrManifestUnknown)
+	}
+	return nil
+}
+
+// Tags implements registry.Store.
+func (s *Store) Tags(ctx context.Context, repo string) ([]string, error) {
+	rd, err := s.repoDir(repo)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, registry.ErrNameUnknown)
+	}
+	if _, err := os.Stat(rd); err != nil {
+		return nil, fmt.Errorf("repository %s: %w", repo, registry.ErrNameUnknown)
+	}
+	ents, err := os.ReadDir(filepath.Join(rd, "_manifests", "tags"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	tags := make([]string, 0, len(ents))
+	for _, e := range ents {
+		tags = append(tags, e.Name())
+	}
+	sort.Strings(tags)
+	return tags, nil
+}
+
+// Referrers implements registry.Store.
+func (s *Store) Referrers(ctx context.Context, repo string, subject digest.Digest) ([]ocispec.Descriptor, error) {
+	dir, err := s.referrerDir(repo, subject)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []ocispec.Descriptor
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		var d ocispec.Descriptor
+		if err := json.Unmarshal(b, &d); err != nil {
+			return nil, fmt.Errorf("referrer %s: %w", e.Name(), err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
