@@ -203,4 +203,3 @@ func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, rt route)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
