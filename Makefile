@@ -93,5 +93,13 @@ fuzz:
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzDecodeCreate -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzParseFilters -fuzztime $(FUZZTIME)
 
+# conformance runs the OCI distribution-spec conformance suite (fetched
+# through the Go module proxy into a temporary module, never committed)
+# against the registry, all four workflows (issue 5, point 4; README,
+# Registry).
+.PHONY: conformance
+conformance:
+	GO=$(GO) scripts/conformance.sh
+
 clean:
 	rm -rf bin
