@@ -92,6 +92,10 @@ fuzz:
 	$(GO) test ./engine/jsonlog -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzDecodeCreate -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzParseFilters -fuzztime $(FUZZTIME)
+	$(GO) test ./registry -run '^$$' -fuzz FuzzParseContentRange -fuzztime $(FUZZTIME)
+	$(GO) test ./registry -run '^$$' -fuzz FuzzValidName -fuzztime $(FUZZTIME)
+	$(GO) test ./registry -run '^$$' -fuzz FuzzParseManifest -fuzztime $(FUZZTIME)
+	$(GO) test ./registry -run '^$$' -fuzz FuzzParsePath -fuzztime $(FUZZTIME)
 
 # conformance runs the OCI distribution-spec conformance suite (fetched
 # through the Go module proxy into a temporary module, never committed)
