@@ -55,6 +55,11 @@ type Config struct {
 	DockerSocket string
 	// Runc is the OCI runtime binary containers run with. Default "runc".
 	Runc string
+
+	// RegistryAddr is where the OCI image registry listens (HOST:PORT);
+	// empty, the default, disables it. Plain HTTP on loopback addresses,
+	// TLS with the pool CA on any other. Content in DataDir/registry.
+	RegistryAddr string
 }
 
 // DefaultConfig returns the defaults.

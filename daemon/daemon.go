@@ -190,6 +190,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer ctrs.stop()
+	reg, err := d.startRegistry()
+	if err != nil {
+		d.stopMember(false)
+		unixLn.Close()
+		tcpLn.Close()
+		return err
+	}
+	defer reg.stop()
 
 	h := d.routes()
 	local := &http.Server{Handler: h, ConnContext: localConn, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}

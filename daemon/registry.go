@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/cais-platform/cais/registry"
+	"github.com/cais-platform/cais/registry/disk"
+)
+
+// registryServer is the node's OCI image registry (issue 5).
+type registryServer struct {
+	server *http.Server
+}
+
+func (c *Config) registryDir() string { return filepath.Join(c.DataDir, "registry") }
+
+// loopbackHost reports whether host names only this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// startRegistry serves the OCI distribution API on --registry-addr, with
+// its content in DATA-DIR/registry. On a loopback address it speaks plain
+// HTTP (docker and the other clients accept that for 127.0.0.0/8 and
+// localhost); on any other address, TLS with the node's certificate from
+// the pool CA. With no address configured it does nothing.
+func (d *Daemon) startRegistry() (*registryServer, error) {
+	addr := d.cfg.RegistryAddr
+	if addr == "" {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--registry-addr %q: %w", addr, err)
+	}
+	log := d.log.With("component", "registry")
+	st, err := disk.Open(d.cfg.registryDir())
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("registry: listen on %s: %w (choose another with --registry-addr, or disable it with --registry-addr '')", addr, err)
+	}
+	scheme := "http"
+	if !loopbackHost(host) {
+		scheme = "https"
+		ln = tls.NewListener(ln, &tls.Config{GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := d.serverTLS(hi)
+			if err != nil {
+				return nil, err
+			}
+			c.ClientAuth = tls.NoClientCert
+			return c, nil
+		}})
+	}
+	srv := &http.Server{
+		Handler:           registry.New(st, registry.Options{Log: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Error("registry stopped", "err", err)
+		}
+	}()
+	log.Info("registry ready", "url", scheme+"://"+ln.Addr().String(), "dir", d.cfg.registryDir())
+	return &registryServer{server: srv}, nil
+}
+
+// stop stops serving; uploads in progress are cut.
+func (r *registryServer) stop() {
+	if r == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r.server.Shutdown(ctx)
+	r.server.Close()
+}
