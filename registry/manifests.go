@@ -174,6 +174,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		d = want
 	}
 	// Everything the manifest names must be in the repository.
+	var blobDigests []digest.Digest
 	switch kindOf(mediaType) {
 	case kindImage:
 		blobs := append([]ocispec.Descriptor{*doc.Config}, doc.Layers...)
@@ -181,6 +182,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			if foreign(desc.MediaType) {
 				continue
 			}
+			blobDigests = append(blobDigests, desc.Digest)
 			if _, err := h.store.StatBlob(ctx, rt.name, desc.Digest); err != nil {
 				if errors.Is(err, ErrBlobUnknown) {
 					return newError(http.StatusBadRequest, CodeManifestBlobUnknown, "manifest references a blob unknown to registry", map[string]string{"digest": desc.Digest.String()})
@@ -198,7 +200,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			}
 		}
 	}
-	m := Manifest{Digest: d, MediaType: mediaType, Content: b}
+	m := Manifest{Digest: d, MediaType: mediaType, Content: b, Blobs: blobDigests}
 	if doc.Subject != nil && kindOf(mediaType) != kindOther {
 		m.Subject = doc.Subject.Digest
 		at := doc.ArtifactType
@@ -208,6 +210,9 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		m.Referrer = &ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b)), ArtifactType: at, Annotations: doc.Annotations}
 	}
 	if err := h.store.PutManifest(ctx, rt.name, m, tag); err != nil {
+		if errors.Is(err, ErrBlobUnknown) {
+			return newError(http.StatusBadRequest, CodeManifestBlobUnknown, "manifest references a blob unknown to registry", err.Error())
+		}
 		return err
 	}
 	if m.Subject != "" {

@@ -63,7 +63,8 @@ type Store interface {
 
 	// PutManifest stores a manifest, already verified by the caller, in
 	// repo and, if tag is not empty, points tag at it. If the manifest has
-	// a subject, referrer describes it for the referrers API.
+	// a subject, m.Referrer describes it for the referrers API. It returns
+	// ErrBlobUnknown, storing nothing, if one of m.Blobs is gone.
 	PutManifest(ctx context.Context, repo string, m Manifest, tag string) error
 	// GetManifest returns a manifest of repo by digest.
 	GetManifest(ctx context.Context, repo string, dgst digest.Digest) (Manifest, error)
@@ -93,4 +94,7 @@ type Manifest struct {
 	Subject digest.Digest
 	// Referrer is the descriptor listed for it by the referrers API.
 	Referrer *ocispec.Descriptor
+	// Blobs are the blobs (config, layers) it names, all linked to the
+	// repository; PutManifest fails with ErrBlobUnknown if one is gone.
+	Blobs []digest.Digest
 }

@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
@@ -143,15 +144,45 @@ func (s *Store) rename(from, to string) error {
 	return os.Rename(from, to)
 }
 
+// linkNew links to repo a blob about to be renamed into place: the link
+// comes first, so a concurrent GC never takes the new content for garbage.
+func (s *Store) linkNew(repo string, d digest.Digest) error {
+	p, err := s.layerLink(repo, d)
+	if err != nil {
+		return err
+	}
+	return s.writeAtomic(p, nil)
+}
+
+// link links blob d to repo. It touches the blob first and the link
+// itself, so a concurrent GC (which spares what is recent) keeps both, and
+// checks afterwards that the blob is still there (GC may have moved it
+// aside just before; see GC).
 func (s *Store) link(repo string, d digest.Digest) error {
 	p, err := s.layerLink(repo, d)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(p); err == nil {
-		return nil
+	bp, _ := s.blobPath(d)
+	now := time.Now()
+	if err := os.Chtimes(bp, now, now); err != nil {
+		return fmt.Errorf("blob %s: %w", d, registry.ErrBlobUnknown)
 	}
-	return s.writeAtomic(p, nil)
+	if err := os.Chtimes(p, now, now); err != nil {
+		if err := s.writeAtomic(p, nil); err != nil {
+			return err
+		}
+	}
+	// A GC that moved the blob aside puts it back once it sees the link.
+	for i := 0; ; i++ {
+		if _, err := os.Stat(bp); err == nil {
+			return nil
+		}
+		if i == 20 {
+			return fmt.Errorf("blob %s: collected meanwhile: %w", d, registry.ErrBlobUnknown)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // StatBlob implements registry.Store.
@@ -343,11 +374,14 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, d digest.Dige
 		s.removeUpload(id)
 		return 0, fmt.Errorf("upload %s: %w", id, registry.ErrDigestMismatch)
 	}
+	if err := s.linkNew(repo, d); err != nil {
+		return 0, err
+	}
 	if err := s.rename(data, bp); err != nil {
 		return 0, err
 	}
 	s.removeUpload(id)
-	return n, s.link(repo, d)
+	return n, nil
 }
 
 func (s *Store) removeUpload(id string) {
@@ -402,10 +436,13 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, want 
 	if err := f.Sync(); err != nil {
 		return 0, err
 	}
+	if err := s.linkNew(repo, d); err != nil {
+		return 0, err
+	}
 	if err := s.rename(f.Name(), bp); err != nil {
 		return 0, err
 	}
-	return n, s.link(repo, d)
+	return n, nil
 }
 
 // revision is what a repository records of one of its manifests.
@@ -426,12 +463,33 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m registry.Manifes
 	if err != nil {
 		return err
 	}
+	for _, b := range m.Blobs {
+		if err := s.link(repo, b); err != nil {
+			return err
+		}
+	}
 	if err := s.writeAtomic(bp, m.Content); err != nil {
 		return err
 	}
 	rev, _ := json.Marshal(revision{MediaType: m.MediaType, Subject: m.Subject})
 	if err := s.writeAtomic(rp, rev); err != nil {
 		return err
+	}
+	// A GC that unlinked or moved aside a blob before the revision existed
+	// did not see it: link again now that it does, and withdraw the
+	// manifest if a blob is gone.
+	for _, b := range m.Blobs {
+		if err := s.link(repo, b); err != nil {
+			os.Remove(rp)
+			return err
+		}
+	}
+	if _, err := os.Stat(bp); err != nil {
+		// Collected before the revision existed: store it again.
+		if err := s.writeAtomic(bp, m.Content); err != nil {
+			os.Remove(rp)
+			return err
+		}
 	}
 	if m.Subject != "" && m.Referrer != nil {
 		dir, err := s.referrerDir(repo, m.Subject)
