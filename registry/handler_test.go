@@ -504,3 +504,35 @@ func TestConcurrentTagPushes(t *testing.T) {
 		t.Fatalf("%d temporary files left", len(ents))
 	}
 }
+
+// TestUploadResumesAfterFailedChunk: after a chunk cut short the client
+// resumes from the upload's Range and the blob is whole and verified.
+func TestUploadResumesAfterFailedChunk(t *testing.T) {
+	e := newEnv(t)
+	content := []byte("the quick brown fox jumps over the lazy dog")
+	d := digest.FromBytes(content)
+	w := e.do(req{method: "POST", path: "/v2/r/blobs/uploads/"})
+	loc := w.Header().Get("Location")
+	expect(t, e.do(req{method: "PATCH", path: loc, body: content[:10]}), http.StatusAccepted, "")
+	expect(t, e.do(req{method: "PATCH", path: loc, body: content[10:20], contentLength: 30}), http.StatusBadRequest, registry.CodeSizeInvalid)
+	w = e.do(req{method: "GET", path: loc})
+	if r := w.Header().Get("Range"); r != "0-9" {
+		t.Fatalf("Range after a failed chunk %q", r)
+	}
+	expect(t, e.do(req{method: "PATCH", path: loc, body: content[10:], header: map[string]string{"Content-Range": fmt.Sprintf("10-%d", len(content)-1)}}), http.StatusAccepted, "")
+	expect(t, e.do(req{method: "PUT", path: loc + "?digest=" + d.String()}), http.StatusCreated, "")
+	w = e.do(req{method: "GET", path: "/v2/r/blobs/" + d.String()})
+	if !bytes.Equal(w.Body.Bytes(), content) {
+		t.Fatalf("blob %q", w.Body)
+	}
+	// sha512 uploads are verified too.
+	d512 := digest.SHA512.FromBytes(content)
+	w = e.do(req{method: "POST", path: "/v2/r/blobs/uploads/"})
+	loc = w.Header().Get("Location")
+	expect(t, e.do(req{method: "PATCH", path: loc, body: content}), http.StatusAccepted, "")
+	expect(t, e.do(req{method: "PUT", path: loc + "?digest=" + digest.SHA512.FromString("x").String()}), http.StatusBadRequest, registry.CodeDigestInvalid)
+	w = e.do(req{method: "POST", path: "/v2/r/blobs/uploads/"})
+	loc = w.Header().Get("Location")
+	expect(t, e.do(req{method: "PATCH", path: loc, body: content}), http.StatusAccepted, "")
+	expect(t, e.do(req{method: "PUT", path: loc + "?digest=" + d512.String()}), http.StatusCreated, "")
+}
