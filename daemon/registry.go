@@ -17,6 +17,7 @@ import (
 // registryServer is the node's OCI image registry (issue 5).
 type registryServer struct {
 	server *http.Server
+	url    string
 }
 
 func (c *Config) registryDir() string { return filepath.Join(c.DataDir, "registry") }
@@ -75,8 +76,9 @@ func (d *Daemon) startRegistry() (*registryServer, error) {
 			log.Error("registry stopped", "err", err)
 		}
 	}()
-	log.Info("registry ready", "url", scheme+"://"+ln.Addr().String(), "dir", d.cfg.registryDir())
-	return &registryServer{server: srv}, nil
+	url := scheme + "://" + ln.Addr().String()
+	log.Info("registry ready", "url", url, "dir", d.cfg.registryDir())
+	return &registryServer{server: srv, url: url}, nil
 }
 
 // stop stops serving; uploads in progress are cut.
