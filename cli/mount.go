@@ -18,6 +18,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/cais-platform/cais/api"
 	"github.com/cais-platform/cais/brick"
@@ -233,6 +234,11 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 		return a.fail("mount", err)
 	}
 	log.Info("mounted", "bricks", len(v.Bricks), "type", v.Layout.Type(len(v.Bricks)))
+	// From now on the mount runs unattended: what the runtime itself
+	// prints (a crash's stack) goes to the log file too.
+	if err := unix.Dup3(int(lf.Fd()), 2, 0); err != nil {
+		log.Warn("cannot send stderr to the log file", "err", err)
+	}
 	go func() {
 		<-ctx.Done()
 		_ = server.Unmount()

@@ -106,7 +106,8 @@ func (v *Volume) Bricks() []Brick {
 
 func isTransport(err error) bool {
 	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ETIMEDOUT)
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ETIMEDOUT) ||
+		errors.Is(err, syscall.EPIPE)
 }
 
 // failed notes a brick's transport failure: it is down until a probe
@@ -780,9 +781,11 @@ func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenRepl
 		}
 		return fop.OpenReply{}, err
 	}
-	h.read = w.readable[0]
-	if _, has := h.kids[h.read]; !has {
-		h.read = v.dataKid(ok)
+	h.read = v.dataKid(ok)
+	if len(w.readable) > 0 {
+		if _, has := h.kids[w.readable[0]]; has {
+			h.read = w.readable[0]
+		}
 	}
 	r := replies[h.read]
 	r.Handle = v.addHandle(h)
