@@ -377,3 +377,39 @@ func (s *session) indexList(*fop.PathReq) (fop.Message, error) {
 	}
 	return out, nil
 }
+
+// writeDirty is a writer's first write: the shared lock and the dirty
+// mark, then the data, in one call.
+func (s *session) writeDirty(ctx context.Context, req *fop.WriteDirtyReq) (fop.Message, error) {
+	if req.Offset < 0 || len(req.Delta)%3 != 0 {
+		return nil, unix.EINVAL
+	}
+	var rep fop.WriteReply
+	err := s.use(req.Handle, func(h *handle) error {
+		var st unix.Stat_t
+		if err := unix.Fstat(h.fd, &st); err != nil {
+			return err
+		}
+		k := inodeKey{st.Dev, st.Ino}
+		if err := s.lock(ctx, k, false, true); err != nil {
+			return err
+		}
+		x := changelogFile{
+			get:  func(b []byte) (int, error) { return unix.Fgetxattr(h.fd, fop.ChangelogXattr, b) },
+			set:  func(v []byte) error { return unix.Fsetxattr(h.fd, fop.ChangelogXattr, v, 0) },
+			del:  func() error { return unix.Fremovexattr(h.fd, fop.ChangelogXattr) },
+			gfid: h.gfid,
+		}
+		if _, err := s.addChangelog(x, k, req.Path, req.Delta); err != nil {
+			_ = s.unlock(k, false)
+			return err
+		}
+		var err error
+		rep, err = writeAt(h, req.Offset, req.Data)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}

@@ -195,3 +195,34 @@ func TestXattropRelease(t *testing.T) {
 		t.Fatalf("xattrop-release without a handle: %v", err)
 	}
 }
+
+// A writer's first write takes the lock, marks the file dirty and writes
+// the data in one call.
+func TestWriteDirty(t *testing.T) {
+	dir, cls, _ := afrBrick(t, 2)
+	ctx := context.Background()
+	r, err := cls[0].Create(ctx, &fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID(), Flags: unix.O_RDWR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := cls[0].WriteDirty(ctx, &fop.WriteDirtyReq{Handle: r.Handle, Offset: 2, Path: "f", Delta: []int32{1, 0, 0}, Data: []byte("data")})
+	if err != nil || rep.Written != 4 || rep.Attr.Size != 6 {
+		t.Fatalf("write-dirty: %+v %v", rep, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "f")); string(got) != "\x00\x00data" {
+		t.Fatalf("file holds %q", got)
+	}
+	e, _ := cls[0].Lookup(ctx, "f")
+	if cl, _ := fop.DecodeChangelog(e.Changelog); !reflect.DeepEqual(cl, []int32{1, 0, 0}) {
+		t.Fatalf("changelog %v", cl)
+	}
+	if err := cls[1].Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockExclusive}); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("heal's lock while the writer holds the file: %v", err)
+	}
+	if _, err := cls[0].XattropRelease(ctx, &fop.XattropReq{Path: "f", Delta: []int32{-1, 0, 0}, Lock: fop.Unlock, Handle: r.Handle}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cls[1].Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockExclusive}); err != nil {
+		t.Fatalf("heal's lock after the writer closed: %v", err)
+	}
+}

@@ -245,6 +245,8 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 		return call(payload, func(r *fop.InodelkReq) (fop.Message, error) { return s.inodelk(ctx, r) })
 	case fop.OpIndex:
 		return call(payload, s.indexList)
+	case fop.OpWriteDirty:
+		return call(payload, func(r *fop.WriteDirtyReq) (fop.Message, error) { return s.writeDirty(ctx, r) })
 	case fop.OpXattropRelease:
 		return call(payload, func(r *fop.XattropReq) (fop.Message, error) {
 			if r.Handle == 0 {
@@ -1359,40 +1361,47 @@ func (s *session) write(req *fop.WriteReq) (fop.Message, error) {
 	}
 	var rep fop.WriteReply
 	err := s.use(req.Handle, func(h *handle) error {
-		n := 0
-		for n < len(req.Data) {
-			var m int
-			var err error
-			if h.append {
-				m, err = unix.Write(h.fd, req.Data[n:])
-			} else {
-				m, err = unix.Pwrite(h.fd, req.Data[n:], req.Offset+int64(n))
-			}
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				if n > 0 {
-					break
-				}
-				return err
-			}
-			if m == 0 {
-				break
-			}
-			n += m
-		}
-		a, err := fdAttr(h.fd, h.gfid)
-		if err != nil {
-			return err
-		}
-		rep = fop.WriteReply{Written: uint32(n), Attr: a}
-		return nil
+		var err error
+		rep, err = writeAt(h, req.Offset, req.Data)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &rep, nil
+}
+
+// writeAt writes data at off (at the end for O_APPEND handles) and returns
+// the file's attributes after it.
+func writeAt(h *handle, off int64, data []byte) (fop.WriteReply, error) {
+	n := 0
+	for n < len(data) {
+		var m int
+		var err error
+		if h.append {
+			m, err = unix.Write(h.fd, data[n:])
+		} else {
+			m, err = unix.Pwrite(h.fd, data[n:], off+int64(n))
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if n > 0 {
+				break
+			}
+			return fop.WriteReply{}, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	a, err := fdAttr(h.fd, h.gfid)
+	if err != nil {
+		return fop.WriteReply{}, err
+	}
+	return fop.WriteReply{Written: uint32(n), Attr: a}, nil
 }
 
 func (s *session) release(req *fop.HandleReq) (fop.Message, error) {

@@ -3,6 +3,7 @@ package fop
 import (
 	"context"
 	"encoding/binary"
+	"syscall"
 )
 
 // Operations of the replicate layer's bookkeeping (codes 130-149).
@@ -18,7 +19,63 @@ const (
 	// OpXattropRelease is OpXattrop by handle followed by the handle's
 	// release, in one round trip (a writer closing its file).
 	OpXattropRelease
+	// OpWriteDirty is a writer's first write: the file's shared lock and
+	// dirty mark taken, then the data written, in one round trip. When the
+	// write fails after the mark, the mark and the lock stay: the writer
+	// drops them when it closes the file, as after any write.
+	OpWriteDirty
 )
+
+// WriteDirtyReq is OpWriteDirty's request. Data comes last, so it can be
+// sent from the caller's buffer.
+type WriteDirtyReq struct {
+	Handle uint64
+	Offset int64
+	Path   string // for the index
+	Delta  []int32
+	Data   []byte
+}
+
+func (m *WriteDirtyReq) Encode(e *Encoder) {
+	m.encodeHead(e)
+	e.b = append(e.b, m.Data...)
+}
+
+func (m *WriteDirtyReq) encodeHead(e *Encoder) {
+	e.U64(m.Handle)
+	e.I64(m.Offset)
+	e.String(m.Path)
+	encodeCounters(e, m.Delta)
+	e.U32(uint32(len(m.Data)))
+}
+
+// Decode leaves Data pointing into the input.
+func (m *WriteDirtyReq) Decode(d *Decoder) {
+	m.Handle = d.U64()
+	m.Offset = d.I64()
+	m.Path = d.String()
+	m.Delta = decodeCounters(d)
+	m.Data = d.BytesRef()
+}
+
+// WriteDirty sends a writer's first write (see OpWriteDirty).
+func (c *Client) WriteDirty(ctx context.Context, req *WriteDirtyReq) (WriteReply, error) {
+	var r WriteReply
+	pc, ok := c.c.(PartsCaller)
+	if !ok {
+		return r, c.call(ctx, OpWriteDirty, req, &r)
+	}
+	var e Encoder
+	req.encodeHead(&e)
+	out, err := pc.CallParts(ctx, OpWriteDirty, e.Bytes(), req.Data)
+	if err != nil {
+		return r, Errno(err)
+	}
+	if err := Unmarshal(out, &r); err != nil {
+		return r, syscall.EIO
+	}
+	return r, nil
+}
 
 // ChangelogXattr holds a file's changelog on a brick: int32 counters,
 // big-endian, in triples (data, metadata, entry). The first triple counts
@@ -173,6 +230,7 @@ func (m *IndexReply) Decode(d *Decoder) {
 // Bookkeeper is what the replicate layer needs of a brick beyond Volume.
 type Bookkeeper interface {
 	Xattrop(ctx context.Context, req *XattropReq) ([]int32, error)
+	WriteDirty(ctx context.Context, req *WriteDirtyReq) (WriteReply, error)
 	XattropRelease(ctx context.Context, req *XattropReq) ([]int32, error)
 	Inodelk(ctx context.Context, req *InodelkReq) error
 	Index(ctx context.Context) ([]IndexEntry, error)

@@ -792,6 +792,53 @@ func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenRepl
 	return r, nil
 }
 
+// firstWrite is a handle's first write, with h.mu held: on data bricks
+// the lock, the dirty mark and the data in one call, on an arbiter the
+// lock and the mark. It returns the bricks lost on the way.
+func (v *Volume) firstWrite(ctx context.Context, h *handle, off int64, data []byte) (fop.WriteReply, []int, error) {
+	h.dirtied = true
+	idx := make([]int, 0, len(h.kids))
+	for i := range h.kids {
+		idx = append(idx, i)
+	}
+	sortInts(idx)
+	d := DirtyDelta(len(v.kids), Data, 1)
+	replies := make([]fop.WriteReply, len(v.kids))
+	errs := v.fanout(idx, func(i int, b Brick) error {
+		kh := h.kids[i]
+		if v.kids[i].arbiter {
+			_, err := b.Xattrop(ctx, &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.LockShared, Handle: kh})
+			return err
+		}
+		var err error
+		replies[i], err = b.WriteDirty(ctx, &fop.WriteDirtyReq{Handle: kh, Offset: off, Path: h.path, Delta: d, Data: data})
+		return err
+	})
+	var lost, wrote []int
+	var opErr error
+	for _, i := range idx {
+		switch e := errs[i]; {
+		case e == nil:
+			if !v.kids[i].arbiter {
+				wrote = append(wrote, i)
+			}
+		case isTransport(e):
+			delete(h.kids, i)
+			lost = append(lost, i)
+		case opErr == nil:
+			opErr = e
+		}
+	}
+	if len(wrote) == 0 {
+		if opErr == nil {
+			opErr = syscall.ENOTCONN
+		}
+		// The bricks that took the lock and mark drop them at release.
+		return fop.WriteReply{}, lost, opErr
+	}
+	return replies[wrote[0]], lost, nil
+}
+
 // dirty takes the writers' lock and marks the file dirty on the bricks in
 // idx, once per handle.
 func (v *Volume) dirty(ctx context.Context, h *handle, idx []int) error {
@@ -883,8 +930,25 @@ func (v *Volume) Write(ctx context.Context, id uint64, off int64, data []byte) (
 	if err != nil {
 		return fop.WriteReply{}, err
 	}
-	if err := v.dirty(ctx, h, h.good()); err != nil {
-		return fop.WriteReply{}, err
+	h.mu.Lock()
+	if !h.dirtied {
+		// The first write takes the lock and marks the file dirty in the
+		// same round trip; later writes wait for it.
+		r, lost, err := v.firstWrite(ctx, h, off, data)
+		h.mu.Unlock()
+		if len(lost) > 0 {
+			v.blameHandle(context.WithoutCancel(ctx), h, Data, h.good(), lost)
+			v.healNeeded(h.name())
+		}
+		if err == nil && !v.quorum(h.good()) {
+			err = syscall.ENOTCONN
+		}
+		return r, err
+	}
+	dirtyErr := h.dirtyErr
+	h.mu.Unlock()
+	if dirtyErr != nil {
+		return fop.WriteReply{}, dirtyErr
 	}
 	good := h.good()
 	var targets []int
@@ -945,8 +1009,11 @@ func (v *Volume) Release(ctx context.Context, id uint64) error {
 		return syscall.EBADF
 	}
 	ctx = context.WithoutCancel(ctx)
+	// A handle that marked any brick dirty undoes it, even where the mark
+	// failed (counters stop at zero, a lock not held is not dropped): no
+	// lock may outlive the handle.
 	h.mu.Lock()
-	dirtied := h.dirtied && h.dirtyErr == nil
+	dirtied := h.dirtied
 	h.mu.Unlock()
 	if dirtied {
 		// The post-op and the release, in one round trip per brick.
