@@ -514,18 +514,19 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m registry.Manifes
 	if err := s.writeAtomic(rp, rev); err != nil {
 		return err
 	}
-	// A GC that unlinked or moved aside a blob before the revision existed
-	// did not see it: link again now that it does, and withdraw the
-	// manifest if a blob is gone.
-	for _, b := range m.Blobs {
-		if err := s.link(repo, b); err != nil {
+	// A GC that collected the content, unlinked a blob or moved one aside
+	// before the revision existed did not see it: store the content again
+	// if it is gone (first: a GC reads it to learn what the manifest
+	// names), link the blobs again now that the revision exists, and
+	// withdraw the manifest if a blob is gone.
+	if _, err := os.Stat(bp); err != nil {
+		if err := s.writeAtomic(bp, m.Content); err != nil {
 			os.Remove(rp)
 			return err
 		}
 	}
-	if _, err := os.Stat(bp); err != nil {
-		// Collected before the revision existed: store it again.
-		if err := s.writeAtomic(bp, m.Content); err != nil {
+	for _, b := range m.Blobs {
+		if err := s.link(repo, b); err != nil {
 			os.Remove(rp)
 			return err
 		}

@@ -63,13 +63,18 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	err := s.walkRepos(func(rd string) error {
 		st.Repos++
 		referenced := map[digest.Digest]bool{}
+		// A manifest whose content is missing is being pushed again
+		// (PutManifest restores it): what it names is unknown, so
+		// nothing of the repository is unlinked this time.
+		unsure := false
 		for _, d := range listDigests(filepath.Join(rd, "_manifests", "revisions")) {
 			st.Manifests++
 			marked[d] = true
-			refs, err := s.manifestRefs(d)
+			refs, ok, err := s.manifestRefs(d)
 			if err != nil {
 				return err
 			}
+			unsure = unsure || !ok
 			for _, r := range refs {
 				referenced[r] = true
 				marked[r] = true
@@ -77,7 +82,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 		}
 		for _, d := range listDigests(filepath.Join(rd, "_layers")) {
 			lp, _ := digestPath(filepath.Join(rd, "_layers"), d)
-			if opts.Unreferenced && !referenced[d] {
+			if opts.Unreferenced && !unsure && !referenced[d] {
 				if fi, err := os.Stat(lp); err == nil && old(fi) {
 					if opts.DryRun {
 						st.Unlinked++
@@ -228,15 +233,16 @@ func listDigests(dir string) []digest.Digest {
 	return out
 }
 
-// manifestRefs returns the digests a stored manifest names.
-func (s *Store) manifestRefs(d digest.Digest) ([]digest.Digest, error) {
+// manifestRefs returns the digests a stored manifest names; ok is false
+// if its content is missing.
+func (s *Store) manifestRefs(d digest.Digest) (refs []digest.Digest, ok bool, err error) {
 	bp, _ := s.blobPath(d)
 	b, err := os.ReadFile(bp)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
+			return nil, false, nil
 		}
-		return nil, err
+		return nil, false, err
 	}
 	var doc struct {
 		Config *struct {
@@ -250,7 +256,7 @@ func (s *Store) manifestRefs(d digest.Digest) ([]digest.Digest, error) {
 		} `json:"manifests"`
 	}
 	if json.Unmarshal(b, &doc) != nil {
-		return nil, nil // an opaque manifest names nothing
+		return nil, true, nil // an opaque manifest names nothing
 	}
 	var out []digest.Digest
 	if doc.Config != nil {
@@ -262,7 +268,7 @@ func (s *Store) manifestRefs(d digest.Digest) ([]digest.Digest, error) {
 	for _, m := range doc.Manifests {
 		out = append(out, m.Digest)
 	}
-	return out, nil
+	return out, true, nil
 }
 
 // referencedSince reports whether a manifest of the repository in rd
@@ -274,7 +280,10 @@ func (s *Store) referencedSince(rd string, d digest.Digest, since time.Time) boo
 		if fi, err := os.Stat(p); err != nil || fi.ModTime().Before(since) {
 			continue
 		}
-		refs, _ := s.manifestRefs(m)
+		refs, ok, _ := s.manifestRefs(m)
+		if !ok {
+			return true // being pushed again: assume it names d
+		}
 		for _, r := range refs {
 			if r == d {
 				return true
