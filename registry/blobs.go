@@ -80,7 +80,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 		if err != nil {
 			return err
 		}
-		if from := q.Get("from"); from != "" && ValidName(from) {
+		if from := q.Get("from"); from != "" && ValidName(from) && h.authorize(r, from, false) == nil {
 			if err := h.store.MountBlob(ctx, rt.name, from, d); err == nil {
 				h.blobCreated(w, rt.name, d)
 				return nil

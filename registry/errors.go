@@ -19,6 +19,8 @@ const (
 	CodeNameUnknown         = "NAME_UNKNOWN"
 	CodeSizeInvalid         = "SIZE_INVALID"
 	CodeUnsupported         = "UNSUPPORTED"
+	CodeUnauthorized        = "UNAUTHORIZED"
+	CodeDenied              = "DENIED"
 )
 
 // apiError is one entry of the spec's error body.
@@ -54,6 +56,10 @@ func toAPIError(err error) *apiError {
 		return newError(http.StatusBadRequest, CodeDigestInvalid, "provided digest did not match uploaded content", nil)
 	case errors.Is(err, ErrRangeInvalid):
 		return newError(http.StatusRequestedRangeNotSatisfiable, CodeBlobUploadInvalid, "range does not continue the upload", nil)
+	case errors.Is(err, ErrUnauthorized):
+		return newError(http.StatusUnauthorized, CodeUnauthorized, "authentication required", nil)
+	case errors.Is(err, ErrDenied):
+		return newError(http.StatusForbidden, CodeDenied, "requested access to the resource is denied", nil)
 	case errors.Is(err, ErrSizeInvalid):
 		return newError(http.StatusBadRequest, CodeSizeInvalid, "provided length did not match content length", nil)
 	}
@@ -64,6 +70,9 @@ func toAPIError(err error) *apiError {
 func writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Del("Content-Length")
+	if e.Code == CodeUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="cais registry"`)
+	}
 	w.WriteHeader(e.Status)
 	if r.Method == http.MethodHead {
 		return

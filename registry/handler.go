@@ -16,12 +16,15 @@ const MaxManifestSize = 4 << 20
 type Options struct {
 	// Log receives one line per failed request; nil discards.
 	Log *slog.Logger
+	// Auth, if set, decides who may pull and push; nil lets everyone.
+	Auth Authorizer
 }
 
 // Handler serves the OCI distribution API over a Store.
 type Handler struct {
 	store Store
 	log   *slog.Logger
+	auth  Authorizer
 }
 
 // New returns a Handler serving st.
@@ -30,7 +33,7 @@ func New(st Store, opts Options) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{store: st, log: log}
+	return &Handler{store: st, log: log, auth: opts.Auth}
 }
 
 // route is what a request's path names.
@@ -85,6 +88,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.methodNotAllowed(w, r)
 			return
 		}
+		if err := h.authorize(r, "", false); err != nil {
+			h.fail(w, r, toAPIError(err))
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", "2")
 		w.WriteHeader(http.StatusOK)
@@ -95,6 +102,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ValidName(rt.name) {
 		h.fail(w, r, newError(http.StatusBadRequest, CodeNameInvalid, "invalid repository name", map[string]string{"name": rt.name}))
+		return
+	}
+	push := r.Method != http.MethodGet && r.Method != http.MethodHead
+	if err := h.authorize(r, rt.name, push); err != nil {
+		h.fail(w, r, toAPIError(err))
 		return
 	}
 	var err error
@@ -151,4 +163,11 @@ func parseDigest(s string) (digest.Digest, error) {
 		return "", newError(http.StatusBadRequest, CodeDigestInvalid, "invalid digest", map[string]string{"digest": s})
 	}
 	return d, nil
+}
+
+func (h *Handler) authorize(r *http.Request, repo string, push bool) error {
+	if h.auth == nil {
+		return nil
+	}
+	return h.auth.Authorize(r, repo, push)
 }
