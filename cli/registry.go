@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cais-platform/cais/registry/disk"
+	"github.com/cais-platform/cais/registry/htpasswd"
 )
 
 // registryCmd is `cais registry`: maintenance of the node's OCI registry.
@@ -48,6 +52,41 @@ safe while caisd serves pushes and pulls.`,
 	f.DurationVar(&opts.Grace, "grace", time.Hour, "spare content newer than this")
 	f.BoolVar(&opts.Unreferenced, "unreferenced", true, "also drop layers no manifest of their repository names")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "count what would go, remove nothing")
-	cmd.AddCommand(gc)
+	cmd.AddCommand(gc, a.registryUserCmd())
+	return cmd
+}
+
+// registryUserCmd is `cais registry user add NAME`: a user who may push
+// (and pull) once caisd uses the users file.
+func (a *app) registryUserCmd() *cobra.Command {
+	file := "/var/lib/cais/registry-users"
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "add a registry user, or change a user's password (read from standard input)",
+		Long: `add stores NAME with the password read from the first line of standard
+input in the registry's users file (caisd's --registry-users, by default
+DATA-DIR/registry-users), hashed with PBKDF2-SHA256. caisd rereads the
+file when it changes; a caisd started without a users file needs a
+restart to begin requiring credentials. Then: docker login HOST:PORT.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+			if err != nil && err != io.EOF {
+				return err
+			}
+			pass := strings.TrimRight(line, "\r\n")
+			if pass == "" {
+				return fmt.Errorf("no password on standard input (echo PASSWORD | cais registry user add %s)", args[0])
+			}
+			if err := htpasswd.Set(file, args[0], pass); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "registry user %s: saved in %s\n", args[0], file)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&file, "file", file, "the registry's users file")
+	cmd := &cobra.Command{Use: "user", Short: "manage the registry's users"}
+	cmd.AddCommand(add)
 	return cmd
 }

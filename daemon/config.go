@@ -60,6 +60,13 @@ type Config struct {
 	// empty, the default, disables it. Plain HTTP on loopback addresses,
 	// TLS with the pool CA on any other. Content in DataDir/registry.
 	RegistryAddr string
+	// RegistryUsers is the registry's users file (see registry/htpasswd,
+	// `cais registry user add`); set, pushes need a user's credentials.
+	// Default DataDir/registry-users if that file exists.
+	RegistryUsers string
+	// RegistryAnonymousPull are the repository patterns anyone may pull
+	// from when RegistryUsers is in force ("**" for all).
+	RegistryAnonymousPull []string
 }
 
 // DefaultConfig returns the defaults.

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/cais-platform/cais/registry"
 	"github.com/cais-platform/cais/registry/disk"
+	"github.com/cais-platform/cais/registry/htpasswd"
 )
 
 // registryServer is the node's OCI image registry (issue 5).
@@ -21,6 +23,8 @@ type registryServer struct {
 }
 
 func (c *Config) registryDir() string { return filepath.Join(c.DataDir, "registry") }
+
+func (c *Config) defaultRegistryUsers() string { return filepath.Join(c.DataDir, "registry-users") }
 
 // loopbackHost reports whether host names only this machine.
 func loopbackHost(host string) bool {
@@ -50,6 +54,20 @@ func (d *Daemon) startRegistry() (*registryServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts := registry.Options{Log: log}
+	users := d.cfg.RegistryUsers
+	if users == "" {
+		if _, err := os.Stat(d.cfg.defaultRegistryUsers()); err == nil {
+			users = d.cfg.defaultRegistryUsers()
+		}
+	}
+	if users != "" {
+		f, err := htpasswd.Open(users)
+		if err != nil {
+			return nil, fmt.Errorf("registry users: %w", err)
+		}
+		opts.Auth = &registry.BasicAuth{Users: f, AnonymousPull: d.cfg.RegistryAnonymousPull}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("registry: listen on %s: %w (choose another with --registry-addr, or disable it with --registry-addr '')", addr, err)
@@ -67,7 +85,7 @@ func (d *Daemon) startRegistry() (*registryServer, error) {
 		}})
 	}
 	srv := &http.Server{
-		Handler:           registry.New(st, registry.Options{Log: log}),
+		Handler:           registry.New(st, opts),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -77,7 +95,7 @@ func (d *Daemon) startRegistry() (*registryServer, error) {
 		}
 	}()
 	url := scheme + "://" + ln.Addr().String()
-	log.Info("registry ready", "url", url, "dir", d.cfg.registryDir())
+	log.Info("registry ready", "url", url, "dir", d.cfg.registryDir(), "users", users, "anonymous_pull", d.cfg.RegistryAnonymousPull)
 	return &registryServer{server: srv, url: url}, nil
 }
 

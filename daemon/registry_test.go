@@ -4,8 +4,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cais-platform/cais/registry/htpasswd"
 )
 
 func TestLoopbackHost(t *testing.T) {
@@ -44,5 +47,44 @@ func TestStartRegistry(t *testing.T) {
 	d.cfg.RegistryAddr = "nonsense"
 	if _, err := d.startRegistry(); err == nil {
 		t.Fatal("bad address accepted")
+	}
+}
+
+// TestStartRegistryWithUsers: with a users file, the API root asks for
+// credentials (what docker login needs) and accepts a user's.
+func TestStartRegistryWithUsers(t *testing.T) {
+	dir := t.TempDir()
+	if err := htpasswd.Set(filepath.Join(dir, "registry-users"), "alice", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{cfg: Config{DataDir: dir, RegistryAddr: "127.0.0.1:0", RegistryAnonymousPull: []string{"public/**"}}, log: slog.New(slog.DiscardHandler)}
+	r, err := d.startRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.stop()
+	get := func(path, user string) int {
+		req, _ := http.NewRequest("GET", r.url+path, nil)
+		if user != "" {
+			req.SetBasicAuth(user, "pw")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get("/v2/", ""); c != http.StatusUnauthorized {
+		t.Fatalf("anonymous /v2/: %d", c)
+	}
+	if c := get("/v2/", "alice"); c != http.StatusOK {
+		t.Fatalf("alice /v2/: %d", c)
+	}
+	if c := get("/v2/public/app/tags/list", ""); c != http.StatusNotFound {
+		t.Fatalf("anonymous pull of public/app: %d", c)
+	}
+	if c := get("/v2/private/app/tags/list", ""); c != http.StatusUnauthorized {
+		t.Fatalf("anonymous pull of private/app: %d", c)
 	}
 }
