@@ -140,10 +140,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		h.fail(w, r, toAPIError(err))
-		if ae := toAPIError(err); ae.Status >= 500 {
+		ae := toAPIError(err)
+		if ae.Status >= 500 {
 			h.log.Error("registry request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
+		h.fail(w, r, ae)
 	}
 }
 
