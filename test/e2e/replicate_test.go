@@ -153,6 +153,16 @@ func TestReplicaFaultsUnderLoad(t *testing.T) {
 		return nil
 	})
 	time.Sleep(3 * time.Second)
+	// The names made while the brick was down are back on it (entry heal)
+	// before the next fault: a node dying while another brick still lacks
+	// a file would leave that file below quorum, a double fault.
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		want, got := listBrick(t, brickPath(bricks[0])), listBrick(t, brickPath(bricks[2]))
+		if strings.Join(want, ",") != strings.Join(got, ",") {
+			return fmt.Errorf("brick 3 has %d names, brick 1 %d", len(got), len(want))
+		}
+		return nil
+	})
 	// A whole node dies (its daemon and its brick): the very node the
 	// volume was mounted through. The mount talks to the bricks left.
 	pids = n1.BrickPIDs()
