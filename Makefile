@@ -105,5 +105,13 @@ fuzz:
 conformance:
 	GO=$(GO) scripts/conformance.sh
 
+# bench-registry pushes and pulls a 200 MB, 20-layer image against the
+# cais registry and the reference registry (distribution/distribution,
+# built from the Go module proxy at run time) on the same disk, and copies
+# the same bytes with cp (issue 5, point 5; README, Registry).
+.PHONY: bench-registry
+bench-registry:
+	GO=$(GO) scripts/registry-bench.sh $(CURDIR)/bench-results/registry.txt
+
 clean:
 	rm -rf bin
