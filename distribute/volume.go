@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cais-platform/cais/fop"
+	"github.com/cais-platform/cais/pathcache"
 )
 
 // LinkToXattr marks a pointer entry: a zero-length file on the subvolume a
@@ -39,14 +40,14 @@ type Volume struct {
 	// subvolume that suggests the layout changed drops the entry.
 	layouts map[string]Layout
 	// recent maps files looked up lately to the subvolume holding them.
-	recent map[string]recent
+	recent *pathcache.Cache[int]
 }
 
 var _ fop.Volume = (*Volume)(nil)
 
 // New returns a distribute layer over subs (at most 255).
 func New(subs []fop.Volume) *Volume {
-	return &Volume{subs: subs, layouts: map[string]Layout{}, recent: map[string]recent{}}
+	return &Volume{subs: subs, layouts: map[string]Layout{}, recent: pathcache.New[int](recentTTL, 65536)}
 }
 
 func split(p string) (dir, name string) {
@@ -226,42 +227,23 @@ func (v *Volume) Getattr(ctx context.Context, p string) (fop.Attr, error) {
 }
 
 // recentTTL is how long the subvolume a name was found on is trusted
-// without a new lookup, for reads of its extended attributes (the kernel
-// looks a name up right before).
+// without a new lookup, for reads of its extended attributes and opens
+// (the kernel looks a name up right before).
 const recentTTL = time.Second
 
-type recent struct {
-	sub int
-	at  time.Time
-}
-
-func (v *Volume) remember(p string, sub int) {
-	v.mu.Lock()
-	if len(v.recent) > 65536 {
-		clear(v.recent)
-	}
-	v.recent[p] = recent{sub, time.Now()}
-	v.mu.Unlock()
-}
+func (v *Volume) remember(p string, sub int) { v.recent.Put(p, sub) }
 
 // where returns the subvolume holding p's data, from a recent lookup when
 // there is one.
 func (v *Volume) where(ctx context.Context, p string) (int, bool, error) {
-	v.mu.Lock()
-	r, ok := v.recent[p]
-	v.mu.Unlock()
-	if ok && time.Since(r.at) < recentTTL {
-		return r.sub, true, nil
+	if sub, ok := v.recent.Get(p); ok {
+		return sub, true, nil
 	}
 	i, _, err := v.cached(ctx, p)
 	return i, false, err
 }
 
-func (v *Volume) forgetRecent(p string) {
-	v.mu.Lock()
-	delete(v.recent, p)
-	v.mu.Unlock()
-}
+func (v *Volume) forgetRecent(p string) { v.recent.Forget(p) }
 
 // onData runs a read of p's data subvolume, trusting a recent lookup and
 // looking up again if the name moved meanwhile.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cais-platform/cais/fop"
+	"github.com/cais-platform/cais/pathcache"
 )
 
 // Brick is what the layer needs of each brick of the set.
@@ -54,7 +55,7 @@ type Volume struct {
 	handles map[uint64]*handle
 	last    uint64
 	dirKid  map[string]int // the brick a directory listing is read from
-	recent  map[string]recentView
+	recent  *pathcache.Cache[view]
 }
 
 var _ fop.Volume = (*Volume)(nil)
@@ -74,7 +75,7 @@ func New(bricks []Brick, opts Options) *Volume {
 	if opts.ProbeInterval == 0 {
 		opts.ProbeInterval = time.Second
 	}
-	v := &Volume{opts: opts, log: opts.Log, stop: make(chan struct{}), handles: map[uint64]*handle{}, dirKid: map[string]int{}, recent: map[string]recentView{}}
+	v := &Volume{opts: opts, log: opts.Log, stop: make(chan struct{}), handles: map[uint64]*handle{}, dirKid: map[string]int{}, recent: pathcache.New[view](recentTTL, 65536)}
 	for i, b := range bricks {
 		c := &child{b: b, arbiter: i >= len(bricks)-opts.Arbiters}
 		c.up.Store(true)
@@ -466,40 +467,17 @@ func (v *Volume) Lookup(ctx context.Context, p string) (fop.Entry, error) {
 // drops them all.
 const recentTTL = time.Second
 
-type recentView struct {
-	w  view
-	at time.Time
-}
+func (v *Volume) rememberView(p string, w view) { v.recent.Put(p, w) }
 
-func (v *Volume) rememberView(p string, w view) {
-	v.mu.Lock()
-	if len(v.recent) > 65536 {
-		clear(v.recent)
-	}
-	v.recent[p] = recentView{w, time.Now()}
-	v.mu.Unlock()
-}
+func (v *Volume) forgetView(p string) { v.recent.Forget(p) }
 
-func (v *Volume) forgetView(p string) {
-	v.mu.Lock()
-	delete(v.recent, p)
-	v.mu.Unlock()
-}
-
-func (v *Volume) forgetViews() {
-	v.mu.Lock()
-	clear(v.recent)
-	v.mu.Unlock()
-}
+func (v *Volume) forgetViews() { v.recent.Clear() }
 
 // recentView is the view of a lookup made just before, or a new one.
 func (v *Volume) recentView(ctx context.Context, p string) (view, error) {
-	v.mu.Lock()
-	r, ok := v.recent[p]
-	delete(v.recent, p) // one open per lookup: later ones look again
-	v.mu.Unlock()
-	if ok && time.Since(r.at) < recentTTL {
-		return r.w, nil
+	// One open per lookup: later ones look again.
+	if w, ok := v.recent.Take(p); ok {
+		return w, nil
 	}
 	return v.view(ctx, p)
 }
