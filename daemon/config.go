@@ -60,6 +60,8 @@ type Config struct {
 	// empty, the default, disables it. Plain HTTP on loopback addresses,
 	// TLS with the pool CA on any other. Content in DataDir/registry.
 	RegistryAddr string
+	// RegistryDir holds the registry's content. Default DataDir/registry.
+	RegistryDir string
 	// RegistryUsers is the registry's users file (see registry/htpasswd,
 	// `cais registry user add`); set, pushes need a user's credentials.
 	// Default DataDir/registry-users if that file exists.

@@ -22,7 +22,12 @@ type registryServer struct {
 	url    string
 }
 
-func (c *Config) registryDir() string { return filepath.Join(c.DataDir, "registry") }
+func (c *Config) registryDir() string {
+	if c.RegistryDir != "" {
+		return c.RegistryDir
+	}
+	return filepath.Join(c.DataDir, "registry")
+}
 
 func (c *Config) defaultRegistryUsers() string { return filepath.Join(c.DataDir, "registry-users") }
 

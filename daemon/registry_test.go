@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,6 +44,9 @@ func TestStartRegistry(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Distribution-API-Version") != "registry/2.0" || string(b) != "{}" {
 		t.Fatalf("GET /v2/: %s %v %q", resp.Status, resp.Header, b)
+	}
+	if _, err := os.Stat(filepath.Join(d.cfg.DataDir, "registry", "blobs")); err != nil {
+		t.Fatalf("registry data: %v", err)
 	}
 	d.cfg.RegistryAddr = "nonsense"
 	if _, err := d.startRegistry(); err == nil {
