@@ -65,9 +65,11 @@ func MountHelperArgs(args []string) []string {
 					flags = append(flags, "--ro")
 				case "log-file":
 					flags = append(flags, "--log-file", v)
-				case "backup-volfile-servers", "_netdev", "rw", "defaults", "auto", "noauto", "nofail", "user", "nouser":
-					// The layout comes from any pool member; backups are
-					// accepted for fstab compatibility.
+				case "backup-volfile-servers":
+					// gluster's form: server2:server3.
+					flags = append(flags, "--backup-volfile-servers", strings.ReplaceAll(v, ":", ","))
+				case "_netdev", "rw", "defaults", "auto", "noauto", "nofail", "user", "nouser":
+					// Accepted for fstab compatibility.
 				}
 			}
 		case strings.HasPrefix(a, "-"):

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/cais-platform/cais/api"
 	"github.com/cais-platform/cais/brick"
 	"github.com/cais-platform/cais/client"
+	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/mount"
 	"github.com/cais-platform/cais/pki"
 	"github.com/cais-platform/cais/volgraph"
@@ -32,6 +34,7 @@ import (
 func (a *app) mountCmd() *cobra.Command {
 	var foreground, readOnly bool
 	var logFile string
+	var backups []string
 	cmd := &cobra.Command{
 		Use:   "mount HOST:/VOLNAME MOUNTPOINT",
 		Short: "mount a volume through FUSE (as mount -t cais does)",
@@ -58,20 +61,21 @@ func (a *app) mountCmd() *cobra.Command {
 				return &ExitError{Code: 1}
 			}
 			if !foreground {
-				return a.mountBackground(args, mnt, readOnly, logFile)
+				return a.mountBackground(args, mnt, readOnly, logFile, backups)
 			}
-			return a.serveMount(host, vol, spec, mnt, readOnly, logFile)
+			return a.serveMount(host, vol, spec, mnt, readOnly, logFile, backups)
 		},
 	}
 	cmd.Flags().BoolVarP(&foreground, "foreground", "f", false, "stay in the foreground")
 	cmd.Flags().BoolVar(&readOnly, "ro", false, "mount read-only")
 	cmd.Flags().StringVar(&logFile, "log-file", "", "log of the mount process (default /var/log/cais/mnt-<mountpoint>.log)")
+	cmd.Flags().StringSliceVar(&backups, "backup-volfile-servers", nil, "servers to ask for the volume when HOST cannot be reached (gluster's option; HOST1:HOST2 in mount -o)")
 	return cmd
 }
 
 // mountBackground starts the mount process on its own and waits until the
 // mount is there, as mount(8) expects of a helper.
-func (a *app) mountBackground(args []string, mnt string, readOnly bool, logFile string) error {
+func (a *app) mountBackground(args []string, mnt string, readOnly bool, logFile string, backups []string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return a.fail("mount", err)
@@ -85,6 +89,9 @@ func (a *app) mountBackground(args []string, mnt string, readOnly bool, logFile 
 	}
 	if logFile != "" {
 		argv = append(argv, "--log-file", logFile)
+	}
+	if len(backups) > 0 {
+		argv = append(argv, "--backup-volfile-servers", strings.Join(backups, ","))
 	}
 	argv = append(argv, args...)
 	c := exec.Command(self, argv...)
@@ -140,7 +147,7 @@ func isMounted(mnt string) bool {
 
 // serveMount connects to the volume's bricks and serves the FUSE mount
 // until it is unmounted.
-func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile string) error {
+func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile string, backups []string) error {
 	if logFile == "" {
 		logFile = "/var/log/cais/mnt-" + strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-") + ".log"
 	}
@@ -156,12 +163,16 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 	var st api.VolumeStatus
 	var pool []api.Peer
 	var creds api.Credentials
+	// With no local daemon, ask the named server over TLS, then the
+	// backup volfile servers in turn while the ones before cannot be
+	// reached.
+	servers := []string{a.server}
 	if a.server == "" {
 		if _, err := os.Stat(a.socket); err != nil {
-			a.server = host // no local daemon: ask the named server over TLS
+			servers = append([]string{host}, backups...)
 		}
 	}
-	err = a.call("mount", func(ctx context.Context, c *client.Client) error {
+	fetch := func(ctx context.Context, c *client.Client) error {
 		var err error
 		if v, err = c.Volume(ctx, volName); err != nil {
 			return err
@@ -177,9 +188,24 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 		}
 		creds, err = c.Credentials(ctx, "mount "+host+" "+volName, 30)
 		return err
-	})
-	if err != nil {
-		return err
+	}
+	for i, srv := range servers {
+		a.server = srv
+		c, cerr := a.connect()
+		if cerr == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
+			cerr = fetch(ctx, c)
+			cancel()
+			c.Close()
+		}
+		if cerr == nil {
+			break
+		}
+		if i+1 < len(servers) && errors.Is(cerr, errdefs.ErrUnavailable) {
+			log.Warn("volfile server unreachable, trying the next", "server", srv, "err", cerr)
+			continue
+		}
+		return a.fail("mount", cerr)
 	}
 	tlsCfg, err := pki.ClientTLS([]byte(creds.CA), []byte(creds.Cert), []byte(creds.Key))
 	if err != nil {

@@ -398,3 +398,45 @@ func TestDistributedReplicateMount(t *testing.T) {
 		t.Fatalf("ls of the mount: %d entries, %v", len(ents), err)
 	}
 }
+
+// A client with no local daemon mounts through the named server, or, when
+// that one cannot be reached, through its backup volfile servers (mount -o
+// backup-volfile-servers=...), and keeps working when the server it
+// mounted through goes down.
+func TestMountBackupVolfileServers(t *testing.T) {
+	needFuse(t)
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	n1, n2 := nodes[0], nodes[1]
+	n1.MustCLI("volume", "create", "bv", "replica", "2", n1.Brick("bv1"), n2.Brick("bv2"))
+	n1.MustCLI("volume", "start", "bv")
+	creds := filepath.Join(c.Dir(), "creds")
+	n1.MustCLI("pool", "credentials", "--out", creds)
+	mnt := filepath.Join(c.Dir(), "mnt-bv")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	backup := fmt.Sprintf("%s:%d", n2.Addr, clustertest.APIPort)
+	dead := c.Addr(9) // nothing listens there
+	r := c.Run("--socket", filepath.Join(c.Dir(), "no-such.sock"), "--credentials", creds, "mount",
+		"--log-file", filepath.Join(c.Dir(), "mount-bv.log"), "--backup-volfile-servers", backup, dead+":/bv", mnt)
+	if r.Code != 0 {
+		t.Fatalf("mount through the backup server: %d %s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("through the backup"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n2.Kill() // the server it mounted through; its brick keeps serving
+	if got, err := os.ReadFile(filepath.Join(mnt, "f")); err != nil || string(got) != "through the backup" {
+		t.Fatalf("read after the volfile server died: %q %v", got, err)
+	}
+	// Without backups the dead server is an error that says so.
+	if err := os.MkdirAll(mnt+"2", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = c.Run("--socket", filepath.Join(c.Dir(), "no-such.sock"), "--credentials", creds, "mount", dead+":/bv", mnt+"2")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "cannot reach caisd") {
+		t.Fatalf("mount through a dead server: %d %q", r.Code, r.Stderr)
+	}
+}
