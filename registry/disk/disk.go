@@ -257,6 +257,29 @@ func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) er
 	return nil
 }
 
+// maxUploadStates bounds what is remembered of sessions that were never
+// finished: past it, the states of sessions whose files are gone (a GC
+// removed them) are dropped.
+const maxUploadStates = 4096
+
+func (s *Store) pruneUploads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.uploads) < maxUploadStates {
+		return
+	}
+	for id := range s.uploads {
+		if data, _ := s.uploadPaths(id); !exists(data) {
+			delete(s.uploads, id)
+		}
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // lockUpload returns the session's state, locked.
 func (s *Store) lockUpload(id string) *upload {
 	s.mu.Lock()
@@ -293,6 +316,7 @@ func (s *Store) NewUpload(ctx context.Context, repo string) (string, error) {
 	if _, err := s.repoDir(repo); err != nil {
 		return "", err
 	}
+	s.pruneUploads()
 	id := uuid.NewString()
 	data, owner := s.uploadPaths(id)
 	if err := os.WriteFile(data, nil, 0o644); err != nil {
