@@ -440,3 +440,37 @@ func TestMountBackupVolfileServers(t *testing.T) {
 		t.Fatalf("mount through a dead server: %d %q", r.Code, r.Stderr)
 	}
 }
+
+// A file open for reading comes with its first bytes; a write through the
+// same mount after the open is still seen by a read on that descriptor.
+func TestReadAfterOwnWriteSeesIt(t *testing.T) {
+	needFuse(t)
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	n1, n2 := nodes[0], nodes[1]
+	n1.MustCLI("volume", "create", "pf", "replica", "2", n1.Brick("pf1"), n2.Brick("pf2"))
+	n1.MustCLI("volume", "start", "pf")
+	mnt := mountVolume(t, c, n1, "pf")
+	p := filepath.Join(mnt, "f")
+	if err := os.WriteFile(p, []byte("old content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt([]byte("NEW"), 0); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	buf := make([]byte, 64)
+	n, err := r.ReadAt(buf, 0)
+	if string(buf[:n]) != "NEW content" {
+		t.Fatalf("read after a write through the same mount: %q %v", buf[:n], err)
+	}
+}
