@@ -549,7 +549,6 @@ func sizeArgs(r *http.Request) (uint16, uint16, error) {
 
 func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) {
 	stream := r.URL.Query().Get("stream") == "" || boolValue(r, "stream")
-	oneShot := boolValue(r, "one-shot")
 	var prev *statsJSON
 	w.Header().Set("Content-Type", "application/json")
 	fw := newFlushWriter(w)
@@ -571,17 +570,11 @@ func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			wrote = true
 		}
-		if (!stream && !oneShot && prev == nil) && st != nil {
-			// One sample with a previous one, so the CLI can compute the
-			// CPU percentage.
-			prev = &cur
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(500 * time.Millisecond):
-			}
-			continue
-		}
+		// A single sample (stream=false, one-shot) goes out at once: the
+		// docker CLI gives up on a container whose first sample takes
+		// more than 2 seconds, which two samples taken by runc half a
+		// second apart can on a loaded machine. Without a previous
+		// sample the CPU percentage reads 0.
 		json.NewEncoder(fw).Encode(cur)
 		if !stream {
 			return
