@@ -877,25 +877,23 @@ func (v *Volume) reopenRead(ctx context.Context, h *handle) error {
 		return err
 	}
 	for _, i := range w.readable {
-		if kh, ok := h.kid(i); ok {
+		if _, ok := h.kid(i); ok {
 			h.mu.Lock()
 			h.read = i
 			h.mu.Unlock()
-			_ = kh
 			return nil
 		}
+	}
+	if h.write {
+		// A write handle reads only where it writes.
+		return syscall.EIO
+	}
+	for _, i := range w.readable {
 		r, err := v.kids[i].b.Open(ctx, h.name(), syscall.O_RDONLY)
 		if err != nil {
 			continue
 		}
 		h.mu.Lock()
-		if h.write {
-			// A write handle only writes where it opened; this copy is
-			// read from only.
-			h.mu.Unlock()
-			_ = v.kids[i].b.Release(ctx, r.Handle)
-			return syscall.EIO
-		}
 		h.kids[i], h.read = r.Handle, i
 		h.mu.Unlock()
 		return nil

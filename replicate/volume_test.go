@@ -515,3 +515,24 @@ func TestHealMakesMissingCopy(t *testing.T) {
 		t.Fatalf("%d files still marked", n)
 	}
 }
+
+// A reader whose brick dies goes on reading from another good copy.
+func TestReadFailsOver(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("replicated"))
+	s.v.Release(ctx, h)
+	r, err := s.v.Open(ctx, "f", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rh, _ := s.v.handle(r.Handle)
+	s.bricks[rh.read].stop()
+	got, err := s.v.Read(ctx, r.Handle, 0, 100)
+	if err != nil || string(got) != "replicated" {
+		t.Fatalf("read after the brick died: %q %v", got, err)
+	}
+	if err := s.v.Release(ctx, r.Handle); err != nil {
+		t.Fatal(err)
+	}
+}
