@@ -32,9 +32,10 @@ type Result struct {
 // healChunk is the copy unit of a data heal.
 const healChunk = 1 << 20
 
-// ForceSource, in Heal, makes brick i the source of every kind whatever
-// the changelogs say, to resolve a split-brain; -1 lets Decide choose.
+// healOpts tune a heal.
 type healOpts struct {
+	// force makes brick force the source of every kind whatever the
+	// changelogs say (split-brain resolution); -1 lets Decide choose.
 	force int
 	// noRecurse: an entry heal does not go on into the names it made.
 	noRecurse bool
