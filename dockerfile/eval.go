@@ -10,62 +10,12 @@ import (
 	"strings"
 
 	"github.com/cais-platform/cais/errdefs"
+	"github.com/cais-platform/cais/image/imageconfig"
 )
 
-// Config is the part of an image config a build changes. Its JSON field
-// names are those of Docker's image config.
-type Config struct {
-	User         string              `json:"User,omitempty"`
-	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
-	Env          []string            `json:"Env,omitempty"`
-	Entrypoint   []string            `json:"Entrypoint,omitempty"`
-	Cmd          []string            `json:"Cmd,omitempty"`
-	Volumes      map[string]struct{} `json:"Volumes,omitempty"`
-	WorkingDir   string              `json:"WorkingDir,omitempty"`
-	Labels       map[string]string   `json:"Labels,omitempty"`
-	StopSignal   string              `json:"StopSignal,omitempty"`
-	Healthcheck  *Healthcheck        `json:"Healthcheck,omitempty"`
-	Shell        []string            `json:"Shell,omitempty"`
-	OnBuild      []string            `json:"OnBuild,omitempty"`
-}
-
-// Clone returns a deep copy.
-func (c Config) Clone() Config {
-	c.ExposedPorts = maps.Clone(c.ExposedPorts)
-	c.Env = slices.Clone(c.Env)
-	c.Entrypoint = slices.Clone(c.Entrypoint)
-	c.Cmd = slices.Clone(c.Cmd)
-	c.Volumes = maps.Clone(c.Volumes)
-	c.Labels = maps.Clone(c.Labels)
-	c.Shell = slices.Clone(c.Shell)
-	c.OnBuild = slices.Clone(c.OnBuild)
-	if c.Healthcheck != nil {
-		h := *c.Healthcheck
-		h.Test = slices.Clone(h.Test)
-		c.Healthcheck = &h
-	}
-	return c
-}
-
-// GetEnv returns the value of name in the config's environment.
-func (c Config) GetEnv(name string) (string, bool) {
-	for i := len(c.Env) - 1; i >= 0; i-- {
-		if k, v, _ := strings.Cut(c.Env[i], "="); k == name {
-			return v, true
-		}
-	}
-	return "", false
-}
-
-func (c *Config) setEnv(name, value string) {
-	for i, kv := range c.Env {
-		if k, _, _ := strings.Cut(kv, "="); k == name {
-			c.Env[i] = name + "=" + value
-			return
-		}
-	}
-	c.Env = append(c.Env, name+"="+value)
-}
+// Config is the image config a build changes (package imageconfig, the
+// type the image store keeps).
+type Config = imageconfig.Config
 
 // defaultShell runs shell forms on Linux; never modified.
 var defaultShell = []string{"/bin/sh", "-c"}
@@ -346,7 +296,7 @@ func (s *stageState) apply(inst Instruction) error {
 			if k == "" {
 				return lineErr(n, fmt.Errorf("ENV names can not be blank: %w", errdefs.ErrInvalid))
 			}
-			s.cfg.setEnv(k, v)
+			s.cfg.SetEnv(k, v)
 			parts = append(parts, k+"="+v)
 		}
 		s.nop(n, "ENV "+strings.Join(parts, " "))

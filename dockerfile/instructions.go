@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cais-platform/cais/image/imageconfig"
 )
 
 // KeyValue is a name and a value, as written (not expanded).
@@ -120,15 +122,8 @@ type (
 	}
 )
 
-// Healthcheck is a health check as the image config holds it.
-type Healthcheck struct {
-	Test          []string      `json:",omitempty"`
-	Interval      time.Duration `json:",omitempty"`
-	Timeout       time.Duration `json:",omitempty"`
-	StartPeriod   time.Duration `json:",omitempty"`
-	StartInterval time.Duration `json:",omitempty"`
-	Retries       int           `json:",omitempty"`
-}
+// Healthcheck is HEALTHCHECK's value, as an image config keeps it.
+type Healthcheck = imageconfig.Healthcheck
 
 // Stage is a FROM and the instructions up to the next FROM.
 type Stage struct {

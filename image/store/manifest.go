@@ -12,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cais-platform/cais/errdefs"
+	"github.com/cais-platform/cais/image/imageconfig"
 )
 
 // Docker's media types (image manifest v2, schema 2).
@@ -50,33 +51,12 @@ func IsConfig(mt string) bool {
 	return mt == ocispec.MediaTypeImageConfig || mt == MediaTypeDockerConfig
 }
 
-// ContainerConfig is the "config" object of an image config: the OCI
-// fields and Docker's additions.
-type ContainerConfig struct {
-	User         string              `json:"User,omitempty"`
-	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
-	Env          []string            `json:"Env,omitempty"`
-	Entrypoint   []string            `json:"Entrypoint,omitempty"`
-	Cmd          []string            `json:"Cmd,omitempty"`
-	Volumes      map[string]struct{} `json:"Volumes,omitempty"`
-	WorkingDir   string              `json:"WorkingDir,omitempty"`
-	Labels       map[string]string   `json:"Labels,omitempty"`
-	StopSignal   string              `json:"StopSignal,omitempty"`
-	ArgsEscaped  bool                `json:"ArgsEscaped,omitempty"`
-	Healthcheck  *HealthConfig       `json:"Healthcheck,omitempty"`
-	OnBuild      []string            `json:"OnBuild,omitempty"`
-	Shell        []string            `json:"Shell,omitempty"`
-}
+// ContainerConfig is the "config" object of an image config (package
+// imageconfig, shared with the Dockerfile evaluator and the builder).
+type ContainerConfig = imageconfig.Config
 
 // HealthConfig is Docker's health check in an image config.
-type HealthConfig struct {
-	Test          []string      `json:",omitempty"`
-	Interval      time.Duration `json:",omitempty"`
-	Timeout       time.Duration `json:",omitempty"`
-	StartPeriod   time.Duration `json:",omitempty"`
-	StartInterval time.Duration `json:",omitempty"`
-	Retries       int           `json:",omitempty"`
-}
+type HealthConfig = imageconfig.Healthcheck
 
 // ImageConfig is an image config (OCI, or Docker's, which adds to it).
 type ImageConfig struct {
