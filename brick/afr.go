@@ -44,6 +44,8 @@ type shared struct {
 	locks map[inodeKey]*inodeLock
 
 	clientLocks clientLocks // fcntl and flock locks of clients (locks.go)
+
+	upcalls upcallers // connections taking cache invalidation events (upcall.go)
 }
 
 type inodeLock struct {

@@ -150,6 +150,7 @@ func (s *session) Close() {
 	for _, h := range hs {
 		h.close()
 	}
+	s.sh.upcalls.remove(s)
 	s.releaseAll(locks)
 	s.dropSessionLocks()
 	if s.rootFD >= 0 {
@@ -168,7 +169,11 @@ func (s *session) Handle(ctx context.Context, op uint16, payload []byte) (status
 			status, reply = syscall.EIO, nil
 		}
 	}()
-	return s.serve(ctx, op, payload)
+	status, reply = s.serve(ctx, op, payload)
+	if mutates(op, status) {
+		s.notify(op, payload)
+	}
+	return status, reply
 }
 
 func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall.Errno, []byte) {
@@ -650,7 +655,7 @@ func fdGFID(fd int) fop.GFID {
 func toAttr(st *unix.Stat_t, g fop.GFID) fop.Attr {
 	ino := st.Ino
 	if !g.IsZero() {
-		ino = binary.BigEndian.Uint64(g[0:8]) ^ binary.BigEndian.Uint64(g[8:16])
+		ino = fop.InoOf(g)
 	}
 	return fop.Attr{
 		GFID:    g,

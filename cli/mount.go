@@ -223,19 +223,29 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	dialer := tls.Dialer{Config: tlsCfg, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
-	g, err := volgraph.Build(volgraph.Config{Volume: v, Addrs: addrs, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+	// With features.cache-invalidation the bricks tell the mount what
+	// other clients change, and the kernel keeps entries and attributes
+	// for performance.md-cache-timeout (mount.Cache).
+	timeout, inval := volgraph.CacheTimeout(&v)
+	cache := mount.NewCache()
+	gcfg := volgraph.Config{Volume: v, Addrs: addrs, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 		return dialer.DialContext(ctx, "tcp", addr)
-	}, Log: log})
+	}, Log: log}
+	if inval {
+		gcfg.Upcalls = cache
+		go cache.Run(ctx)
+	}
+	g, err := volgraph.Build(gcfg)
 	if err != nil {
 		return a.fail("mount", err)
 	}
 	defer g.Close()
 	go a.followBricks(ctx, volName, g, pool, tlsCfg, log)
-	root := mount.Root(g.Root)
-	timeout := time.Second
+	root := cache.Root(g.Root)
 	opts := &fs.Options{
-		EntryTimeout: &timeout,
-		AttrTimeout:  &timeout,
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
 		// Mode 0000 is a mode like any other (open(O_CREAT, 0) makes one):
 		// go-fuse would otherwise show it as 0644.
 		NullPermissions: true,

@@ -40,6 +40,7 @@ func samples() []Message {
 		&FsetattrReq{Handle: 9, Attr: SetattrReq{Valid: SetSize, Size: 5 << 30}},
 		&LkReq{Handle: 9, Owner: 1 << 60, Lk: Lk{Start: 100, End: LkEOF, Type: LockWrite, Pid: 42}, Flags: LkFlock},
 		&Lk{Start: 1, End: 2, Type: LockRead, Pid: 7},
+		&Upcall{Flags: UpcallEntry | UpcallData, GFID: NewGFID(), Path: "d/f"},
 	}
 }
 

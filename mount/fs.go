@@ -36,7 +36,8 @@ import (
 // node is one file, directory or other inode of the volume.
 type node struct {
 	fs.Inode
-	vol fop.Volume
+	vol   fop.Volume
+	cache *Cache // nil when the mount takes no upcalls
 
 	mu    sync.Mutex
 	files map[*file]struct{} // open handles, by Create and Open
@@ -155,7 +156,9 @@ func split(ns int64) (uint64, uint32) {
 
 func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *fs.Inode {
 	fillAttr(a, &out.Attr)
-	return n.NewInode(ctx, &node{vol: n.vol, last: *a}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
+	in := n.NewInode(ctx, &node{vol: n.vol, cache: n.cache, last: *a}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
+	n.cache.remember(in.Operations().(*node), a.Ino)
+	return in
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

@@ -85,6 +85,16 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session) {
 	var wmu sync.Mutex
 	w := bufio.NewWriter(c)
 	r := bufio.NewReaderSize(c, 64<<10)
+	ev := newEvents(func(fs []Frame) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return writeFrames(w, fs)
+	})
+	defer ev.close()
+	es, events := h.(EventSession)
+	if events {
+		es.SetEvents(ev)
+	}
 	// At most MaxInFlight calls of one connection run at once; the reader
 	// waits for a slot, which pushes back on the client through TCP.
 	slots := make(chan struct{}, MaxInFlight)
@@ -109,7 +119,16 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session) {
 		go func(f Frame) {
 			defer calls.Done()
 			defer func() { <-slots }()
-			status, reply := h.Handle(ctx, f.Op, f.Payload)
+			var status syscall.Errno
+			var reply []byte
+			switch {
+			case f.Op == OpSubscribe && events:
+				ev.subscribe()
+			case f.Op == OpSubscribe:
+				status = syscall.ENOSYS
+			default:
+				status, reply = h.Handle(ctx, f.Op, f.Payload)
+			}
 			hdr, err := AppendHeader(make([]byte, 0, 4+headerLen), Frame{Kind: KindReply, Op: f.Op, Status: uint32(status), XID: f.XID}, len(reply))
 			if err != nil {
 				reply = nil
@@ -137,6 +156,8 @@ type Client struct {
 	wait map[uint64]chan Frame
 	err  error
 	done chan struct{}
+	// events takes the server's events (NewClientEvents); nil drops them.
+	events func(op uint16, payload []byte)
 }
 
 // NewClient starts reading replies on c.
@@ -150,6 +171,12 @@ func (cl *Client) readLoop() {
 	r := bufio.NewReaderSize(cl.c, 64<<10)
 	for {
 		f, err := ReadFrame(r)
+		if err == nil && f.Kind == KindEvent {
+			if cl.events != nil {
+				cl.events(f.Op, f.Payload)
+			}
+			continue
+		}
 		if err == nil && f.Kind != KindReply {
 			err = fmt.Errorf("%w: the server sent a call", ErrFrame)
 		}

@@ -5,12 +5,16 @@
 // A frame on the wire:
 //
 //	uint32  length of the rest of the frame (header after this field + payload)
-//	uint8   kind: 1 call, 2 reply
+//	uint8   kind: 1 call, 2 reply, 3 event
 //	uint8   flags (reserved, 0)
 //	uint16  operation
 //	uint32  status: 0 or an errno, in replies
 //	uint64  transaction ID
 //	...     payload, at most MaxPayload bytes
+//
+// An event is a one-way message from a server to a client that asked for
+// events (OpSubscribe): a brick telling mounts that another client changed
+// a file, say. Its transaction ID is 0 and nothing answers it.
 //
 // All integers are big-endian. A decoder never trusts the length: frames
 // over the limit or shorter than a header are errors, never allocations.
@@ -27,6 +31,7 @@ import (
 const (
 	KindCall  = 1
 	KindReply = 2
+	KindEvent = 3
 )
 
 // Limits.
@@ -125,7 +130,7 @@ func DecodeBody(body []byte) (Frame, error) {
 		XID:     binary.BigEndian.Uint64(body[8:16]),
 		Payload: body[headerLen:],
 	}
-	if f.Kind != KindCall && f.Kind != KindReply {
+	if f.Kind != KindCall && f.Kind != KindReply && f.Kind != KindEvent {
 		return Frame{}, fmt.Errorf("%w: kind %d", ErrFrame, f.Kind)
 	}
 	if len(f.Payload) == 0 {

@@ -185,7 +185,7 @@ func TestReadFrameReaderError(t *testing.T) {
 
 func TestDecodeBody(t *testing.T) {
 	t.Run("bad kinds", func(t *testing.T) {
-		for _, kind := range []uint8{0, 3, 0xff} {
+		for _, kind := range []uint8{0, 4, 0xff} {
 			buf, err := rpc.AppendFrame(nil, rpc.Frame{Kind: kind, XID: 1})
 			if err != nil {
 				t.Fatal(err)
@@ -225,7 +225,8 @@ func FuzzDecodeBody(f *testing.F) {
 		{Kind: rpc.KindReply, Status: 2, XID: 77, Payload: []byte("payload")},
 		{Kind: rpc.KindCall, Flags: 1, Op: 0xffff, XID: math.MaxUint64, Payload: []byte{0}},
 		{Kind: 0, XID: 1},
-		{Kind: 3, XID: 1},
+		{Kind: rpc.KindEvent, Op: 170, Payload: []byte("event")},
+		{Kind: 4, XID: 1},
 	} {
 		buf, err := rpc.AppendFrame(nil, fr)
 		if err != nil {
@@ -244,7 +245,7 @@ func FuzzDecodeBody(f *testing.F) {
 			}
 			return
 		}
-		if fr.Kind != rpc.KindCall && fr.Kind != rpc.KindReply {
+		if fr.Kind != rpc.KindCall && fr.Kind != rpc.KindReply && fr.Kind != rpc.KindEvent {
 			t.Fatalf("DecodeBody accepted kind %d", fr.Kind)
 		}
 		enc, err := rpc.AppendFrame(nil, fr)

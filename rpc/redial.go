@@ -21,6 +21,14 @@ type Redialer struct {
 	// dialing.
 	RetryAfter time.Duration
 
+	// Events, when set before the first call, subscribes every
+	// connection to the server's events and receives them (see
+	// NewClientEvents: it must not block). After a reconnection it gets
+	// OpEventsLost first: events sent while there was no connection are
+	// gone.
+	Events func(op uint16, payload []byte)
+	connected bool // a connection was made before, guarded by mu
+
 	lock chan struct{} // a mutex a cancelled caller can stop waiting for
 
 	mu       sync.Mutex // guards the fields below
@@ -83,8 +91,24 @@ func (r *Redialer) conn(ctx context.Context) (*Client, error) {
 		r.log.Info("reconnected", "addr", r.addr)
 	}
 	r.failedAt, r.lastErr = time.Time{}, nil
-	r.c = NewClient(nc)
-	return r.c, nil
+	if r.Events == nil {
+		r.c = NewClient(nc)
+		return r.c, nil
+	}
+	c := NewClientEvents(nc, r.Events)
+	r.mu.Unlock()
+	err = c.Subscribe(ctx)
+	r.mu.Lock()
+	if err != nil && !isENOSYS(err) {
+		c.Close()
+		r.failedAt, r.lastErr = time.Now(), err
+		return nil, err
+	}
+	if r.connected {
+		r.Events(OpEventsLost, nil)
+	}
+	r.connected, r.c = true, c
+	return c, nil
 }
 
 // Call sends one call, dialing first if there is no connection.

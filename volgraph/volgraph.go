@@ -16,6 +16,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/cais-platform/cais/distribute"
 	"github.com/cais-platform/cais/fop"
@@ -36,6 +37,19 @@ type Config struct {
 	Log  *slog.Logger
 	// OnHealNeeded is passed to the replicate layers.
 	OnHealNeeded func(set int, path string)
+	// Upcalls, when set, subscribes every brick connection to the
+	// bricks' cache invalidation events (see fop.Upcall) and receives
+	// them. Its methods are called on a connection's reader: they must
+	// not block.
+	Upcalls Upcaller
+}
+
+// Upcaller takes the bricks' cache invalidation events: Upcall for each
+// change another client made, Lost when events may have been missed (a
+// brick connection was made again, or its queue overflowed).
+type Upcaller interface {
+	Upcall(u fop.Upcall)
+	Lost()
 }
 
 // Graph is a built client stack.
@@ -79,6 +93,9 @@ func Build(cfg Config) (*Graph, error) {
 				}
 				return cfg.Dial(ctx, addr)
 			}, cfg.Log.With("brick", b.Name()))
+			if cfg.Upcalls != nil {
+				r.Events = upcallEvents(cfg.Upcalls)
+			}
 			g.conns = append(g.conns, r)
 			kids = append(kids, fop.NewClient(r))
 		}
@@ -166,4 +183,42 @@ func (g *Graph) Close() {
 	for _, c := range g.conns {
 		_ = c.Close()
 	}
+}
+
+// upcallEvents decodes a brick connection's events for u.
+func upcallEvents(u Upcaller) func(op uint16, payload []byte) {
+	return func(op uint16, payload []byte) {
+		switch op {
+		case rpc.OpEventsLost:
+			u.Lost()
+		case fop.OpUpcall:
+			var m fop.Upcall
+			if fop.Unmarshal(payload, &m) != nil {
+				u.Lost() // a garbled event: trust nothing cached
+				return
+			}
+			u.Upcall(m)
+		}
+	}
+}
+
+// CacheTimeout is how long a mount lets the kernel keep attributes and
+// entries, and whether it takes the bricks' cache invalidation events:
+// with features.cache-invalidation (on by default) performance.md-cache-timeout,
+// 600 seconds unless set; without it the timeout, 1 second unless set.
+func CacheTimeout(v *volume.Volume) (time.Duration, bool) {
+	inval := true
+	if o, ok := v.Option("features.cache-invalidation"); ok {
+		inval = o != "off" && o != "false" && o != "disable" && o != "no" && o != "0"
+	}
+	secs := 1
+	if inval {
+		secs = 600
+	}
+	if o, ok := v.Option("performance.md-cache-timeout"); ok {
+		if n, err := strconv.Atoi(o); err == nil && n >= 0 {
+			secs = n
+		}
+	}
+	return time.Duration(secs) * time.Second, inval
 }

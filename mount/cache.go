@@ -1,0 +1,200 @@
+package mount
+
+import (
+	"context"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// Cache keeps the kernel's caches of a mount right when other clients
+// change the volume: it takes the bricks' upcalls (fop.Upcall, through
+// volgraph.Config.Upcalls) and drops what the kernel holds about each
+// file or name that changed, through go-fuse's notify calls. With it a
+// mount can let the kernel keep attributes, entries and pages for long
+// (performance.md-cache-timeout), as GlusterFS's md-cache does with
+// features.cache-invalidation.
+//
+// Upcall and Lost never block: they run on a brick connection's reader.
+// Run does the work on its own goroutine, because a notification waits
+// for kernel locks that a request in flight may hold until its reply
+// comes in on that very reader.
+type Cache struct {
+	wake chan struct{}
+
+	mu    sync.Mutex
+	root  *node
+	byIno map[uint64]*node // known nodes by inode number, for upcalls by GFID
+	q     []fop.Upcall
+	lost  bool
+}
+
+// maxQueuedUpcalls bounds the upcalls waiting for Run; past it they are
+// dropped and everything cached is invalidated instead.
+const maxQueuedUpcalls = 8192
+
+// NewCache makes a Cache; Root makes its file system.
+func NewCache() *Cache {
+	return &Cache{wake: make(chan struct{}, 1), byIno: map[uint64]*node{}}
+}
+
+// Root returns the root node of a volume's file system, kept by c.
+func (c *Cache) Root(vol fop.Volume) fs.InodeEmbedder {
+	n := &node{vol: vol, cache: c}
+	c.mu.Lock()
+	c.root = n
+	c.mu.Unlock()
+	return n
+}
+
+// Upcall queues one change made by another client.
+func (c *Cache) Upcall(u fop.Upcall) {
+	c.mu.Lock()
+	if len(c.q) >= maxQueuedUpcalls {
+		c.q, c.lost = nil, true
+	} else if !c.lost {
+		c.q = append(c.q, u)
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+// Lost says upcalls may have been missed: everything is invalidated.
+func (c *Cache) Lost() {
+	c.mu.Lock()
+	c.q, c.lost = nil, true
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *Cache) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run invalidates what the queued upcalls name, until ctx ends.
+func (c *Cache) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		q, lost, root := c.q, c.lost, c.root
+		c.q, c.lost = nil, false
+		c.mu.Unlock()
+		if root == nil {
+			continue
+		}
+		if lost {
+			invalidateTree(root.EmbeddedInode())
+			continue
+		}
+		seen := map[fop.Upcall]bool{} // replicas send each change once per copy
+		for _, u := range q {
+			if !seen[u] {
+				seen[u] = true
+				c.apply(root, u)
+			}
+		}
+	}
+}
+
+// remember records a node by its inode number, for upcalls by GFID.
+func (c *Cache) remember(n *node, ino uint64) {
+	if c == nil || ino == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.byIno[ino] = n
+	c.mu.Unlock()
+}
+
+// forget drops n when the kernel forgot it.
+func (c *Cache) forget(n *node) {
+	if c == nil {
+		return
+	}
+	ino := n.StableAttr().Ino
+	c.mu.Lock()
+	if c.byIno[ino] == n {
+		delete(c.byIno, ino)
+	}
+	c.mu.Unlock()
+}
+
+// OnForget keeps the cache's index of nodes to those the kernel knows.
+func (n *node) OnForget() { n.cache.forget(n) }
+
+var _ fs.NodeOnForgetter = (*node)(nil)
+
+// apply invalidates what one upcall names.
+func (c *Cache) apply(root *node, u fop.Upcall) {
+	if u.Flags&fop.UpcallEntry != 0 {
+		dir, name := path.Split(u.Path)
+		parent := walk(root.EmbeddedInode(), strings.TrimSuffix(dir, "/"))
+		if parent == nil || name == "" {
+			return
+		}
+		child := parent.GetChild(name)
+		parent.NotifyEntry(name)
+		if child != nil {
+			// The name may now be another file, or none: the node
+			// leaves the tree (an open file keeps working through its
+			// handles) and its attributes (link count) are stale.
+			child.NotifyContent(-1, 0)
+			parent.RmChild(name)
+		}
+		return
+	}
+	var in *fs.Inode
+	if !u.GFID.IsZero() {
+		c.mu.Lock()
+		if n := c.byIno[fop.InoOf(u.GFID)]; n != nil {
+			in = n.EmbeddedInode()
+		}
+		c.mu.Unlock()
+	}
+	if in == nil && (u.Path != "" || u.GFID.IsZero()) {
+		in = walk(root.EmbeddedInode(), u.Path)
+	}
+	if in == nil {
+		return
+	}
+	if u.Flags&fop.UpcallData != 0 {
+		in.NotifyContent(0, 0) // attributes and every page
+	} else {
+		in.NotifyContent(-1, 0) // attributes only
+	}
+}
+
+// walk finds the node at p ("" for the root) among those the kernel
+// knows, nil when it knows none there.
+func walk(in *fs.Inode, p string) *fs.Inode {
+	if p == "" {
+		return in
+	}
+	for _, name := range strings.Split(p, "/") {
+		if in = in.GetChild(name); in == nil {
+			return nil
+		}
+	}
+	return in
+}
+
+// invalidateTree drops every entry, attribute and page the kernel keeps
+// under in.
+func invalidateTree(in *fs.Inode) {
+	in.NotifyContent(0, 0)
+	for name, child := range in.Children() {
+		in.NotifyEntry(name)
+		invalidateTree(child)
+	}
+}

@@ -1,0 +1,229 @@
+package e2e
+
+// Cache invalidation: mounts let the kernel keep attributes, entries and
+// pages for performance.md-cache-timeout (600 seconds by default, with
+// features.cache-invalidation on), so a change made through one mount
+// must reach the other mounts' kernels as an upcall from the bricks.
+// Each case changes something through mount A after mount B cached it,
+// and B must see the change within upcallBound, far below the timeout.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cais-platform/cais/test/clustertest"
+)
+
+// upcallBound is how soon a change through one mount must be seen through
+// another.
+const upcallBound = 500 * time.Millisecond
+
+func TestCacheInvalidation(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	n1, n2 := nodes[0], nodes[1]
+	for _, tc := range []struct {
+		name   string
+		layout []string
+	}{
+		{"distribute", []string{n1.Brick("ci-d1"), n2.Brick("ci-d2")}},
+		{"replica2", []string{"replica", "2", n1.Brick("ci-r1"), n2.Brick("ci-r2")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vol := "ci" + tc.name[:4]
+			n1.MustCLI(append([]string{"volume", "create", vol}, tc.layout...)...)
+			n1.MustCLI("volume", "start", vol)
+			a := mountPublic(t, c, n1, vol, vol+"-a")
+			b := mountPublic(t, c, n2, vol, vol+"-b")
+			cacheCases(t, a, b)
+		})
+	}
+}
+
+// seen waits until check passes on mount B, failing the test when it
+// does not within upcallBound; it returns how long it took.
+func seen(t *testing.T, what string, check func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		err := check()
+		if err == nil {
+			d := time.Since(start)
+			t.Logf("%s: seen through the other mount after %v", what, d.Round(time.Millisecond))
+			return d
+		}
+		if time.Since(start) > upcallBound {
+			t.Fatalf("%s: not seen through the other mount within %v: %v", what, upcallBound, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func cacheCases(t *testing.T, a, b string) {
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Mkdir(filepath.Join(a, "d"), 0o755))
+	pa, pb := filepath.Join(a, "d", "f"), filepath.Join(b, "d", "f")
+	must(os.WriteFile(pa, []byte("first content"), 0o644))
+
+	content := func(want string) func() error {
+		return func() error {
+			got, err := os.ReadFile(pb)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, []byte(want)) {
+				return fmt.Errorf("read %q, want %q", got, want)
+			}
+			return nil
+		}
+	}
+	// B reads the file: its pages, attributes and entry are cached now.
+	seen(t, "the file made", content("first content"))
+	must(content("first content")())
+
+	// Content of the same size: only the upcall tells B's kernel.
+	must(os.WriteFile(pa, []byte("other content"), 0o644))
+	seen(t, "a rewrite of the same size", content("other content"))
+
+	// Content through a descriptor kept open (write, no truncate).
+	f, err := os.OpenFile(pa, os.O_WRONLY, 0)
+	must(err)
+	_, err = f.WriteAt([]byte("OTHER"), 0)
+	must(err)
+	must(f.Close())
+	seen(t, "a write through an open file", content("OTHER content"))
+
+	// Attributes.
+	stat := func(p string) (syscall.Stat_t, error) {
+		var st syscall.Stat_t
+		return st, syscall.Lstat(p, &st)
+	}
+	must(os.Chmod(pa, 0o600))
+	seen(t, "chmod", func() error {
+		st, err := stat(pb)
+		if err == nil && st.Mode&0o777 != 0o600 {
+			err = fmt.Errorf("mode %o", st.Mode&0o777)
+		}
+		return err
+	})
+	must(os.Chown(pa, 1234, 5678))
+	seen(t, "chown", func() error {
+		st, err := stat(pb)
+		if err == nil && (st.Uid != 1234 || st.Gid != 5678) {
+			err = fmt.Errorf("owner %d:%d", st.Uid, st.Gid)
+		}
+		return err
+	})
+	when := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	must(os.Chtimes(pa, when, when))
+	seen(t, "utimes", func() error {
+		st, err := stat(pb)
+		if err == nil && st.Mtim.Sec != when.Unix() {
+			err = fmt.Errorf("mtime %d", st.Mtim.Sec)
+		}
+		return err
+	})
+	must(os.Truncate(pa, 5))
+	seen(t, "truncate", content("OTHER"))
+
+	// Entries: B first caches that the names do not exist (negative
+	// entries), and lists the directory.
+	nb := filepath.Join(b, "d", "new")
+	if _, err := stat(nb); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("lstat %s before it is made: %v", nb, err)
+	}
+	must(os.WriteFile(filepath.Join(a, "d", "new"), []byte("new"), 0o644))
+	seen(t, "a create", func() error { _, err := stat(nb); return err })
+	seen(t, "a create, listed", func() error { return listed(filepath.Join(b, "d"), "new", true) })
+
+	must(os.Remove(filepath.Join(a, "d", "new")))
+	seen(t, "an unlink", func() error {
+		if _, err := stat(nb); !errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("lstat: %v", err)
+		}
+		return nil
+	})
+	seen(t, "an unlink, listed", func() error { return listed(filepath.Join(b, "d"), "new", false) })
+
+	must(os.Rename(pa, filepath.Join(a, "d", "g")))
+	seen(t, "a rename: the old name", func() error {
+		if _, err := stat(pb); !errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("lstat: %v", err)
+		}
+		return nil
+	})
+	seen(t, "a rename: the new name", func() error {
+		got, err := os.ReadFile(filepath.Join(b, "d", "g"))
+		if err == nil && string(got) != "OTHER" {
+			err = fmt.Errorf("read %q", got)
+		}
+		return err
+	})
+
+	// A rename over a name B has cached replaces what B sees there.
+	must(os.WriteFile(filepath.Join(a, "d", "h"), []byte("h's own"), 0o644))
+	seen(t, "another create", content2(filepath.Join(b, "d", "h"), "h's own"))
+	must(os.Rename(filepath.Join(a, "d", "g"), filepath.Join(a, "d", "h")))
+	seen(t, "a rename over a cached name", content2(filepath.Join(b, "d", "h"), "OTHER"))
+
+	// Directories.
+	db := filepath.Join(b, "d", "sub")
+	if _, err := stat(db); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("lstat %s before it is made: %v", db, err)
+	}
+	must(os.Mkdir(filepath.Join(a, "d", "sub"), 0o700))
+	seen(t, "a mkdir", func() error {
+		st, err := stat(db)
+		if err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+			err = fmt.Errorf("mode %o", st.Mode)
+		}
+		return err
+	})
+	must(os.Remove(filepath.Join(a, "d", "sub")))
+	seen(t, "an rmdir", func() error {
+		if _, err := stat(db); !errors.Is(err, syscall.ENOENT) {
+			return fmt.Errorf("lstat: %v", err)
+		}
+		return nil
+	})
+}
+
+func content2(p, want string) func() error {
+	return func() error {
+		got, err := os.ReadFile(p)
+		if err == nil && string(got) != want {
+			err = fmt.Errorf("read %q, want %q", got, want)
+		}
+		return err
+	}
+}
+
+// listed checks whether dir lists name.
+func listed(dir, name string, want bool) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, e := range ents {
+		found = found || e.Name() == name
+	}
+	if found != want {
+		return fmt.Errorf("%s listed: %v, want %v", name, found, want)
+	}
+	return nil
+}
