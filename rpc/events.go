@@ -35,13 +35,13 @@ type EventSession interface {
 // client subscribed. Send never blocks the caller: events queue, and a
 // goroutine of the connection writes them.
 type Events struct {
-	mu      sync.Mutex
-	on      bool
-	closed  bool
-	lost    bool
-	q       []Frame
-	wake    chan struct{}
-	write   func(fs []Frame) error
+	mu     sync.Mutex
+	on     bool
+	closed bool
+	lost   bool
+	q      []Frame
+	wake   chan struct{}
+	write  func(fs []Frame) error
 }
 
 func newEvents(write func(fs []Frame) error) *Events {

@@ -26,7 +26,7 @@ type Redialer struct {
 	// NewClientEvents: it must not block). After a reconnection it gets
 	// OpEventsLost first: events sent while there was no connection are
 	// gone.
-	Events func(op uint16, payload []byte)
+	Events    func(op uint16, payload []byte)
 	connected bool // a connection was made before, guarded by mu
 
 	lock chan struct{} // a mutex a cancelled caller can stop waiting for
