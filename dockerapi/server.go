@@ -43,6 +43,7 @@ type Server struct {
 	root    string
 	started time.Time
 	mux     *http.ServeMux
+	build   buildService
 }
 
 // New returns a Server for an engine.
@@ -51,6 +52,7 @@ func New(opts Options) *Server {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{e: opts.Engine, log: opts.Log, version: opts.Version, root: opts.Root, started: time.Now(), mux: http.NewServeMux()}
+	s.build = newBuildService(opts)
 	s.routes()
 	return s
 }
@@ -81,6 +83,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /exec/{id}/resize", s.resizeExec)
 	m.HandleFunc("GET /exec/{id}/json", s.inspectExec)
 
+	m.HandleFunc("POST /build", s.postBuild)
+	m.HandleFunc("POST /commit", s.postCommit)
 	m.HandleFunc("GET /images/json", s.listImages)
 	m.HandleFunc("GET /images/get", s.saveImages)
 	m.HandleFunc("POST /images/load", s.loadImages)

@@ -1,0 +1,85 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/cais-platform/cais/dockerfile"
+	"github.com/cais-platform/cais/image/store"
+)
+
+// cache remembers the image each step made from each parent: a file per
+// key under dir holding the image's config, byte for byte, and its
+// layers. A hit needs the layers still in the store; the config and
+// manifest are written again, which gives the same image ID.
+type cache struct {
+	dir string
+}
+
+// cacheEntry is what a cache file holds.
+type cacheEntry struct {
+	Config json.RawMessage      `json:"config"`
+	Layers []ocispec.Descriptor `json:"layers"`
+}
+
+// cacheKey identifies a step applied to a parent image: the parent's ID,
+// what the step does (its history line, command, environment and the
+// config after it) and, for COPY and ADD, the checksum of what is copied.
+func cacheKey(parent digest.Digest, step *dockerfile.Step, copySum string) string {
+	k := struct {
+		Parent    digest.Digest
+		Kind      dockerfile.StepKind
+		CreatedBy string
+		Args, Env []string
+		Config    dockerfile.Config
+		Copy      *dockerfile.CopySpec
+		CopySum   string
+	}{parent, step.Kind, step.CreatedBy, step.Args, step.Env, step.Config, step.Copy, copySum}
+	b, _ := json.Marshal(k)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func (c *cache) path(key string) string { return filepath.Join(c.dir, key+".json") }
+
+// get returns the cached image for key if its layers are all stored.
+func (c *cache) get(ctx context.Context, s *store.Store, key string) (image, bool) {
+	b, err := os.ReadFile(c.path(key))
+	if err != nil {
+		return image{}, false
+	}
+	var e cacheEntry
+	if json.Unmarshal(b, &e) != nil {
+		return image{}, false
+	}
+	for _, l := range e.Layers {
+		if size, err := s.BlobSize(l.Digest); err != nil || size != l.Size {
+			return image{}, false
+		}
+	}
+	img, err := commitRaw(ctx, s, e.Config, e.Layers)
+	if err != nil {
+		return image{}, false
+	}
+	return img, true
+}
+
+// put records img for key; a failure only costs a later cache miss.
+func (c *cache) put(key string, img image) {
+	b, err := json.Marshal(cacheEntry{Config: img.raw, Layers: slices.Clone(img.layers)})
+	if err != nil {
+		return
+	}
+	tmp := c.path(key) + ".tmp"
+	if os.WriteFile(tmp, b, 0o600) == nil {
+		os.Rename(tmp, c.path(key))
+	}
+}

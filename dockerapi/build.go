@@ -1,0 +1,225 @@
+package dockerapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cais-platform/cais/builder"
+	"github.com/cais-platform/cais/engine"
+	"github.com/cais-platform/cais/errdefs"
+	"github.com/cais-platform/cais/image/imageconfig"
+	"github.com/cais-platform/cais/image/reference"
+)
+
+// buildService is the builder behind POST /build and POST /commit; b is
+// nil when it could not be set up.
+type buildService struct{ b *builder.Builder }
+
+// newBuildService sets up the builder in ROOT/build.
+func newBuildService(opts Options) buildService {
+	if opts.Root == "" || opts.Engine == nil {
+		return buildService{}
+	}
+	b, err := builder.New(builder.Options{Engine: opts.Engine, Dir: filepath.Join(opts.Root, "build"), Log: opts.Log.With("component", "builder")})
+	if err != nil {
+		opts.Log.Error("the builder is not available", "err", err)
+		return buildService{}
+	}
+	return buildService{b: b}
+}
+
+// maxBuildContext bounds an unpacked build context.
+const maxBuildContext = 8 << 30
+
+// DecodeBuildOptions reads POST /build's query as Docker's classic
+// builder does: t (repeated), dockerfile, buildargs and labels (JSON
+// objects), nocache, rm (default on), forcerm, q, target, memory,
+// memswap, cpushares, cpuquota, cpuperiod, cpusetcpus, networkmode,
+// extrahosts. It does no I/O.
+func DecodeBuildOptions(q map[string][]string) (builder.BuildOptions, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	flag := func(k string, def bool) bool {
+		v, ok := q[k]
+		if !ok || len(v) == 0 {
+			return def
+		}
+		switch strings.ToLower(strings.TrimSpace(v[0])) {
+		case "", "0", "no", "false", "none":
+			return false
+		}
+		return true
+	}
+	opts := builder.BuildOptions{
+		Dockerfile: get("dockerfile"), NoCache: flag("nocache", false), Remove: flag("rm", true),
+		ForceRemove: flag("forcerm", false), Quiet: flag("q", false), Target: get("target"),
+		MaxContext: maxBuildContext,
+	}
+	if get("remote") != "" {
+		return opts, invalid("remote build contexts are not supported; send the context as the request body")
+	}
+	if v := get("version"); v == "2" {
+		return opts, invalid("BuildKit is not supported by cais; build with DOCKER_BUILDKIT=0")
+	}
+	for _, t := range q["t"] {
+		ref, err := reference.ParseNormalized(t)
+		if err != nil {
+			return opts, invalid("invalid tag %q: %v", t, errdefs.Message(err))
+		}
+		if ref.Digest() != "" {
+			return opts, invalid("invalid tag %q: a tag cannot have a digest", t)
+		}
+		opts.Tags = append(opts.Tags, ref.WithDefaultTag())
+	}
+	if v := get("buildargs"); v != "" {
+		var args map[string]*string
+		if err := json.Unmarshal([]byte(v), &args); err != nil {
+			return opts, invalid("invalid buildargs: %v", err)
+		}
+		opts.BuildArgs = map[string]string{}
+		for k, p := range args {
+			if p != nil {
+				opts.BuildArgs[k] = *p
+			}
+		}
+	}
+	if v := get("labels"); v != "" {
+		if err := json.Unmarshal([]byte(v), &opts.Labels); err != nil {
+			return opts, invalid("invalid labels: %v", err)
+		}
+	}
+	h := &opts.Host
+	var err error
+	ints := []struct {
+		name string
+		dst  *int64
+	}{{"memory", &h.Memory}, {"memswap", &h.MemorySwap}, {"cpushares", &h.CPUShares}, {"cpuquota", &h.CPUQuota}, {"cpuperiod", &h.CPUPeriod}}
+	for _, f := range ints {
+		if v := get(f.name); v != "" {
+			if *f.dst, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return opts, invalid("invalid %s %q", f.name, v)
+			}
+		}
+	}
+	h.CpusetCpus = get("cpusetcpus")
+	h.NetworkMode = get("networkmode")
+	if v := get("extrahosts"); v != "" {
+		h.ExtraHosts = strings.Split(v, ",")
+	}
+	return opts, nil
+}
+
+// buildStream writes the JSON messages of a build's output: each write a
+// {"stream": …} message, as the docker CLI prints them.
+type buildStream struct{ enc *json.Encoder }
+
+func (b buildStream) Write(p []byte) (int, error) {
+	if err := b.enc.Encode(jsonMessage{Stream: string(p)}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// buildErrorMessage is Docker's error message in a stream; code (the
+// exit code of a failed RUN) is what docker build exits with.
+type buildErrorMessage struct {
+	Error       string           `json:"error"`
+	ErrorDetail buildErrorDetail `json:"errorDetail"`
+}
+
+type buildErrorDetail struct {
+	Code    int    `json:"code,omitempty"`
+	Message string `json:"message"`
+}
+
+func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) {
+	if s.build.b == nil {
+		writeError(w, fmt.Errorf("the builder is not available: %w", errdefs.ErrUnavailable))
+		return
+	}
+	opts, err := DecodeBuildOptions(r.URL.Query())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx := r.Context()
+	job, err := s.build.b.Prepare(ctx, r.Body, opts)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer job.Close()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(newFlushWriter(w))
+	res, err := job.Run(ctx, buildStream{enc})
+	if err != nil {
+		msg := buildErrorMessage{Error: errdefs.Message(err), ErrorDetail: buildErrorDetail{Message: errdefs.Message(err)}}
+		var se *builder.StepError
+		if errors.As(err, &se) {
+			msg.ErrorDetail.Code = se.Code
+		}
+		s.log.Info("build failed", "err", err)
+		enc.Encode(msg)
+		return
+	}
+	enc.Encode(jsonMessage{Aux: map[string]string{"ID": string(res.ID)}})
+	s.log.Info("built image", "id", res.ID, "tags", res.Tagged)
+}
+
+// postCommit is docker commit: POST /commit?container=…&repo=…&tag=…
+// with the config to change as the body.
+func (s *Server) postCommit(w http.ResponseWriter, r *http.Request) {
+	if s.build.b == nil {
+		writeError(w, fmt.Errorf("the builder is not available: %w", errdefs.ErrUnavailable))
+		return
+	}
+	q := r.URL.Query()
+	opts := builder.CommitOptions{Container: q.Get("container"), Comment: q.Get("comment"), Author: q.Get("author"), Changes: q["changes"]}
+	if opts.Container == "" {
+		writeError(w, invalid("No container specified"))
+		return
+	}
+	if repo := q.Get("repo"); repo != "" {
+		ref, err := reference.ParseNormalized(repo)
+		if err == nil && q.Get("tag") != "" {
+			ref, err = ref.WithTag(q.Get("tag"))
+		}
+		if err != nil {
+			writeError(w, invalid("%s", errdefs.Message(err)))
+			return
+		}
+		ref = ref.WithDefaultTag()
+		opts.Ref = &ref
+	}
+	body, err := readBody(r, 4<<20)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(strings.TrimSpace(string(body))) > 0 && strings.TrimSpace(string(body)) != "null" {
+		var cfg engine.Config
+		if err := json.Unmarshal(body, &cfg); err != nil {
+			writeError(w, invalid("invalid JSON: %v", err))
+			return
+		}
+		ic := imageconfig.Config{User: cfg.User, ExposedPorts: cfg.ExposedPorts, Env: cfg.Env, Entrypoint: cfg.Entrypoint, Cmd: cfg.Cmd,
+			Volumes: cfg.Volumes, WorkingDir: cfg.WorkingDir, Labels: cfg.Labels, StopSignal: cfg.StopSignal}
+		opts.Config = &ic
+	}
+	id, err := s.build.b.Commit(r.Context(), opts)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"Id": string(id)})
+}

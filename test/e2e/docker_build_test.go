@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildContext writes files (name -> content; a "->" prefix makes a
+// symlink) into a new directory.
+func buildContext(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if target, ok := strings.CutPrefix(content, "->"); ok {
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// tarOf is a tar archive of the given files.
+func tarOf(t *testing.T, files map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, content := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(content))
+	}
+	tw.Close()
+	return buf.String()
+}
+
+var builtRE = regexp.MustCompile(`Successfully built ([0-9a-f]{12})`)
+
+func builtID(t *testing.T, out string) string {
+	t.Helper()
+	m := builtRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no 'Successfully built' in the output:\n%s", out)
+	}
+	return m[1]
+}
+
+func TestDockerBuild(t *testing.T) {
+	d := startDocker(t)
+
+	t.Run("every instruction, then the cache", func(t *testing.T) {
+		d.t = t
+		ctx := buildContext(t, map[string]string{
+			"Dockerfile": `ARG BASE=busybox
+FROM ${BASE} AS base
+LABEL org.example.test="build"
+ARG GREETING=hello
+ENV APP_HOME=/app MSG="${GREETING} world"
+WORKDIR $APP_HOME
+COPY hello.txt ./
+COPY dir/ sub/
+ADD files.tar /opt/
+COPY . /ctx/
+RUN echo "built by RUN" > run.txt && rm /etc/group && echo "step output"
+RUN ["/bin/sh", "-c", "echo exec form > exec.txt"]
+EXPOSE 8080/tcp
+VOLUME /data
+USER nobody
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["echo $MSG; pwd; id -u; cat hello.txt run.txt exec.txt sub/inner.txt /opt/fromtar.txt; ls /ctx; test -e /etc/group || echo no group"]
+`,
+			".dockerignore": "ignored.txt\n",
+			"hello.txt":     "hello from the context\n",
+			"ignored.txt":   "must not be sent\n",
+			"dir/inner.txt": "inner file\n",
+			"files.tar":     tarOf(t, map[string]string{"fromtar.txt": "unpacked by ADD\n"}),
+		})
+		out := d.must("build", "-t", "buildall", ctx)
+		for _, want := range []string{"Step 1/17 : ARG BASE=busybox", "Step 2/17 : FROM ${BASE} AS base", "step output", " ---> Running in ", " ---> Removed intermediate container ", "Successfully tagged buildall:latest"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("docker build output lacks %q:\n%s", want, out)
+			}
+		}
+		id := builtID(t, out)
+		if strings.Contains(out, "Using cache") {
+			t.Errorf("the first build used the cache:\n%s", out)
+		}
+		out2 := d.must("build", "-t", "buildall", ctx)
+		if n := strings.Count(out2, " ---> Using cache"); n != 15 {
+			t.Errorf("the second build used the cache %d times, want 15:\n%s", n, out2)
+		}
+		if id2 := builtID(t, out2); id2 != id {
+			t.Errorf("the second build made %s, the first %s", id2, id)
+		}
+		got := d.must("run", "--rm", "buildall")
+		want := "hello world\n/app\n65534\nhello from the context\nbuilt by RUN\nexec form\ninner file\nunpacked by ADD\nDockerfile\ndir\nfiles.tar\nhello.txt\nno group\n"
+		if got != want {
+			t.Errorf("docker run buildall printed\n%q, want\n%q", got, want)
+		}
+		var insp []struct {
+			Config struct {
+				ExposedPorts map[string]any
+				Volumes      map[string]any
+				Labels       map[string]string
+				User         string
+				WorkingDir   string
+			}
+		}
+		if err := json.Unmarshal([]byte(d.must("image", "inspect", "buildall")), &insp); err != nil || len(insp) != 1 {
+			t.Fatalf("image inspect: %v", err)
+		}
+		c := insp[0].Config
+		if c.ExposedPorts["8080/tcp"] == nil || c.Volumes["/data"] == nil || c.Labels["org.example.test"] != "build" || c.User != "nobody" || c.WorkingDir != "/app" {
+			t.Errorf("image config %+v", c)
+		}
+		// A changed file misses the cache from its COPY on.
+		os.WriteFile(filepath.Join(ctx, "hello.txt"), []byte("changed\n"), 0o644)
+		out3 := d.must("build", "-t", "buildall", ctx)
+		if n := strings.Count(out3, " ---> Using cache"); n != 4 {
+			t.Errorf("after a change the build used the cache %d times, want 4 (LABEL, ARG, ENV, WORKDIR):\n%s", n, out3)
+		}
+	})
+
+	t.Run("multi-stage", func(t *testing.T) {
+		d.t = t
+		ctx := buildContext(t, map[string]string{"Dockerfile": `FROM busybox AS compile
+RUN mkdir -p /out && echo compiled > /out/app.txt
+FROM scratch
+COPY --from=compile /out/app.txt /app.txt
+COPY --from=compile /bin/busybox /bin/busybox
+CMD ["/bin/busybox", "cat", "/app.txt"]
+`})
+		d.must("build", "-t", "multistage:v1", ctx)
+		if got := d.must("run", "--rm", "multistage:v1"); got != "compiled\n" {
+			t.Errorf("docker run multistage printed %q", got)
+		}
+		var hist []string
+		for _, l := range strings.Split(strings.TrimSpace(d.must("history", "--format", "{{.CreatedBy}}", "multistage:v1")), "\n") {
+			hist = append(hist, l)
+		}
+		if len(hist) != 3 {
+			t.Errorf("history of the scratch image has %d entries, want 3: %q", len(hist), hist)
+		}
+	})
+
+	t.Run("failing RUN", func(t *testing.T) {
+		d.t = t
+		ctx := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo before\nRUN false\n"})
+		r := d.expect(1, nil, "The command '/bin/sh -c false' returned a non-zero code: 1", "build", ctx)
+		if !strings.Contains(r.Stdout, "Step 3/3 : RUN false") {
+			t.Errorf("stdout %q", r.Stdout)
+		}
+	})
+
+	t.Run("unknown instruction", func(t *testing.T) {
+		d.t = t
+		ctx := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nFOO bar\n"})
+		d.expect(1, nil, "unknown instruction: FOO", "build", ctx)
+	})
+
+	t.Run("escaping context", func(t *testing.T) {
+		d.t = t
+		ctx := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY etc/passwd /stolen\n", "etc": "->/etc"})
+		d.expect(1, nil, "absolute symlinks are not allowed in the build context", "build", ctx)
+		ctx = buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY ../secret /stolen\n"})
+		d.expect(1, nil, "forbidden path outside the build context: ../secret", "build", ctx)
+		// A raw API client sending "../" entries.
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, e := range []struct{ name, body string }{{"Dockerfile", "FROM busybox\n"}, {"../escaped", "x"}} {
+			tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg})
+			tw.Write([]byte(e.body))
+		}
+		tw.Close()
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)
+		}}, Timeout: 30 * time.Second}
+		resp, err := hc.Post("http://docker/v1.44/build?t=escape", "application/x-tar", &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "forbidden path outside the build context") {
+			t.Errorf("POST /build with ../escaped: %s %s", resp.Status, body)
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(d.socket), "escaped")); err == nil {
+			t.Error("the context wrote outside its directory")
+		}
+	})
+
+	t.Run("commit", func(t *testing.T) {
+		d.t = t
+		d.must("run", "--name", "tocommit", "busybox", "sh", "-c", "echo committed > /committed.txt && rm /etc/passwd")
+		id := strings.TrimSpace(d.must("commit", "-c", `CMD ["cat", "/committed.txt"]`, "-c", "ENV COMMITTED=yes", "tocommit", "committed:v1"))
+		if !strings.HasPrefix(id, "sha256:") {
+			t.Errorf("docker commit printed %q", id)
+		}
+		if got := d.must("run", "--rm", "committed:v1"); got != "committed\n" {
+			t.Errorf("docker run committed:v1 printed %q", got)
+		}
+		if got := d.must("run", "--rm", "committed:v1", "sh", "-c", "echo $COMMITTED; test -e /etc/passwd || echo passwd gone"); got != "yes\npasswd gone\n" {
+			t.Errorf("docker run committed:v1 sh printed %q", got)
+		}
+		d.expect(1, nil, "No such container: nosuch", "commit", "nosuch", "x:y")
+	})
+
+	d.t = t
+	d.must("version")
+}
