@@ -55,6 +55,9 @@ type Config struct {
 	DockerSocket string
 	// Runc is the OCI runtime binary containers run with. Default "runc".
 	Runc string
+	// Bridge is the Linux bridge of the default "bridge" network
+	// (dockerd's --bridge); empty is cais0.
+	Bridge string
 
 	// RegistryAddr is where the OCI image registry listens (HOST:PORT);
 	// empty, the default, disables it. Plain HTTP on loopback addresses,

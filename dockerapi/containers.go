@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +32,11 @@ func DecodeCreate(name string, body []byte) (engine.CreateRequest, error) {
 	if b.HostConfig != nil {
 		req.HostConfig = *b.HostConfig
 	}
+	eps, err := decodeEndpoints(b.NetworkingConfig)
+	if err != nil {
+		return req, err
+	}
+	req.EndpointsConfig = eps
 	if name != "" {
 		if err := engine.ValidateName(name); err != nil {
 			return req, err
@@ -96,22 +100,13 @@ func Summarize(c engine.Container, now time.Time) containerSummary {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	ports := []portSummary{}
-	for p := range c.Config.ExposedPorts {
-		num, proto, _ := strings.Cut(p, "/")
-		n, _ := strconv.Atoi(num)
-		if proto == "" {
-			proto = "tcp"
-		}
-		ports = append(ports, portSummary{PrivatePort: n, Type: proto})
-	}
-	sort.Slice(ports, func(i, j int) bool { return ports[i].PrivatePort < ports[j].PrivatePort })
+	ports := portSummaries(c)
 	return containerSummary{
 		ID: c.ID, Names: []string{"/" + c.Name}, Image: engine.ImageName(c.Config.Image), ImageID: c.Image,
 		Command: commandLine(c.Path, c.Args), Created: c.Created.Unix(), Ports: ports, Labels: labels,
 		State: string(c.State.Status), Status: StatusLine(c.State, now),
 		HostConfig:      map[string]string{"NetworkMode": c.HostConfig.NetworkMode},
-		NetworkSettings: map[string]any{"Networks": map[string]any{}},
+		NetworkSettings: map[string]any{"Networks": nonNilNetworks(c.NetworkSettings.Networks)},
 		Mounts:          []any{},
 	}
 }
@@ -263,10 +258,6 @@ func Inspect(c engine.Container, dir string) map[string]any {
 	if cfg.Hostname == "" {
 		cfg.Hostname = engine.ShortID(c.ID)
 	}
-	ports := map[string]any{}
-	for p := range cfg.ExposedPorts {
-		ports[p] = nil
-	}
 	mounts := []map[string]any{}
 	for _, b := range hc.Binds {
 		if m, err := engine.ParseBind(b); err == nil {
@@ -294,13 +285,7 @@ func Inspect(c engine.Container, dir string) map[string]any {
 			"MergedDir": dir + "/rootfs", "UpperDir": dir + "/upper", "WorkDir": dir + "/work",
 		}},
 		"Mounts": mounts, "Config": cfg,
-		"NetworkSettings": map[string]any{
-			"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": ports, "HairpinMode": false,
-			"LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": nil,
-			"SecondaryIPv6Addresses": nil, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-			"GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-			"Networks": map[string]any{},
-		},
+		"NetworkSettings": inspectNetworkSettings(c),
 	}
 }
 

@@ -85,6 +85,14 @@ func (s *Server) routes() {
 
 	m.HandleFunc("POST /build", s.postBuild)
 	m.HandleFunc("POST /commit", s.postCommit)
+	m.HandleFunc("GET /networks", s.listNetworks)
+	m.HandleFunc("GET /networks/{id}", s.inspectNetwork)
+	m.HandleFunc("POST /networks/create", s.createNetwork)
+	m.HandleFunc("POST /networks/prune", s.pruneNetworks)
+	m.HandleFunc("DELETE /networks/{id}", s.removeNetwork)
+	m.HandleFunc("POST /networks/{id}/connect", s.connectNetwork)
+	m.HandleFunc("POST /networks/{id}/disconnect", s.disconnectNetwork)
+
 	m.HandleFunc("GET /images/json", s.listImages)
 	m.HandleFunc("GET /images/get", s.saveImages)
 	m.HandleFunc("POST /images/load", s.loadImages)

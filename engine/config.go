@@ -47,6 +47,9 @@ type HostConfig struct {
 	ExtraHosts     []string                 `json:"ExtraHosts"`
 	// ConsoleSize is the terminal\'s initial height and width.
 	ConsoleSize [2]uint `json:"ConsoleSize"`
+	// PublishAllPorts publishes every exposed port on a free host port
+	// (docker run -P).
+	PublishAllPorts bool `json:"PublishAllPorts"`
 
 	Memory            int64    `json:"Memory"`
 	MemorySwap        int64    `json:"MemorySwap"`

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/image/store"
+	"github.com/cais-platform/cais/network"
 )
 
 // Options configure an Engine.
@@ -32,6 +33,9 @@ type Options struct {
 	Runtime Runtime
 	// Runc is the runc binary (default "runc" on PATH).
 	Runc string
+	// DefaultBridge is the Linux bridge of the default "bridge" network
+	// (default cais0); networks live in Root/network.
+	DefaultBridge string
 	// Exe is the binary started as each container's monitor with the
 	// arguments "monitor --dir DIR" (caisd itself).
 	Exe string
@@ -48,6 +52,7 @@ type Engine struct {
 	ctrDir  string
 	runcDir string
 	host    hostInfo
+	net     *network.Manager
 
 	mu         sync.Mutex
 	containers map[string]*container
@@ -74,6 +79,8 @@ type Container struct {
 	State        State      `json:"State"`
 	RestartCount int        `json:"RestartCount"`
 	LogPath      string     `json:"LogPath"`
+	// NetworkSettings are the container's networks and published ports.
+	NetworkSettings NetworkSettings `json:"NetworkSettings"`
 }
 
 // container is a Container with the engine's bookkeeping.
@@ -129,10 +136,16 @@ func Open(opts Options) (*Engine, error) {
 		e.rt = NewRuncRuntime(opts.Runc, e.runcDir)
 	}
 	e.host = probeHost()
+	nm, err := network.Open(network.Options{Dir: filepath.Join(opts.Root, "network"), DefaultBridge: opts.DefaultBridge, Log: opts.Log.With("component", "network")})
+	if err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
+	}
+	e.net = nm
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if err := e.load(); err != nil {
 		return nil, err
 	}
+	e.restoreNetworks()
 	return e, nil
 }
 
@@ -144,6 +157,7 @@ func (e *Engine) Images() *store.Store { return e.images }
 func (e *Engine) Close() {
 	e.cancel()
 	e.wg.Wait()
+	e.net.Close()
 }
 
 func (e *Engine) dir(id string) string { return filepath.Join(e.ctrDir, id) }

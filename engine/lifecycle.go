@@ -25,6 +25,9 @@ type CreateRequest struct {
 	Name       string
 	Config     Config
 	HostConfig HostConfig
+	// EndpointsConfig is NetworkingConfig.EndpointsConfig: the networks
+	// to join, by name, with aliases and addresses.
+	EndpointsConfig map[string]*EndpointSettings
 }
 
 // MergeImageConfig fills what the user left out of c from the image's
@@ -159,6 +162,9 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (string, []strin
 	if c.HostConfig.NetworkMode == "" || c.HostConfig.NetworkMode == "default" {
 		c.HostConfig.NetworkMode = "bridge"
 	}
+	if err := e.initNetworks(&c.Container, req.EndpointsConfig); err != nil {
+		return "", nil, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	name := strings.TrimPrefix(req.Name, "/")
@@ -223,6 +229,7 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	defer func() {
 		if err != nil {
 			syscall.Unmount(rootfs, syscall.MNT_DETACH)
+			e.disconnectNetworks(c)
 			if snap.HostConfig.AutoRemove {
 				// docker run --rm waits for the removal even when the
 				// start fails.
@@ -249,6 +256,13 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	if err != nil {
 		return err
 	}
+	netns, err := e.connectNetworks(ctx, c, snap)
+	if err != nil {
+		return err
+	}
+	if err := e.writeNetworkEtc(c, etc); err != nil {
+		return err
+	}
 	for _, b := range snap.HostConfig.Binds {
 		if m, err := ParseBind(b); err == nil {
 			if _, err := os.Stat(m.Source); os.IsNotExist(err) {
@@ -258,7 +272,7 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 			}
 		}
 	}
-	spec, err := Spec(SpecInput{ID: c.ID, Config: snap.Config, Host: snap.HostConfig, Rootfs: rootfs, User: user, EtcFiles: etc, NoFile: e.host.noFile, SwapAccounting: e.host.swapAccounting})
+	spec, err := Spec(SpecInput{ID: c.ID, Config: snap.Config, Host: snap.HostConfig, Rootfs: rootfs, User: user, EtcFiles: etc, NoFile: e.host.noFile, SwapAccounting: e.host.swapAccounting, NetNSPath: netns})
 	if err != nil {
 		return err
 	}
@@ -400,6 +414,7 @@ func (e *Engine) watch(c *container, fresh bool) {
 				delay = backoff(c.RestartCount)
 			}
 		})
+		e.disconnectNetworks(c)
 		if restart {
 			e.wg.Add(1)
 			go func() {
@@ -648,6 +663,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, opts RemoveOptions) err
 	e.mu.Unlock()
 	dir := e.dir(c.ID)
 	syscall.Unmount(filepath.Join(dir, "rootfs"), syscall.MNT_DETACH)
+	e.disconnectNetworks(c)
 	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	e.rt.Delete(dctx, c.ID)
 	cancel()

@@ -68,6 +68,10 @@ type SpecInput struct {
 	// EtcFiles are host files bind-mounted at /etc/hosts, /etc/hostname
 	// and /etc/resolv.conf, by destination; empty ones are left out.
 	EtcFiles map[string]string
+	// NetNSPath is the network namespace the engine made and attached to
+	// the container's networks (package network); without it a network
+	// mode other than host gets a new namespace with lo only.
+	NetNSPath string
 	// NoFile is the host's open-file limit.
 	NoFile Rlimit
 	// SwapAccounting says the memory cgroup can limit swap
@@ -174,12 +178,12 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	}
 
 	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace}}
-	switch h.NetworkMode {
-	case "host":
-	case "", "default", "bridge", "none":
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	switch {
+	case h.NetworkMode == "host":
+	case strings.HasPrefix(h.NetworkMode, "container:"):
+		return nil, fmt.Errorf("network mode %q is not supported (use bridge, none, host or a network's name): %w", h.NetworkMode, errdefs.ErrInvalid)
 	default:
-		return nil, fmt.Errorf("network mode %q is not supported (use bridge, none or host): %w", h.NetworkMode, errdefs.ErrInvalid)
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.NetNSPath})
 	}
 	res, err := Resources(h, in.SwapAccounting)
 	if err != nil {

@@ -65,6 +65,7 @@ func root() *cobra.Command {
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.StringVar(&cfg.DockerSocket, "docker-socket", cfg.DockerSocket, "Docker Engine API socket for the docker CLI (empty: no container engine)")
 	f.StringVar(&cfg.Runc, "runc", cfg.Runc, "OCI runtime binary that runs containers")
+	f.StringVar(&cfg.Bridge, "bridge", "cais0", "Linux bridge of the default \"bridge\" network, made when a container first joins it")
 	f.StringVar(&cfg.RegistryDir, "registry-dir", "", "the registry's content (default DATA-DIR/registry)")
 	f.StringVar(&cfg.RegistryUsers, "registry-users", "", "registry users file, from 'cais registry user add' (default DATA-DIR/registry-users if it exists); with it, pushes need credentials")
 	f.StringSliceVar(&cfg.RegistryAnonymousPull, "registry-anonymous-pull", nil, "repository patterns anyone may pull from when users are configured (e.g. 'library/*,public/**'; '**' for all)")
