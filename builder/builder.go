@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +111,11 @@ type Job struct {
 	last    int      // the last stage to build
 	added   []string // intermediate images made dangling for RUN, by ID
 	created []string // intermediate containers not removed yet
+	// latest is the last image a step made; after a failure it is kept
+	// (untagged), as Docker keeps it, so that the steps before the
+	// failing one stay in the cache.
+	latest image
+	failed bool
 }
 
 // Prepare receives the build context from r, reads the Dockerfile and
@@ -189,6 +195,11 @@ func (j *Job) Close() {
 			j.b.e.Remove(ctx, id, engine.RemoveOptions{Force: true})
 		}
 	}
+	if j.failed && j.latest.id != "" {
+		if err := j.b.images.AddDangling(ctx, j.latest.target); err == nil {
+			j.added = slices.DeleteFunc(j.added, func(id string) bool { return id == string(j.latest.id) })
+		}
+	}
 	for _, id := range j.added {
 		img, err := j.b.images.Find(id)
 		if err != nil || len(img.Names) > 0 || len(j.b.e.ImageInUse(id)) > 0 {
@@ -231,6 +242,12 @@ func (e *StepError) Error() string { return e.Msg }
 // Run builds, writing the classic builder's progress ("Step 1/3 : …",
 // " ---> 1a2b3c4d5e6f", the output of RUN steps) to out.
 func (j *Job) Run(ctx context.Context, out io.Writer) (Result, error) {
+	res, err := j.run(ctx, out)
+	j.failed = err != nil
+	return res, err
+}
+
+func (j *Job) run(ctx context.Context, out io.Writer) (Result, error) {
 	progress := out
 	if j.opts.Quiet {
 		progress = io.Discard
@@ -276,7 +293,7 @@ func (j *Job) Run(ctx context.Context, out io.Writer) (Result, error) {
 			if err != nil {
 				return Result{}, err
 			}
-			cur = next
+			cur, j.latest = next, next
 			fmt.Fprintf(progress, " ---> %s\n", engine.ShortID(string(cur.id)))
 		}
 		if cur.id == "" {
@@ -412,10 +429,12 @@ func (j *Job) step(ctx context.Context, out io.Writer, cur image, plan *dockerfi
 	var err error
 	switch step.Kind {
 	case dockerfile.StepRun:
-		next, err = j.run(ctx, out, cur, plan, step)
+		next, err = j.runStep(ctx, out, cur, plan, step)
 	case dockerfile.StepCopy:
 		next, err = j.snapshot(ctx, cur, plan, step, func(root string) error { return j.copyInto(ctx, root, step.Copy, src) })
 	case dockerfile.StepWorkdir:
+		// Docker makes the directory through a container of the image.
+		j.nopContainer(ctx, out, cur, step)
 		next, err = j.snapshot(ctx, cur, plan, step, func(root string) error { return makeDir(ctx, root, step.Config.WorkingDir) })
 	default:
 		next, err = j.metadata(ctx, out, cur, plan, step)
@@ -427,21 +446,26 @@ func (j *Job) step(ctx context.Context, out io.Writer, cur image, plan *dockerfi
 	return next, nil
 }
 
-// metadata commits a step that changes only the config. As Docker does,
-// a container is made (and removed) for it when there is an image to
-// make it from.
+// metadata commits a step that changes only the config.
 func (j *Job) metadata(ctx context.Context, out io.Writer, cur image, plan *dockerfile.StagePlan, step *dockerfile.Step) (image, error) {
-	if cur.id != "" {
-		if err := j.registered(ctx, cur); err != nil {
-			return image{}, err
-		}
-		id, _, err := j.b.e.Create(ctx, engine.CreateRequest{Config: engine.Config{Image: string(cur.id), Cmd: []string{"/bin/sh", "-c", "#(nop) " + strings.TrimPrefix(step.CreatedBy, "/bin/sh -c #(nop) ")}, Entrypoint: []string{""}}, HostConfig: j.opts.Host})
-		if err == nil {
-			fmt.Fprintf(out, " ---> Running in %s\n", engine.ShortID(id))
-			j.removeContainer(ctx, out, id, true)
-		}
-	}
+	j.nopContainer(ctx, out, cur, step)
 	return j.commit(ctx, cur, plan, step, nil, "")
+}
+
+// nopContainer makes and removes the container Docker's classic builder
+// makes for a step that runs nothing ("Running in …"), when there is an
+// image to make it from.
+func (j *Job) nopContainer(ctx context.Context, out io.Writer, cur image, step *dockerfile.Step) {
+	if cur.id == "" || j.registered(ctx, cur) != nil {
+		return
+	}
+	cmd := []string{"/bin/sh", "-c", "#(nop) " + strings.TrimPrefix(step.CreatedBy, "/bin/sh -c #(nop) ")}
+	id, _, err := j.b.e.Create(ctx, engine.CreateRequest{Config: engine.Config{Image: string(cur.id), Cmd: cmd, Entrypoint: []string{""}}, HostConfig: j.opts.Host})
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(out, " ---> Running in %s\n", engine.ShortID(id))
+	j.removeContainer(ctx, out, id, true)
 }
 
 // removeContainer removes an intermediate container after its step (with
@@ -451,7 +475,7 @@ func (j *Job) removeContainer(ctx context.Context, out io.Writer, id string, ok 
 		j.created = append(j.created, id)
 		return
 	}
-	if err := j.b.e.Remove(ctx, id, engine.RemoveOptions{Force: true}); err != nil {
+	if err := j.b.e.Remove(context.WithoutCancel(ctx), id, engine.RemoveOptions{Force: true}); err != nil {
 		fmt.Fprintf(out, "Error removing intermediate container %s: %v\n", engine.ShortID(id), errdefs.Message(err))
 		return
 	}
@@ -471,10 +495,10 @@ func (j *Job) registered(ctx context.Context, cur image) error {
 	return nil
 }
 
-// run performs a RUN step: a container of cur runs the command with the
+// runStep performs a RUN step: a container of cur runs the command with the
 // step's environment, its output streamed to out, and what it changed
 // becomes a layer.
-func (j *Job) run(ctx context.Context, out io.Writer, cur image, plan *dockerfile.StagePlan, step *dockerfile.Step) (image, error) {
+func (j *Job) runStep(ctx context.Context, out io.Writer, cur image, plan *dockerfile.StagePlan, step *dockerfile.Step) (image, error) {
 	if cur.id == "" {
 		return image{}, &StepError{Msg: fmt.Sprintf("The command '%s' cannot run: the image is empty (FROM scratch) and has no shell or binaries", strings.Join(step.Args, " ")), Code: 1}
 	}
@@ -503,6 +527,11 @@ func (j *Job) run(ctx context.Context, out io.Writer, cur image, plan *dockerfil
 		err = &StepError{Msg: fmt.Sprintf("The command '%s' returned a non-zero code: %d", strings.Join(step.Args, " "), st.ExitCode), Code: st.ExitCode}
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// A cancelled build leaves no container behind.
+			j.b.e.Remove(context.WithoutCancel(ctx), id, engine.RemoveOptions{Force: true})
+			return image{}, err
+		}
 		j.removeContainer(ctx, out, id, false)
 		return image{}, err
 	}

@@ -78,8 +78,15 @@ func (c *cache) put(key string, img image) {
 	if err != nil {
 		return
 	}
-	tmp := c.path(key) + ".tmp"
-	if os.WriteFile(tmp, b, 0o600) == nil {
-		os.Rename(tmp, c.path(key))
+	f, err := os.CreateTemp(c.dir, key+".*.tmp")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil && cerr == nil {
+		err = os.Rename(f.Name(), c.path(key))
+	}
+	if err != nil {
+		os.Remove(f.Name())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -169,6 +170,30 @@ CMD ["/bin/busybox", "cat", "/app.txt"]
 		r := d.expect(1, nil, "The command '/bin/sh -c false' returned a non-zero code: 1", "build", ctx)
 		if !strings.Contains(r.Stdout, "Step 3/3 : RUN false") {
 			t.Errorf("stdout %q", r.Stdout)
+		}
+	})
+
+	t.Run("a failed build keeps its cache", func(t *testing.T) {
+		d.t = t
+		ctx := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo one > /one\nRUN exit 3\n"})
+		d.expect(3, nil, "The command '/bin/sh -c exit 3' returned a non-zero code: 3", "build", ctx)
+		os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox\nRUN echo one > /one\nRUN cat /one\n"), 0o644)
+		out := d.must("build", ctx)
+		if n := strings.Count(out, " ---> Using cache"); n != 1 {
+			t.Errorf("the build after the fix used the cache %d times, want 1:\n%s", n, out)
+		}
+	})
+
+	t.Run("ADD from a URL", func(t *testing.T) {
+		d.t = t
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "fetched over http\n")
+		}))
+		defer srv.Close()
+		ctx := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nADD " + srv.URL + "/files/remote.txt /srv/\nCMD [\"sh\", \"-c\", \"cat /srv/remote.txt; stat -c %a /srv/remote.txt\"]\n"})
+		d.must("build", "-t", "addurl", ctx)
+		if got := d.must("run", "--rm", "addurl"); got != "fetched over http\n600\n" {
+			t.Errorf("docker run addurl printed %q", got)
 		}
 	})
 
