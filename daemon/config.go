@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cais-platform/cais/image/distribution"
 	"github.com/cais-platform/cais/pool"
 )
 
@@ -72,6 +73,14 @@ type Config struct {
 	// RegistryAnonymousPull are the repository patterns anyone may pull
 	// from when RegistryUsers is in force ("**" for all).
 	RegistryAnonymousPull []string
+
+	// InsecureRegistries are registries the engine pulls from and pushes
+	// to over plain HTTP or unverified TLS (HOST:PORT, HOST or CIDR);
+	// loopback registries always are.
+	InsecureRegistries []string
+	// RegistryMirrors are pull-through mirrors of Docker Hub (URLs),
+	// tried before it.
+	RegistryMirrors []string
 }
 
 // DefaultConfig returns the defaults.
@@ -139,6 +148,9 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasSuffix(c.EtcdPrefix, "/") {
 		c.EtcdPrefix += "/"
+	}
+	if err := (distribution.Config{Insecure: c.InsecureRegistries, Mirrors: c.RegistryMirrors}).Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

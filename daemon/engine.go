@@ -36,7 +36,8 @@ func (d *Daemon) startContainers() (*containers, error) {
 		e.Close()
 		return nil, fmt.Errorf("docker API socket (change it with --docker-socket, or disable it with --docker-socket ''): %w", err)
 	}
-	api := dockerapi.New(dockerapi.Options{Engine: e, Log: d.log.With("component", "dockerapi"), Version: Version, Root: d.cfg.engineDir()})
+	api := dockerapi.New(dockerapi.Options{Engine: e, Log: d.log.With("component", "dockerapi"), Version: Version, Root: d.cfg.engineDir(),
+		Registries: d.registryClient()})
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {

@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cais-platform/cais/image/distribution"
+	"github.com/cais-platform/cais/pki"
 	"github.com/cais-platform/cais/registry"
 	"github.com/cais-platform/cais/registry/disk"
 	"github.com/cais-platform/cais/registry/htpasswd"
@@ -113,4 +117,34 @@ func (r *registryServer) stop() {
 	defer cancel()
 	r.server.Shutdown(ctx)
 	r.server.Close()
+}
+
+// registryClient is how the engine reaches registries: the insecure
+// registries and mirrors of the flags, and registries' certificates
+// verified against the system's authorities plus the pool CA (so a cais
+// registry on another node, serving TLS with its node certificate, is
+// trusted).
+func (d *Daemon) registryClient() *distribution.Client {
+	caFile := pki.Files{Dir: d.cfg.tlsDir()}.CA()
+	return distribution.New(distribution.Config{
+		Insecure:  d.cfg.InsecureRegistries,
+		Mirrors:   d.cfg.RegistryMirrors,
+		UserAgent: "cais/" + Version,
+		Log:       d.log.With("component", "distribution"),
+		RootCAs: func() (*x509.CertPool, error) {
+			pool, err := x509.SystemCertPool()
+			if err != nil {
+				pool = x509.NewCertPool()
+			}
+			b, err := os.ReadFile(caFile)
+			if errors.Is(err, os.ErrNotExist) {
+				return pool, nil // not yet in a pool
+			}
+			if err != nil {
+				return nil, err
+			}
+			pool.AppendCertsFromPEM(b)
+			return pool, nil
+		},
+	})
 }

@@ -121,7 +121,7 @@ func (s *Server) imageByName(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && strings.HasSuffix(rest, "/tag"):
 		s.tagImage(w, r, strings.TrimSuffix(rest, "/tag"))
 	case r.Method == http.MethodPost && strings.HasSuffix(rest, "/push"):
-		writeError(w, fmt.Errorf("cais cannot push images (no registry access); use docker save: %w", errdefs.ErrInvalid))
+		s.pushImage(w, r, strings.TrimSuffix(rest, "/push"))
 	case r.Method == http.MethodDelete && rest != "":
 		s.removeImage(w, r, rest)
 	default:
@@ -327,12 +327,12 @@ func (s *Server) loadImages(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// createImage is docker import (fromSrc=-) and docker pull (fromImage),
-// which cais cannot do.
+// createImage is docker import (fromSrc=-) and docker pull (fromImage,
+// see distribution.go).
 func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if from := q.Get("fromImage"); from != "" {
-		writeError(w, fmt.Errorf("pull access denied for %s: cais has no registry access; load images with docker load or docker import: %w", from, errdefs.ErrNotFound))
+	if q.Get("fromImage") != "" {
+		s.pullImage(w, r)
 		return
 	}
 	if q.Get("fromSrc") != "-" {

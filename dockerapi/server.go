@@ -17,6 +17,7 @@ import (
 
 	"github.com/cais-platform/cais/engine"
 	"github.com/cais-platform/cais/errdefs"
+	"github.com/cais-platform/cais/image/distribution"
 )
 
 // API versions served: the docker CLI negotiates down to APIVersion.
@@ -33,6 +34,9 @@ type Options struct {
 	Version string
 	// Root is the engine's directory (DockerRootDir in docker info).
 	Root string
+	// Registries pulls and pushes images (default: Docker's defaults,
+	// loopback registries insecure).
+	Registries *distribution.Client
 }
 
 // Server serves the Docker Engine API.
@@ -44,6 +48,8 @@ type Server struct {
 	started time.Time
 	mux     *http.ServeMux
 	build   buildService
+
+	registries *distribution.Client
 }
 
 // New returns a Server for an engine.
@@ -51,7 +57,10 @@ func New(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{e: opts.Engine, log: opts.Log, version: opts.Version, root: opts.Root, started: time.Now(), mux: http.NewServeMux()}
+	if opts.Registries == nil {
+		opts.Registries = distribution.New(distribution.Config{Log: opts.Log})
+	}
+	s := &Server{e: opts.Engine, log: opts.Log, version: opts.Version, root: opts.Root, started: time.Now(), mux: http.NewServeMux(), registries: opts.Registries}
 	s.build = newBuildService(opts)
 	s.routes()
 	return s
@@ -63,6 +72,7 @@ func (s *Server) routes() {
 	m.HandleFunc("HEAD /_ping", s.ping)
 	m.HandleFunc("GET /version", s.getVersion)
 	m.HandleFunc("GET /info", s.getInfo)
+	m.HandleFunc("POST /auth", s.postAuth)
 
 	m.HandleFunc("POST /containers/create", s.createContainer)
 	m.HandleFunc("GET /containers/json", s.listContainers)

@@ -45,6 +45,10 @@ type HostConfig struct {
 	ShmSize        int64                    `json:"ShmSize"`
 	Tmpfs          map[string]string        `json:"Tmpfs,omitempty"`
 	ExtraHosts     []string                 `json:"ExtraHosts"`
+	// SecurityOpt are --security-opt values (ParseSecurityOpts).
+	SecurityOpt []string `json:"SecurityOpt"`
+	// Devices are host devices given to the container (--device).
+	Devices []DeviceMapping `json:"Devices"`
 	// ConsoleSize is the terminal\'s initial height and width.
 	ConsoleSize [2]uint `json:"ConsoleSize"`
 	// PublishAllPorts publishes every exposed port on a free host port

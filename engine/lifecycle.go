@@ -145,7 +145,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (string, []strin
 	}
 	id := newID()
 	// Check what the spec will refuse now, not at start.
-	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: req.HostConfig, NoFile: e.host.noFile, SwapAccounting: e.host.swapAccounting}); err != nil {
+	if _, err := Spec(SpecInput{ID: id, Config: cfg, Host: req.HostConfig, NoFile: e.host.noFile, SwapAccounting: e.host.swapAccounting, CapBounding: e.host.capBounding}); err != nil {
 		return "", nil, err
 	}
 	var warnings []string
@@ -272,7 +272,12 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 			}
 		}
 	}
-	spec, err := Spec(SpecInput{ID: c.ID, Config: snap.Config, Host: snap.HostConfig, Rootfs: rootfs, User: user, EtcFiles: etc, NoFile: e.host.noFile, SwapAccounting: e.host.swapAccounting, NetNSPath: netns})
+	devices, err := ResolveDevices(snap.HostConfig)
+	if err != nil {
+		return err
+	}
+	spec, err := Spec(SpecInput{ID: c.ID, Config: snap.Config, Host: snap.HostConfig, Rootfs: rootfs, User: user, EtcFiles: etc, NoFile: e.host.noFile, SwapAccounting: e.host.swapAccounting, NetNSPath: netns,
+		CapBounding: e.host.capBounding, Devices: devices})
 	if err != nil {
 		return err
 	}

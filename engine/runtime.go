@@ -61,10 +61,13 @@ type hostInfo struct {
 	// cgroup v2 host).
 	memoryCgroup   string
 	swapAccounting bool
+	// capBounding is caisd's capability bounding set: what a container
+	// can be given.
+	capBounding []string
 }
 
 func probeHost() hostInfo {
-	var h hostInfo
+	h := hostInfo{capBounding: capBounding()}
 	var rl syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
 		h.noFile = Rlimit{Soft: rl.Cur, Hard: rl.Max}

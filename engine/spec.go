@@ -32,6 +32,7 @@ var allCapabilities = []string{
 	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
 	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
 	"CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 }
 
 // maskedPaths and readonlyPaths are Docker's defaults: kernel interfaces a
@@ -74,6 +75,11 @@ type SpecInput struct {
 	NetNSPath string
 	// NoFile is the host's open-file limit.
 	NoFile Rlimit
+	// CapBounding is caisd's own capability bounding set, which caps the
+	// container's (nil: no cut).
+	CapBounding []string
+	// Devices are the host devices the container gets (ResolveDevices).
+	Devices []HostDevice
 	// SwapAccounting says the memory cgroup can limit swap
 	// (memory.memsw.limit_in_bytes exists).
 	SwapAccounting bool
@@ -197,6 +203,9 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	if !h.Privileged {
 		s.Linux.MaskedPaths = append([]string(nil), maskedPaths...)
 		s.Linux.ReadonlyPaths = append([]string(nil), readonlyPaths...)
+	}
+	if err := applySecurity(s, in); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

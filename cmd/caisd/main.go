@@ -69,6 +69,8 @@ func root() *cobra.Command {
 	f.StringVar(&cfg.RegistryDir, "registry-dir", "", "the registry's content (default DATA-DIR/registry)")
 	f.StringVar(&cfg.RegistryUsers, "registry-users", "", "registry users file, from 'cais registry user add' (default DATA-DIR/registry-users if it exists); with it, pushes need credentials")
 	f.StringSliceVar(&cfg.RegistryAnonymousPull, "registry-anonymous-pull", nil, "repository patterns anyone may pull from when users are configured (e.g. 'library/*,public/**'; '**' for all)")
+	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (HOST:PORT, HOST or CIDR) the engine may reach over plain HTTP or unverified TLS; loopback ones always are (repeatable)")
+	f.StringSliceVar(&cfg.RegistryMirrors, "registry-mirror", nil, "pull-through mirror of Docker Hub (URL) the engine tries first (repeatable)")
 	f.StringVar(&cfg.RegistryAddr, "registry-addr", cfg.RegistryAddr, "HOST:PORT of the OCI image registry, e.g. 127.0.0.1:5000 (empty: no registry; plain HTTP only on loopback, TLS with the pool CA elsewhere)")
 	cmd.AddCommand(brickCmd(), monitorCmd(), busyboxCmd())
 	return cmd
