@@ -142,6 +142,56 @@ CMD ["echo $MSG; pwd; id -u; cat hello.txt run.txt exec.txt sub/inner.txt /opt/f
 		}
 	})
 
+	t.Run("options and the other instructions", func(t *testing.T) {
+		d.t = t
+		ctx := buildContext(t, map[string]string{
+			"build/other.Dockerfile": `FROM busybox AS first
+SHELL ["/bin/sh", "-e", "-c"]
+MAINTAINER someone@example.com
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s CMD true
+ONBUILD RUN echo triggered by the child
+COPY --chown=nobody:nogroup --chmod=750 wild*.txt /w/
+FROM busybox AS second
+RUN false
+`,
+			"wild1.txt": "1", "wild2.txt": "2", "other.txt": "not copied",
+		})
+		out := d.must("build", "-q", "--no-cache", "--target", "first", "--label", "team=storage", "-f", filepath.Join(ctx, "build/other.Dockerfile"), "-t", "opts", ctx)
+		if !strings.HasPrefix(strings.TrimSpace(out), "sha256:") || strings.Contains(out, "Step") {
+			t.Errorf("docker build -q printed %q", out)
+		}
+		if got := d.must("run", "--rm", "opts", "sh", "-c", "stat -c '%U:%G %a %n' /w/*"); got != "nobody:nogroup 750 /w/wild1.txt\nnobody:nogroup 750 /w/wild2.txt\n" {
+			t.Errorf("the copied files: %q", got)
+		}
+		var insp []struct {
+			Author string
+			Config struct {
+				StopSignal  string
+				Shell       []string
+				OnBuild     []string
+				Labels      map[string]string
+				Healthcheck struct {
+					Test     []string
+					Interval time.Duration
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(d.must("image", "inspect", "opts")), &insp); err != nil || len(insp) != 1 {
+			t.Fatalf("image inspect: %v", err)
+		}
+		c := insp[0].Config
+		if insp[0].Author != "someone@example.com" || c.StopSignal != "SIGINT" || strings.Join(c.Shell, " ") != "/bin/sh -e -c" ||
+			strings.Join(c.OnBuild, ";") != "RUN echo triggered by the child" || c.Labels["team"] != "storage" ||
+			strings.Join(c.Healthcheck.Test, " ") != "CMD-SHELL true" || c.Healthcheck.Interval != 5*time.Second {
+			t.Errorf("image %+v", insp[0])
+		}
+		child := buildContext(t, map[string]string{"Dockerfile": "FROM opts\nCMD [\"true\"]\n"})
+		if out := d.must("build", child); !strings.Contains(out, "triggered by the child") {
+			t.Errorf("the ONBUILD trigger did not run:\n%s", out)
+		}
+	})
+
 	t.Run("multi-stage", func(t *testing.T) {
 		d.t = t
 		ctx := buildContext(t, map[string]string{"Dockerfile": `FROM busybox AS compile
