@@ -100,6 +100,9 @@ fuzz:
 	$(GO) test ./registry -run '^$$' -fuzz FuzzValidName -fuzztime $(FUZZTIME)
 	$(GO) test ./registry -run '^$$' -fuzz FuzzParseManifest -fuzztime $(FUZZTIME)
 	$(GO) test ./registry -run '^$$' -fuzz FuzzParsePath -fuzztime $(FUZZTIME)
+	$(GO) test ./image/distribution -run '^$$' -fuzz FuzzParseChallenges -fuzztime $(FUZZTIME)
+	$(GO) test ./image/distribution -run '^$$' -fuzz FuzzDecodeAuthHeader -fuzztime $(FUZZTIME)
+	$(GO) test ./image/distribution -run '^$$' -fuzz FuzzParseManifest -fuzztime $(FUZZTIME)
 
 # conformance runs the OCI distribution-spec conformance suite (fetched
 # through the Go module proxy into a temporary module, never committed)
