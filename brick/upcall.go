@@ -126,6 +126,13 @@ func changes(op uint16, payload []byte, handleGFID func(uint64) fop.GFID) []fop.
 				return []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}
 			}
 		}
+	case fop.OpWriteDirty: // the replicate layer's first write
+		var req fop.WriteDirtyReq
+		if fop.Unmarshal(payload, &req) == nil {
+			if g := handleGFID(req.Handle); !g.IsZero() {
+				return []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}
+			}
+		}
 	case fop.OpSetxattr, fop.OpRemovexattr:
 		var req fop.XattrReq
 		if fop.Unmarshal(payload, &req) == nil && !strings.HasPrefix(req.Name, "trusted.") {
@@ -158,7 +165,7 @@ func mutates(op uint16, status syscall.Errno) bool {
 	}
 	switch op {
 	case fop.OpMkdir, fop.OpMknod, fop.OpSymlink, fop.OpCreate, fop.OpUnlink, fop.OpRmdir,
-		fop.OpRename, fop.OpLink, fop.OpSetattr, fop.OpFsetattr, fop.OpWrite,
+		fop.OpRename, fop.OpLink, fop.OpSetattr, fop.OpFsetattr, fop.OpWrite, fop.OpWriteDirty,
 		fop.OpSetxattr, fop.OpRemovexattr, fop.OpFsetxattr, fop.OpFremovexattr:
 		return true
 	}

@@ -31,6 +31,7 @@ func TestChanges(t *testing.T) {
 		{"truncate", fop.OpSetattr, &fop.SetattrReq{Path: "f", Valid: fop.SetSize}, []fop.Upcall{{Flags: fop.UpcallData, Path: "f"}}},
 		{"ftruncate", fop.OpFsetattr, &fop.FsetattrReq{Handle: 7, Attr: fop.SetattrReq{Valid: fop.SetSize}}, []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}},
 		{"write", fop.OpWrite, &fop.WriteReq{Handle: 7, Data: []byte("x")}, []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}},
+		{"replicate's first write", fop.OpWriteDirty, &fop.WriteDirtyReq{Handle: 7, Path: "f", Data: []byte("x")}, []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}},
 		{"write, unknown handle", fop.OpWrite, &fop.WriteReq{Handle: 8, Data: []byte("x")}, nil},
 		{"user xattr", fop.OpSetxattr, &fop.XattrReq{Path: "f", Name: "user.a"}, []fop.Upcall{{Flags: fop.UpcallAttr, Path: "f"}}},
 		{"replicate's own xattr", fop.OpSetxattr, &fop.XattrReq{Path: "f", Name: "trusted.afr.x"}, nil},

@@ -260,6 +260,10 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 			// fcntl and flock locks go to the bricks, so that every mount
 			// sees them (mount/locks.go).
 			EnableLocks: true,
+			// With upcalls the mount drops a file's pages when another
+			// client changes it (mount.Cache); a change of modification
+			// time alone need not.
+			ExplicitDataCacheControl: inval,
 			// The kernel checks permissions against the attributes, as for
 			// a local file system.
 			Options: append([]string{"default_permissions"}, roOpt(readOnly)...),

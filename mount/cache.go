@@ -135,6 +135,48 @@ func (n *node) OnForget() { n.cache.forget(n) }
 
 var _ fs.NodeOnForgetter = (*node)(nil)
 
+// knownAbsent reports an extended attribute the bricks said the file
+// does not have. Only names the bricks send upcalls for are kept: not
+// trusted.*, which the client layers change themselves.
+func (n *node) knownAbsent(name string) bool {
+	if n.cache == nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.noXattr[name]
+	return ok
+}
+
+// absent records an extended attribute the file does not have.
+func (n *node) absent(name string) {
+	if n.cache == nil || strings.HasPrefix(name, "trusted.") {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.noXattr == nil {
+		n.noXattr = map[string]struct{}{}
+	}
+	if len(n.noXattr) < 16 {
+		n.noXattr[name] = struct{}{}
+	}
+}
+
+// forgetXattrs drops what absent recorded.
+func (n *node) forgetXattrs() {
+	n.mu.Lock()
+	n.noXattr = nil
+	n.mu.Unlock()
+}
+
+// forgetXattrsOf drops what absent recorded for in.
+func forgetXattrsOf(in *fs.Inode) {
+	if n, ok := in.Operations().(*node); ok {
+		n.forgetXattrs()
+	}
+}
+
 // apply invalidates what one upcall names.
 func (c *Cache) apply(root *node, u fop.Upcall) {
 	if u.Flags&fop.UpcallEntry != 0 {
@@ -143,14 +185,17 @@ func (c *Cache) apply(root *node, u fop.Upcall) {
 		if parent == nil || name == "" {
 			return
 		}
+		// The kernel looks the name up again, and go-fuse puts what it
+		// finds there in its tree. The node stays where it is meanwhile:
+		// an upcall may come in after this mount looked the new entry up
+		// already (a create's, from a slower brick), and taking a
+		// current node out of the tree would leave it without a path.
 		child := parent.GetChild(name)
 		parent.NotifyEntry(name)
 		if child != nil {
-			// The name may now be another file, or none: the node
-			// leaves the tree (an open file keeps working through its
-			// handles) and its attributes (link count) are stale.
+			// Its link count, at least, changed.
 			child.NotifyContent(-1, 0)
-			parent.RmChild(name)
+			forgetXattrsOf(child)
 		}
 		return
 	}
@@ -168,6 +213,7 @@ func (c *Cache) apply(root *node, u fop.Upcall) {
 	if in == nil {
 		return
 	}
+	forgetXattrsOf(in)
 	if u.Flags&fop.UpcallData != 0 {
 		in.NotifyContent(0, 0) // attributes and every page
 	} else {
@@ -192,6 +238,7 @@ func walk(in *fs.Inode, p string) *fs.Inode {
 // invalidateTree drops every entry, attribute and page the kernel keeps
 // under in.
 func invalidateTree(in *fs.Inode) {
+	forgetXattrsOf(in)
 	in.NotifyContent(0, 0)
 	for name, child := range in.Children() {
 		in.NotifyEntry(name)

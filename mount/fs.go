@@ -45,6 +45,11 @@ type node struct {
 	locked atomic.Bool // a lock was ever taken on the file (locks.go)
 
 	last fop.Attr // the attributes last seen, guarded by mu
+
+	// noXattr holds the extended attributes the bricks said the file
+	// does not have (ENODATA), kept while the mount takes upcalls; ls -l
+	// asks for two of them on every entry. Guarded by mu.
+	noXattr map[string]struct{}
 }
 
 // remember keeps the attributes last seen, for fstat of a directory that
@@ -370,10 +375,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, errno(err)
 	}
-	// The kernel keeps the file's pages across opens; it drops them when
-	// the file's modification time or size changes (AUTO_INVAL_DATA,
-	// checked when attributes are refreshed), so a change made through
-	// another mount is seen within the attribute timeout.
+	// The kernel keeps the file's pages across opens. A change made
+	// through another mount drops them: at once through the bricks'
+	// upcalls (cache.go), or, on a mount without them, when the kernel
+	// refreshes the attributes and sees a new modification time or size
+	// (AUTO_INVAL_DATA).
 	return newFile(n, r.Handle), fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -461,8 +467,14 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	ctx = uninterrupted(ctx)
 	var v []byte
 	var err error
+	if n.knownAbsent(attr) {
+		return 0, syscall.ENODATA
+	}
 	if p, e := n.path(); e == 0 {
 		v, err = n.vol.Getxattr(ctx, p, attr)
+		if errors.Is(err, syscall.ENODATA) {
+			n.absent(attr)
+		}
 	} else {
 		fx, h, e := n.orphanXattrer(e)
 		if e != 0 {
@@ -481,6 +493,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	ctx = uninterrupted(ctx)
+	defer n.forgetXattrs()
 	p, e := n.path()
 	if e == 0 {
 		return errno(n.vol.Setxattr(ctx, p, attr, data, flags))
@@ -494,6 +507,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	ctx = uninterrupted(ctx)
+	defer n.forgetXattrs()
 	p, e := n.path()
 	if e == 0 {
 		return errno(n.vol.Removexattr(ctx, p, attr))

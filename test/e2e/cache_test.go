@@ -140,6 +140,29 @@ func cacheCases(t *testing.T, a, b string) {
 	must(os.Truncate(pa, 5))
 	seen(t, "truncate", content("OTHER"))
 
+	// Extended attributes: B learns that the file has none by that name
+	// (which the mount remembers, as ls -l asks on every entry).
+	xb := func(want string) func() error {
+		return func() error {
+			buf := make([]byte, 64)
+			n, err := syscall.Getxattr(pb, "user.cached", buf)
+			switch {
+			case want == "" && errors.Is(err, syscall.ENODATA):
+				return nil
+			case err != nil:
+				return err
+			case string(buf[:n]) != want:
+				return fmt.Errorf("user.cached = %q, want %q", buf[:n], want)
+			}
+			return nil
+		}
+	}
+	must(xb("")())
+	must(syscall.Setxattr(pa, "user.cached", []byte("set"), 0))
+	seen(t, "setxattr", xb("set"))
+	must(syscall.Removexattr(pa, "user.cached"))
+	seen(t, "removexattr", xb(""))
+
 	// Entries: B first caches that the names do not exist (negative
 	// entries), and lists the directory.
 	nb := filepath.Join(b, "d", "new")
