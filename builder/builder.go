@@ -273,12 +273,20 @@ func (j *Job) run(ctx context.Context, out io.Writer) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if base.id != "" {
-			fmt.Fprintf(progress, " ---> %s\n", engine.ShortID(string(base.id)))
-		}
 		plan, err := j.ev.Eval(i, base.config.Config)
 		if err != nil {
 			return Result{}, err
+		}
+		// The base image's ONBUILD triggers come first, as part of FROM;
+		// the ID FROM shows is the image after them.
+		triggers := len(plan.Steps) - len(st.Instructions)
+		switch {
+		case triggers == 0 && base.id != "":
+			fmt.Fprintf(progress, " ---> %s\n", engine.ShortID(string(base.id)))
+		case triggers == 1:
+			fmt.Fprintf(progress, "# Executing 1 build trigger\n")
+		case triggers > 1:
+			fmt.Fprintf(progress, "# Executing %d build triggers\n", triggers)
 		}
 		cur := base
 		steps := plan.Steps
@@ -287,8 +295,10 @@ func (j *Job) run(ctx context.Context, out io.Writer) (Result, error) {
 		}
 		for k := range steps {
 			step := &steps[k]
-			n++
-			fmt.Fprintf(progress, "Step %d/%d : %s\n", n, total, step.Node.Original)
+			if k >= triggers {
+				n++
+				fmt.Fprintf(progress, "Step %d/%d : %s\n", n, total, step.Node.Original)
+			}
 			next, err := j.step(ctx, progress, cur, plan, step, stages)
 			if err != nil {
 				return Result{}, err

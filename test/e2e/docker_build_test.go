@@ -187,8 +187,9 @@ RUN false
 			t.Errorf("image %+v", insp[0])
 		}
 		child := buildContext(t, map[string]string{"Dockerfile": "FROM opts\nCMD [\"true\"]\n"})
-		if out := d.must("build", child); !strings.Contains(out, "triggered by the child") {
-			t.Errorf("the ONBUILD trigger did not run:\n%s", out)
+		if out := d.must("build", child); !strings.Contains(out, "Step 1/2 : FROM opts\n# Executing 1 build trigger\n ---> Running in ") ||
+			!strings.Contains(out, "triggered by the child") || !strings.Contains(out, "Step 2/2 : CMD") {
+			t.Errorf("the ONBUILD trigger did not run as part of FROM:\n%s", out)
 		}
 	})
 
