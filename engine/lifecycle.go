@@ -745,6 +745,10 @@ func processSpec(base *specs.Process, x ExecConfig, user specs.User) *specs.Proc
 	p.User = user
 	if x.Privileged {
 		caps, _ := Capabilities(true, nil, nil)
+		if b := capBounding(); b != nil {
+			// Only what caisd itself holds can be given.
+			caps, _ = boundCapabilities(caps, b, nil)
+		}
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	}
 	p.ConsoleSize = nil
