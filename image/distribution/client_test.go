@@ -4,12 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -248,7 +250,7 @@ func TestAuthErrors(t *testing.T) {
 	makeImage(t, src, host+"/app:1", 1, "b")
 
 	_, err := c.Push(ctx, src, mustRef(t, host+"/app:1"), AuthConfig{}, nil)
-	if !errors.Is(err, ErrNoBasicAuthCredentials) || !strings.Contains(err.Error(), `"http://`+host+`/v2/app/blobs/`) {
+	if !errors.Is(err, ErrNoBasicAuthCredentials) || errdefs.Message(err) != "no basic auth credentials" {
 		t.Errorf("push without credentials: %v", err)
 	}
 	_, err = c.Push(ctx, src, mustRef(t, host+"/app:1"), AuthConfig{Username: "alice", Password: "wrong"}, nil)
@@ -256,7 +258,7 @@ func TestAuthErrors(t *testing.T) {
 		t.Errorf("push with a wrong password: %v", err)
 	}
 	_, err = c.Pull(ctx, openStore(t), mustRef(t, host+"/app:1"), AuthConfig{}, thisPlatform, nil)
-	if !errors.Is(err, ErrNoBasicAuthCredentials) {
+	if !errors.Is(err, ErrNoBasicAuthCredentials) || errdefs.Message(err) != `Get "http://`+host+`/v2/app/manifests/1": no basic auth credentials` {
 		t.Errorf("pull without credentials: %v", err)
 	}
 
@@ -536,4 +538,39 @@ func TestMirror(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "registry-1.docker.io") {
 		t.Errorf("pull of what the mirror lacks: %v", err)
 	}
+}
+
+// TestVerifiedTLS: a registry's certificate is checked against the
+// configured authorities (the daemon gives the system's and the pool
+// CA), and refused without them.
+func TestVerifiedTLS(t *testing.T) {
+	st, err := disk.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(registry.New(st, registry.Options{}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	ep := Endpoint{URL: u}
+	ctx := context.Background()
+
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c := New(Config{RootCAs: func() (*x509.CertPool, error) { return pool, nil }})
+	s, err := c.open(ctx, ep, "app", AuthConfig{}, nil)
+	if err != nil {
+		t.Fatalf("with the server's CA: %v", err)
+	}
+	s.close()
+
+	_, err = New(Config{RootCAs: func() (*x509.CertPool, error) { return x509.NewCertPool(), nil }}).open(ctx, ep, "app", AuthConfig{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Errorf("without it: %v", err)
+	}
+	// An insecure registry's certificate is not checked.
+	s, err = New(Config{}).open(ctx, Endpoint{URL: u, SkipVerify: true}, "app", AuthConfig{}, nil)
+	if err != nil {
+		t.Fatalf("skip verify: %v", err)
+	}
+	s.close()
 }

@@ -94,6 +94,10 @@ func (c *Client) Push(ctx context.Context, st *store.Store, ref reference.Refere
 		}
 		done[l.Digest] = true
 		status, err := pushBlob(ctx, s, st, l, mounts[l.Digest], ids[i], progress)
+		if errors.Is(err, ErrNoBasicAuthCredentials) {
+			// Docker's push says just that, under the layers' lines.
+			return PushResult{}, ErrNoBasicAuthCredentials
+		}
 		if err != nil {
 			return PushResult{}, err
 		}
