@@ -219,8 +219,19 @@ func (s *Server) pushImage(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	ps := newProgressStream(w)
+	header := false
+	progress := func(e distribution.Event) {
+		// One "The push refers to repository" line for all the tags.
+		if strings.HasPrefix(e.Status, "The push refers to repository ") {
+			if header {
+				return
+			}
+			header = true
+		}
+		ps.event(e)
+	}
 	for _, rt := range refs {
-		res, err := s.registries.Push(r.Context(), s.e.Images(), rt, creds, ps.event)
+		res, err := s.registries.Push(r.Context(), s.e.Images(), rt, creds, progress)
 		if err != nil {
 			s.log.Info("image push failed", "ref", rt.String(), "err", err)
 			ps.fail(err)

@@ -191,6 +191,12 @@ func TestDockerRegistry(t *testing.T) {
 		if lines(out, ": Mounted from app") != 1 {
 			t.Fatalf("push to another repository:\n%s", out)
 		}
+		// Every tag of a repository.
+		d.must("tag", "busybox", reg+"/app:2")
+		out = d.must("push", "--all-tags", reg+"/app")
+		if strings.Count(out, "The push refers to repository") != 1 || !strings.Contains(out, "\n1: digest: "+pushed) || !strings.Contains(out, "\n2: digest: "+pushed) {
+			t.Fatalf("push --all-tags:\n%s", out)
+		}
 	})
 
 	t.Run("pull", func(t *testing.T) {
