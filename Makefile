@@ -92,6 +92,8 @@ fuzz:
 	$(GO) test ./engine/jsonlog -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzDecodeCreate -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzParseFilters -fuzztime $(FUZZTIME)
+	$(GO) test ./engine/volumes -run '^$$' -fuzz FuzzPlan -fuzztime $(FUZZTIME)
+	$(GO) test ./engine/containerfs -run '^$$' -fuzz FuzzArchivePath -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzDecodeBuildOptions -fuzztime $(FUZZTIME)
 	$(GO) test ./builder -run '^$$' -fuzz FuzzParseIgnore -fuzztime $(FUZZTIME)
 	$(GO) test ./builder -run '^$$' -fuzz FuzzCheckContextEntry -fuzztime $(FUZZTIME)

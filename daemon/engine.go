@@ -27,7 +27,7 @@ func (d *Daemon) startContainers() (*containers, error) {
 		return nil, nil
 	}
 	log := d.log.With("component", "engine")
-	e, err := engine.Open(engine.Options{Root: d.cfg.engineDir(), Exe: d.exe, Runc: d.cfg.Runc, DefaultBridge: d.cfg.Bridge, Log: log})
+	e, err := engine.Open(engine.Options{Root: d.cfg.engineDir(), Exe: d.exe, Runc: d.cfg.Runc, VolumeDrivers: d.volumeDrivers(), DefaultBridge: d.cfg.Bridge, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("container engine: %w", err)
 	}

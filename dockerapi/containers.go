@@ -107,7 +107,7 @@ func Summarize(c engine.Container, now time.Time) containerSummary {
 		State: string(c.State.Status), Status: StatusLine(c.State, now),
 		HostConfig:      map[string]string{"NetworkMode": c.HostConfig.NetworkMode},
 		NetworkSettings: map[string]any{"Networks": nonNilNetworks(c.NetworkSettings.Networks)},
-		Mounts:          []any{},
+		Mounts:          mountsAny(MountsJSON(c.MountPoints, nil)),
 	}
 }
 
@@ -258,16 +258,7 @@ func Inspect(c engine.Container, dir string) map[string]any {
 	if cfg.Hostname == "" {
 		cfg.Hostname = engine.ShortID(c.ID)
 	}
-	mounts := []map[string]any{}
-	for _, b := range hc.Binds {
-		if m, err := engine.ParseBind(b); err == nil {
-			ro := false
-			for _, o := range m.Options {
-				ro = ro || o == "ro"
-			}
-			mounts = append(mounts, map[string]any{"Type": "bind", "Source": m.Source, "Destination": m.Destination, "Mode": "", "RW": !ro, "Propagation": "rprivate"})
-		}
-	}
+	mounts := MountsJSON(c.MountPoints, nil)
 	return map[string]any{
 		"Id": c.ID, "Created": c.Created.Format(time.RFC3339Nano), "Path": c.Path, "Args": nonNil(c.Args),
 		"State": map[string]any{
@@ -302,7 +293,9 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Inspect(c, s.e.Dir(c.ID)))
+	out := Inspect(c, s.e.Dir(c.ID))
+	out["Mounts"] = MountsJSON(c.MountPoints, s.e.Volumes())
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) {
@@ -408,7 +401,7 @@ func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) {
-	if err := s.e.Remove(r.Context(), r.PathValue("id"), engine.RemoveOptions{Force: boolValue(r, "force")}); err != nil {
+	if err := s.e.Remove(r.Context(), r.PathValue("id"), engine.RemoveOptions{Force: boolValue(r, "force"), RemoveVolumes: boolValue(r, "v")}); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -103,6 +103,17 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /networks/{id}/connect", s.connectNetwork)
 	m.HandleFunc("POST /networks/{id}/disconnect", s.disconnectNetwork)
 
+	m.HandleFunc("GET /volumes", s.listVolumes)
+	m.HandleFunc("POST /volumes/create", s.createVolume)
+	m.HandleFunc("POST /volumes/prune", s.pruneVolumes)
+	m.HandleFunc("GET /volumes/{name}", s.inspectVolume)
+	m.HandleFunc("DELETE /volumes/{name}", s.removeVolume)
+	m.HandleFunc("GET /containers/{id}/archive", s.getArchive)
+	m.HandleFunc("HEAD /containers/{id}/archive", s.headArchive)
+	m.HandleFunc("PUT /containers/{id}/archive", s.putArchive)
+	m.HandleFunc("GET /events", s.getEvents)
+	m.HandleFunc("GET /system/df", s.systemDF)
+
 	m.HandleFunc("GET /images/json", s.listImages)
 	m.HandleFunc("GET /images/get", s.saveImages)
 	m.HandleFunc("POST /images/load", s.loadImages)

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"time"
+
+	"github.com/cais-platform/cais/engine/volumes"
 )
 
 // Config is what a container runs: the image's config overlaid with what
@@ -51,6 +53,8 @@ type HostConfig struct {
 	Devices []DeviceMapping `json:"Devices"`
 	// ConsoleSize is the terminal\'s initial height and width.
 	ConsoleSize [2]uint `json:"ConsoleSize"`
+	// Mounts are --mount entries (package engine/volumes).
+	Mounts []volumes.Mount `json:"Mounts,omitempty"`
 	// PublishAllPorts publishes every exposed port on a free host port
 	// (docker run -P).
 	PublishAllPorts bool `json:"PublishAllPorts"`

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cais-platform/cais/engine/events"
+	"github.com/cais-platform/cais/engine/volumes"
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/image/store"
 	"github.com/cais-platform/cais/network"
@@ -39,7 +41,12 @@ type Options struct {
 	// Exe is the binary started as each container's monitor with the
 	// arguments "monitor --dir DIR" (caisd itself).
 	Exe string
-	Log *slog.Logger
+	// VolumeDrivers are volume drivers beside "local" (caisd adds
+	// "cais"); volumes live in Root/volumes.
+	VolumeDrivers []volumes.Driver
+	// Events is the event bus (docker events); default a new one.
+	Events *events.Bus
+	Log    *slog.Logger
 }
 
 // Engine runs containers from images. Its methods are safe for concurrent
@@ -52,6 +59,8 @@ type Engine struct {
 	ctrDir  string
 	runcDir string
 	host    hostInfo
+	vols    *volumes.Store
+	events  *events.Bus
 	net     *network.Manager
 
 	mu         sync.Mutex
@@ -79,6 +88,9 @@ type Container struct {
 	State        State      `json:"State"`
 	RestartCount int        `json:"RestartCount"`
 	LogPath      string     `json:"LogPath"`
+	// MountPoints are the container's resolved mounts (volumes with
+	// their names), made at create.
+	MountPoints []volumes.MountPoint `json:"MountPoints,omitempty"`
 	// NetworkSettings are the container's networks and published ports.
 	NetworkSettings NetworkSettings `json:"NetworkSettings"`
 }
@@ -136,6 +148,18 @@ func Open(opts Options) (*Engine, error) {
 		e.rt = NewRuncRuntime(opts.Runc, e.runcDir)
 	}
 	e.host = probeHost()
+	e.events = opts.Events
+	if e.events == nil {
+		e.events = events.New()
+	}
+	vs, err := volumes.Open(volumes.Options{Root: volumesDir(opts.Root), Drivers: opts.VolumeDrivers, Log: opts.Log.With("component", "volumes"),
+		Publish: func(action, name string, attrs map[string]string) {
+			e.events.Publish(events.Volume, action, name, attrs)
+		}})
+	if err != nil {
+		return nil, err
+	}
+	e.vols = vs
 	nm, err := network.Open(network.Options{Dir: filepath.Join(opts.Root, "network"), DefaultBridge: opts.DefaultBridge, Log: opts.Log.With("component", "network")})
 	if err != nil {
 		return nil, fmt.Errorf("networks: %w", err)
@@ -185,6 +209,7 @@ func (e *Engine) load() error {
 		e.containers[c.ID] = c
 		e.names[c.Name] = c.ID
 	}
+	e.loadVolumes()
 	for _, c := range e.containers {
 		if c.State.Running() {
 			c.monitorUp = true

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -355,7 +357,9 @@ func (e *Engine) ExecStart(ctx context.Context, id string, detach bool, consoleS
 	}
 	e.mu.Lock()
 	x.Running, x.Pid = true, rep.Pid
+	snap := c.snapshot()
 	e.mu.Unlock()
+	e.publishContainer(snap, "exec_start: "+strings.Join(cfg.Cmd, " "), map[string]string{"execID": id})
 	finish := func(exit []byte) {
 		var st monitor.ExitStatus
 		code := 137
@@ -365,6 +369,7 @@ func (e *Engine) ExecStart(ctx context.Context, id string, detach bool, consoleS
 		e.mu.Lock()
 		x.Running, x.ExitCode = false, &code
 		e.mu.Unlock()
+		e.publishContainer(snap, "exec_die", map[string]string{"execID": id, "exitCode": strconv.Itoa(code)})
 	}
 	if detach {
 		go func() {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -86,8 +87,15 @@ func MergeImageConfig(c Config, img store.ContainerConfig) Config {
 		}
 		c.ExposedPorts = ports
 	}
-	if len(img.Volumes) > 0 && c.Volumes == nil {
-		c.Volumes = img.Volumes
+	if len(img.Volumes) > 0 {
+		vols := map[string]struct{}{}
+		for v := range img.Volumes {
+			vols[v] = struct{}{}
+		}
+		for v := range c.Volumes {
+			vols[v] = struct{}{}
+		}
+		c.Volumes = vols
 	}
 	return c
 }
@@ -177,15 +185,28 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (string, []strin
 		return "", nil, fmt.Errorf("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.: %w", name, other, errdefs.ErrExists)
 	}
 	c.Name = name
+	// The volumes are made outside the lock (a driver may take a
+	// while); the name is held meanwhile.
+	e.names[name] = id
+	e.mu.Unlock()
+	mps, err := e.planMounts(ctx, id, cfg, req.HostConfig)
+	e.mu.Lock()
+	if err != nil {
+		delete(e.names, name)
+		return "", nil, err
+	}
+	c.MountPoints = mps
 	if err := os.MkdirAll(e.dir(id), 0o700); err != nil {
+		delete(e.names, name)
 		return "", nil, err
 	}
 	if err := e.save(c); err != nil {
+		delete(e.names, name)
 		os.RemoveAll(e.dir(id))
 		return "", nil, err
 	}
 	e.containers[id] = c
-	e.names[name] = id
+	e.publishContainer(c.snapshot(), "create", nil)
 	return id, warnings, nil
 }
 
@@ -228,12 +249,13 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	rootfs := filepath.Join(dir, "rootfs")
 	defer func() {
 		if err != nil {
+			e.unmountVolumes(snap)
 			syscall.Unmount(rootfs, syscall.MNT_DETACH)
 			e.disconnectNetworks(c)
 			if snap.HostConfig.AutoRemove {
 				// docker run --rm waits for the removal even when the
 				// start fails.
-				go e.Remove(context.Background(), c.ID, RemoveOptions{Force: true})
+				go e.Remove(context.Background(), c.ID, RemoveOptions{Force: true, RemoveVolumes: true})
 			}
 			e.setState(c, func(c *container) {
 				c.State.Status = Exited
@@ -263,20 +285,15 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	if err := e.writeNetworkEtc(c, etc); err != nil {
 		return err
 	}
-	for _, b := range snap.HostConfig.Binds {
-		if m, err := ParseBind(b); err == nil {
-			if _, err := os.Stat(m.Source); os.IsNotExist(err) {
-				if err := os.MkdirAll(m.Source, 0o755); err != nil {
-					return fmt.Errorf("create bind source %s: %w", m.Source, err)
-				}
-			}
-		}
+	volSources, err := e.mountVolumes(ctx, snap, rootfs)
+	if err != nil {
+		return err
 	}
 	devices, err := ResolveDevices(snap.HostConfig)
 	if err != nil {
 		return err
 	}
-	spec, err := Spec(SpecInput{ID: c.ID, Config: snap.Config, Host: snap.HostConfig, Rootfs: rootfs, User: user, EtcFiles: etc, NoFile: e.host.noFile, SwapAccounting: e.host.swapAccounting, NetNSPath: netns,
+	spec, err := Spec(SpecInput{ID: c.ID, Config: snap.Config, Host: snap.HostConfig, Rootfs: rootfs, User: user, EtcFiles: etc, NoFile: e.host.noFile, SwapAccounting: e.host.swapAccounting, VolumeSources: volSources, NetNSPath: netns,
 		CapBounding: e.host.capBounding, Devices: devices})
 	if err != nil {
 		return err
@@ -326,6 +343,7 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	e.setState(c, func(c *container) {
 		c.State = State{Status: Running, Pid: rep.Pid, StartedAt: time.Now().UTC()}
 	})
+	e.publishContainer(snap, "start", nil)
 	e.watch(c, true)
 	return nil
 }
@@ -403,6 +421,7 @@ func (e *Engine) watch(c *container, fresh bool) {
 		}
 		var restart bool
 		var delay time.Duration
+		var ended Container
 		e.setState(c, func(c *container) {
 			c.State.Status = Exited
 			c.State.Pid = 0
@@ -418,7 +437,13 @@ func (e *Engine) watch(c *container, fresh bool) {
 				c.RestartCount++
 				delay = backoff(c.RestartCount)
 			}
+			ended = c.snapshot()
 		})
+		e.unmountVolumes(ended)
+		if st.OOMKilled {
+			e.publishContainer(ended, "oom", nil)
+		}
+		e.publishContainer(ended, "die", map[string]string{"exitCode": strconv.Itoa(st.Code)})
 		e.disconnectNetworks(c)
 		if restart {
 			e.wg.Add(1)
@@ -446,7 +471,7 @@ func (e *Engine) watch(c *container, fresh bool) {
 		auto := c.HostConfig.AutoRemove
 		e.mu.Unlock()
 		if auto {
-			if err := e.Remove(context.Background(), c.ID, RemoveOptions{}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			if err := e.Remove(context.Background(), c.ID, RemoveOptions{RemoveVolumes: true}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 				e.log.Warn("auto-remove failed", "container", c.Name, "err", err)
 			}
 		}
@@ -498,7 +523,12 @@ func (e *Engine) Kill(ctx context.Context, ref string, sig syscall.Signal) error
 	if sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGINT {
 		e.setState(c, func(c *container) { c.State.StoppedByUser = true })
 	}
-	return e.rt.Kill(ctx, c.ID, sig, false)
+	if err := e.rt.Kill(ctx, c.ID, sig, false); err != nil {
+		return err
+	}
+	snap, _ := e.Get(c.ID)
+	e.publishContainer(snap, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
+	return nil
 }
 
 // Stop stops a container: its stop signal, then SIGKILL after timeout
@@ -536,20 +566,29 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout *int, signal stri
 		wait = time.Duration(*timeout) * time.Second
 	}
 	e.setState(c, func(c *container) { c.State.StoppedByUser = true })
+	snap, _ := e.Get(c.ID)
+	e.publishContainer(snap, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
 	if err := e.rt.Kill(ctx, c.ID, sig, false); err != nil {
 		e.log.Debug("stop signal", "container", c.Name, "err", err)
 	}
-	if wait >= 0 {
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, err := e.waitStopped(wctx, c)
-		cancel()
-		if err == nil {
-			return nil
+	stopped := func() error {
+		if wait >= 0 {
+			wctx, cancel := context.WithTimeout(ctx, wait)
+			_, err := e.waitStopped(wctx, c)
+			cancel()
+			if err == nil {
+				return nil
+			}
+			e.publishContainer(snap, "kill", map[string]string{"signal": strconv.Itoa(int(syscall.SIGKILL))})
+			e.rt.Kill(ctx, c.ID, syscall.SIGKILL, true)
 		}
-		e.rt.Kill(ctx, c.ID, syscall.SIGKILL, true)
+		_, err := e.waitStopped(ctx, c)
+		return err
+	}()
+	if stopped == nil {
+		e.publishContainer(snap, "stop", nil)
 	}
-	_, err = e.waitStopped(ctx, c)
-	return err
+	return stopped
 }
 
 // waitStopped waits until c is not running.
@@ -616,6 +655,9 @@ func (e *Engine) Wait(ctx context.Context, ref string, cond WaitCondition, ready
 // RemoveOptions tune Remove.
 type RemoveOptions struct {
 	Force bool
+	// RemoveVolumes removes the container's anonymous volumes (docker
+	// rm -v).
+	RemoveVolumes bool
 }
 
 // Remove deletes a container; a running one only with Force (it is
@@ -665,6 +707,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, opts RemoveOptions) err
 		}
 	}
 	e.notify(c)
+	snap := c.snapshot()
 	e.mu.Unlock()
 	dir := e.dir(c.ID)
 	syscall.Unmount(filepath.Join(dir, "rootfs"), syscall.MNT_DETACH)
@@ -672,7 +715,10 @@ func (e *Engine) Remove(ctx context.Context, ref string, opts RemoveOptions) err
 	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	e.rt.Delete(dctx, c.ID)
 	cancel()
-	return os.RemoveAll(dir)
+	err = os.RemoveAll(dir)
+	e.releaseVolumes(ctx, c.ID, snap.MountPoints, opts.RemoveVolumes)
+	e.publishContainer(snap, "destroy", nil)
+	return err
 }
 
 // ParseSignal parses "SIGTERM", "TERM", "term" or "15".

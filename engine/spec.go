@@ -83,6 +83,10 @@ type SpecInput struct {
 	// SwapAccounting says the memory cgroup can limit swap
 	// (memory.memsw.limit_in_bytes exists).
 	SwapAccounting bool
+	// VolumeSources are the host directories of the container's volumes
+	// (mounted by the engine), by destination; volumes without one are
+	// left out.
+	VolumeSources map[string]string
 }
 
 // Args returns the command a container runs: entrypoint then cmd.
@@ -160,27 +164,18 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	}
 	hostNet := h.NetworkMode == "host"
 	s.Mounts = defaultMounts(hostNet, h.ShmSize)
+	// The container's volumes, binds and tmpfs mounts, then the
+	// engine's /etc files, which show over a volume at /etc too, unless
+	// the container mounts its own there.
+	mounts, err := ContainerMounts(h, c.Volumes, in.VolumeSources)
+	if err != nil {
+		return nil, err
+	}
+	s.Mounts = append(s.Mounts, mounts...)
 	for _, dst := range []string{"/etc/resolv.conf", "/etc/hostname", "/etc/hosts"} {
-		if src := in.EtcFiles[dst]; src != "" {
+		if src := in.EtcFiles[dst]; src != "" && !hasMount(mounts, dst) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
 		}
-	}
-	for _, b := range h.Binds {
-		m, err := ParseBind(b)
-		if err != nil {
-			return nil, err
-		}
-		s.Mounts = append(s.Mounts, m)
-	}
-	for dst, opts := range h.Tmpfs {
-		if !path.IsAbs(dst) {
-			return nil, fmt.Errorf("invalid tmpfs mount point %q: must be absolute: %w", dst, errdefs.ErrInvalid)
-		}
-		o := []string{"nosuid", "nodev", "noexec"}
-		if opts != "" {
-			o = append(o, strings.Split(opts, ",")...)
-		}
-		s.Mounts = append(s.Mounts, specs.Mount{Destination: path.Clean(dst), Type: "tmpfs", Source: "tmpfs", Options: o})
 	}
 
 	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace}}

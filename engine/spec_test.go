@@ -124,16 +124,16 @@ func TestSpecHostNetworkAndBinds(t *testing.T) {
 func TestSpecRefuses(t *testing.T) {
 	big := int64(1)
 	for name, in := range map[string]SpecInput{
-		"no command":     {Config: Config{}},
-		"relative cwd":   {Config: Config{Cmd: []string{"sh"}, WorkingDir: "tmp"}},
-		"named volume":   {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Binds: []string{"data:/data"}}},
-		"tiny memory":    {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Memory: 1 << 20}},
-		"unknown cap":    {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{CapAdd: []string{"CAP_FLY"}}},
-		"nofile > hard":  {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Ulimits: []Ulimit{{Name: "nofile", Soft: 1, Hard: 1 << 30}}}, NoFile: Rlimit{Hard: 20000}},
-		"unknown ulimit": {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Ulimits: []Ulimit{{Name: "bogus", Soft: 1, Hard: 1}}}},
-		"network":        {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{NetworkMode: "container:x"}},
-		"cpus and quota": {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{NanoCPUs: 1e9, CPUQuota: 1000}},
-		"bind to root":   {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Binds: []string{"/a:/"}, PidsLimit: &big}},
+		"no command":      {Config: Config{}},
+		"relative cwd":    {Config: Config{Cmd: []string{"sh"}, WorkingDir: "tmp"}},
+		"bad volume name": {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Binds: []string{"-x:/data"}}},
+		"tiny memory":     {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Memory: 1 << 20}},
+		"unknown cap":     {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{CapAdd: []string{"CAP_FLY"}}},
+		"nofile > hard":   {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Ulimits: []Ulimit{{Name: "nofile", Soft: 1, Hard: 1 << 30}}}, NoFile: Rlimit{Hard: 20000}},
+		"unknown ulimit":  {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Ulimits: []Ulimit{{Name: "bogus", Soft: 1, Hard: 1}}}},
+		"network":         {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{NetworkMode: "container:x"}},
+		"cpus and quota":  {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{NanoCPUs: 1e9, CPUQuota: 1000}},
+		"bind to root":    {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Binds: []string{"/a:/"}, PidsLimit: &big}},
 	} {
 		if _, err := Spec(in); !errors.Is(err, errdefs.ErrInvalid) {
 			t.Errorf("%s: %v, want an invalid-request error", name, err)
