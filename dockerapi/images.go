@@ -181,6 +181,17 @@ func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name strin
 	}
 	out := []map[string]any{}
 	h := info.config.History
+	// Each history entry that is not an empty layer made the next layer.
+	sizes := make([]int64, len(h))
+	if _, m, err := s.e.Images().Manifest(img.Target); err == nil {
+		l := 0
+		for i := range h {
+			if !h[i].EmptyLayer && l < len(m.Layers) {
+				sizes[i] = m.Layers[l].Size
+				l++
+			}
+		}
+	}
 	for i := len(h) - 1; i >= 0; i-- {
 		id := "<missing>"
 		tags := []string{}
@@ -191,7 +202,7 @@ func (s *Server) imageHistory(w http.ResponseWriter, r *http.Request, name strin
 		if h[i].Created != nil {
 			t = h[i].Created.Unix()
 		}
-		out = append(out, map[string]any{"Id": id, "Created": t, "CreatedBy": h[i].CreatedBy, "Tags": tags, "Size": 0, "Comment": h[i].Comment})
+		out = append(out, map[string]any{"Id": id, "Created": t, "CreatedBy": h[i].CreatedBy, "Tags": tags, "Size": sizes[i], "Comment": h[i].Comment})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
