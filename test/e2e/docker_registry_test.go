@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,4 +294,116 @@ func TestDockerRegistry(t *testing.T) {
 			t.Fatalf("pull from Docker Hub, unreachable: %+v after %v", r, took)
 		}
 	})
+}
+
+// mountVolumeAt mounts HOST:/VOL at a directory of its own (two mounts of
+// one volume), unmounted when the test ends.
+func mountVolumeAt(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, vol, name string) string {
+	t.Helper()
+	mnt := filepath.Join(c.Dir(), name)
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(c.Dir(), name+".log")
+	n.MustCLI("mount", "--log-file", logFile, n.Addr+":/"+vol, mnt)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("--- mount log of %s ---\n%s", name, b)
+		}
+		for i := 0; i < 50; i++ {
+			if err := syscall.Unmount(mnt, 0); err == nil || err == syscall.EINVAL || err == syscall.ENOENT {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
+	})
+	return mnt
+}
+
+// registryDockerOn drives node n's engine with the docker CLI.
+func registryDockerOn(t *testing.T, c *clustertest.Cluster, n *clustertest.Node) *dockerNode {
+	d := &dockerNode{t: t, n: n, socket: n.DockerSocket}
+	d.env = append(os.Environ(), "DOCKER_HOST=unix://"+n.DockerSocket, "DOCKER_CONFIG="+filepath.Join(c.Dir(), fmt.Sprintf("docker-config-%d", n.Index)), "DOCKER_BUILDKIT=0", "DOCKER_CLI_HINTS=false")
+	t.Cleanup(func() {
+		r := d.run("ps", "-aq")
+		for _, id := range strings.Fields(r.Stdout) {
+			d.run("rm", "-f", id)
+		}
+	})
+	return d
+}
+
+// TestRegistryOnVolume: two nodes serve one registry whose content is on
+// a replicated cais volume, each through its own mount: what is pushed
+// to one node's registry is pulled from the other's, both ways.
+func TestRegistryOnVolume(t *testing.T) {
+	needFuse(t)
+	for _, bin := range []string{"docker", "runc"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed (make deps)", bin)
+		}
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("busybox-static is not installed (make deps)")
+	}
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	n1, n2 := nodes[0], nodes[1]
+	b1, b2 := n1.Brick("reg1/brick"), n2.Brick("reg2/brick")
+	n1.MustCLI("volume", "create", "regvol", "replica", "2", b1, b2)
+	n1.MustCLI("volume", "start", "regvol")
+	mnt1 := mountVolumeAt(t, c, n1, "regvol", "mnt-reg1")
+	mnt2 := mountVolumeAt(t, c, n2, "regvol", "mnt-reg2")
+	if err := os.Mkdir(filepath.Join(mnt1, "registry"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	reg1, reg2 := n1.Addr+":5000", n2.Addr+":5000"
+	n1.RestartWithArgs("--registry-addr", reg1, "--registry-dir", filepath.Join(mnt1, "registry"))
+	n2.RestartWithArgs("--registry-addr", reg2, "--registry-dir", filepath.Join(mnt2, "registry"))
+	d1, d2 := registryDockerOn(t, c, n1), registryDockerOn(t, c, n2)
+
+	tarPath := filepath.Join(c.Dir(), "multi.tar")
+	layeredArchive(t, tarPath, reg1+"/app:1")
+	d1.must("load", "-i", tarPath)
+	out := d1.must("push", reg1+"/app:1")
+	if lines(out, ": Pushed") != 3 {
+		t.Fatalf("push to node 1:\n%s", out)
+	}
+	pushed := out[strings.Index(out, "digest: ")+len("digest: "):]
+	pushed = pushed[:strings.Index(pushed, " ")]
+
+	// Node 2's registry has it, from node 2's mount.
+	out = d2.must("pull", reg2+"/app:1")
+	t.Logf("docker pull %s/app:1 on node 2:\n%s", reg2, out)
+	if lines(out, ": Pull complete") != 3 || !strings.Contains(out, "Digest: "+pushed+"\n") {
+		t.Fatalf("pull from node 2:\n%s", out)
+	}
+	d2.expect(0, ptr("layer 1\nlayer 2\n"), "", "run", "--rm", reg2+"/app:1", "cat", "/f1", "/f2")
+
+	// And the other way.
+	d2.must("tag", reg2+"/app:1", reg2+"/app:2")
+	out = d2.must("push", reg2+"/app:2")
+	if lines(out, ": Layer already exists") != 3 {
+		t.Fatalf("push to node 2:\n%s", out)
+	}
+	out = d1.must("pull", reg1+"/app:2")
+	if !strings.Contains(out, "Digest: "+pushed+"\n") {
+		t.Fatalf("pull from node 1:\n%s", out)
+	}
+	// The blobs are on both bricks: the volume replicates them.
+	hex := strings.TrimPrefix(pushed, "sha256:")
+	var found []string
+	for _, b := range []string{b1, b2} {
+		filepath.WalkDir(brickPath(b), func(p string, e os.DirEntry, err error) error {
+			if err == nil && e.Name() == hex && strings.HasSuffix(filepath.Dir(p), "/registry/blobs/sha256") {
+				found = append(found, p)
+			}
+			return nil
+		})
+	}
+	if len(found) != 2 {
+		t.Errorf("manifest %s on the bricks: %v", pushed, found)
+	}
 }
