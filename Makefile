@@ -7,7 +7,7 @@ export PATH := $(dir $(GO)):$(PATH)
 DATA_DIR ?= /var/lib/cais
 LOG_DIR ?= /var/log/cais
 CAISD_FLAGS ?=
-APT_PACKAGES := etcd-server etcd-client fuse3 attr e2fsprogs util-linux procps iproute2 curl ca-certificates runc busybox-static
+APT_PACKAGES := etcd-server etcd-client fuse3 attr e2fsprogs util-linux procps iproute2 curl ca-certificates runc busybox-static iptables
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/cais-platform/cais/daemon.Version=$(VERSION)
 
@@ -88,6 +88,8 @@ fuzz:
 	$(GO) test ./image/layer -run '^$$' -fuzz FuzzUnpackEntries -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./image/store -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME)
+	$(GO) test ./network -run '^$$' -fuzz FuzzAnswer -fuzztime $(FUZZTIME)
+	$(GO) test ./network -run '^$$' -fuzz FuzzPortRequests -fuzztime $(FUZZTIME)
 	$(GO) test ./engine/mux -run '^$$' -fuzz FuzzReadFrame -fuzztime $(FUZZTIME)
 	$(GO) test ./engine/jsonlog -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzDecodeCreate -fuzztime $(FUZZTIME)

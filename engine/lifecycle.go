@@ -419,6 +419,9 @@ func (e *Engine) watch(c *container, fresh bool) {
 				syscall.Unmount(filepath.Join(dir, "rootfs"), syscall.MNT_DETACH)
 			}
 		}
+		// The network goes before the exit is recorded: a start that
+		// follows must not have its new namespace torn down.
+		e.disconnectNetworks(c)
 		var restart bool
 		var delay time.Duration
 		var ended Container
@@ -444,7 +447,6 @@ func (e *Engine) watch(c *container, fresh bool) {
 			e.publishContainer(ended, "oom", nil)
 		}
 		e.publishContainer(ended, "die", map[string]string{"exitCode": strconv.Itoa(st.Code)})
-		e.disconnectNetworks(c)
 		if restart {
 			e.wg.Add(1)
 			go func() {

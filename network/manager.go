@@ -502,9 +502,13 @@ func (m *Manager) Join(ctx context.Context, r JoinRequest) (Endpoint, Network, e
 	ep := &Endpoint{ID: newID(), ContainerID: r.ContainerID, Name: r.Name, Aliases: r.Aliases, IP: ip, MAC: MACAddress(ip),
 		IfName: ifName, Sandbox: r.Sandbox, Ports: ports}
 	ep.HostIf = "veth" + ep.ID[:7]
-	if len(n.Endpoints) == 0 {
+	if len(n.Endpoints) == 0 || !linkExists(n.Bridge) {
+		// First endpoint; or the bridge went (deleted by hand, or by
+		// another caisd given the same bridge name).
 		if err := m.activate(n); err != nil {
-			m.deactivate(n)
+			if len(n.Endpoints) == 0 {
+				m.deactivate(n)
+			}
 			return Endpoint{}, Network{}, err
 		}
 	}

@@ -13,6 +13,7 @@ package clustertest
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,7 +157,7 @@ func (c *Cluster) Start(opts NodeOptions) *Node {
 	n.args = []string{"--addr", n.Addr, "--data-dir", n.DataDir, "--port", strconv.Itoa(APIPort),
 		"--etcd-client-port", strconv.Itoa(EtcdClientPort), "--etcd-peer-port", strconv.Itoa(EtcdPeerPort),
 		"--brick-port-base", strconv.Itoa(BrickPortBase), "--log-level", "debug",
-		"--docker-socket", n.DockerSocket}
+		"--docker-socket", n.DockerSocket, "--bridge", bridgeName(n.Addr)}
 	if opts.JoinToken != "" {
 		n.args = append(n.args, "--join-token", opts.JoinToken)
 	}
@@ -164,6 +165,16 @@ func (c *Cluster) Start(opts NodeOptions) *Node {
 	n.start()
 	n.WaitReady(opts.Waiting)
 	return n
+}
+
+// bridgeName is the node's default bridge: its own, so that nodes of
+// tests running at once on the host do not tear down each other's.
+func bridgeName(addr string) string {
+	ip := net.ParseIP(addr).To4()
+	if ip == nil {
+		return "cais0"
+	}
+	return fmt.Sprintf("cb%02x%02x%02x", ip[1], ip[2], ip[3])
 }
 
 func (n *Node) start() {
@@ -326,17 +337,6 @@ func (n *Node) signal(sig syscall.Signal) {
 // Restart starts the daemon again with the same flags.
 func (n *Node) Restart() {
 	n.c.tb.Helper()
-	n.start()
-	n.WaitReady(false)
-}
-
-// RestartWithArgs stops the daemon and starts it again with more flags,
-// for what needs the pool first (a registry whose directory is on a
-// mounted volume).
-func (n *Node) RestartWithArgs(extra ...string) {
-	n.c.tb.Helper()
-	n.Stop()
-	n.args = append(n.args, extra...)
 	n.start()
 	n.WaitReady(false)
 }

@@ -115,13 +115,20 @@ func hostState(t *testing.T, names ...string) string {
 // network, unless another caisd on the host has one up.
 func checkChainsGone(t *testing.T) {
 	t.Helper()
-	links, _ := exec.Command("ip", "-o", "link", "show", "type", "bridge").Output()
-	if strings.TrimSpace(string(links)) != "" {
-		return // another network (another test's, or a user's) is up
+	left := ""
+	// Another caisd on the host may be setting a network up or down:
+	// its bridge and its chains do not come and go at the same instant.
+	for i := 0; i < 20; i++ {
+		links, _ := exec.Command("ip", "-o", "link", "show", "type", "bridge").Output()
+		if strings.TrimSpace(string(links)) != "" {
+			return // another network (another test's, or a user's) is up
+		}
+		if left = hostState(t, "CAIS"); left == "" {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
-	if left := hostState(t, "CAIS"); left != "" {
-		t.Fatalf("cais's chains left with no network up:\n%s", left)
-	}
+	t.Fatalf("cais's chains left with no network up:\n%s", left)
 }
 
 // TestDockerNetworkPublish: a web server in a container on the default

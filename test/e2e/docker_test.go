@@ -179,7 +179,8 @@ func TestDocker(t *testing.T) {
 		d.expect(0, ptr("00000000a80425fb\n"), "", "run", "--rm", "busybox", "sh", "-c", "grep CapEff /proc/self/status | cut -f2")
 		d.expect(0, ptr("0\n"), "", "run", "--rm", "busybox", "sh", "-c", "wc -c < /proc/timer_list")
 		d.expect(1, nil, "Read-only file system", "run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/domainname")
-		d.expect(0, ptr("lo\n"), "", "run", "--rm", "busybox", "ls", "/sys/class/net")
+		d.expect(0, ptr("eth0\nlo\n"), "", "run", "--rm", "busybox", "ls", "/sys/class/net")
+		d.expect(0, ptr("lo\n"), "", "run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net")
 		// A missing image, a bad name.
 		d.expect(125, nil, "Unable to find image 'nosuch:latest' locally", "run", "--rm", "nosuch")
 		d.expect(1, nil, "Invalid container name (-x)", "create", "--name", "-x", "busybox")
