@@ -341,6 +341,17 @@ func (n *Node) Restart() {
 	n.WaitReady(false)
 }
 
+// RestartWithArgs stops the daemon and starts it again with more flags,
+// for what needs the pool first (a registry whose directory is on a
+// mounted volume).
+func (n *Node) RestartWithArgs(extra ...string) {
+	n.c.tb.Helper()
+	n.Stop()
+	n.args = append(n.args, extra...)
+	n.start()
+	n.WaitReady(false)
+}
+
 // RestartWith starts the daemon again from the caisd in dir, as after an
 // upgrade.
 func (n *Node) RestartWith(dir string) {
