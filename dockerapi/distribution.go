@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/cais-platform/cais/engine/events"
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/image/distribution"
 	"github.com/cais-platform/cais/image/reference"
@@ -139,6 +140,7 @@ func (s *Server) pullImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("image pulled", "ref", ref.String(), "digest", res.Target.Digest, "up_to_date", res.UpToDate)
+	s.e.Publish(events.Image, "pull", ref.Familiar(), map[string]string{"name": ref.FamiliarName()})
 }
 
 // pullReference builds the reference of POST /images/create: fromImage
@@ -238,6 +240,7 @@ func (s *Server) pushImage(w http.ResponseWriter, r *http.Request, name string) 
 			return
 		}
 		s.log.Info("image pushed", "ref", rt.String(), "digest", res.Digest)
+		s.e.Publish(events.Image, "push", rt.Familiar(), map[string]string{"name": rt.FamiliarName()})
 	}
 }
 

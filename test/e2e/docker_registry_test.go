@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -213,6 +214,11 @@ func TestDockerRegistry(t *testing.T) {
 		out = d.must("pull", app)
 		if !strings.Contains(out, "Status: Image is up to date for "+app+"\n") {
 			t.Fatalf("second pull:\n%s", out)
+		}
+		// docker events saw the pushes and pulls.
+		ev := d.must("events", "--since", "0", "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--filter", "type=image", "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}")
+		if !strings.Contains(ev, "push "+app+" "+reg+"/app\n") || !strings.Contains(ev, "pull "+app+" "+reg+"/app\n") {
+			t.Errorf("docker events:\n%s", ev)
 		}
 		// The pulled image has the pushed digest as its name's.
 		if id, bb := d.must("inspect", "-f", "{{.Id}}", app), d.must("inspect", "-f", "{{.Id}}", "busybox"); id != bb {
