@@ -97,6 +97,7 @@ fuzz:
 	$(GO) test ./engine/volumes -run '^$$' -fuzz FuzzPlan -fuzztime $(FUZZTIME)
 	$(GO) test ./engine/containerfs -run '^$$' -fuzz FuzzArchivePath -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzDecodeBuildOptions -fuzztime $(FUZZTIME)
+	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzDecodeRegistryConfig -fuzztime $(FUZZTIME)
 	$(GO) test ./builder -run '^$$' -fuzz FuzzParseIgnore -fuzztime $(FUZZTIME)
 	$(GO) test ./builder -run '^$$' -fuzz FuzzCheckContextEntry -fuzztime $(FUZZTIME)
 	$(GO) test ./builder -run '^$$' -fuzz FuzzApplyChanges -fuzztime $(FUZZTIME)

@@ -97,7 +97,16 @@ type BuildOptions struct {
 	Host engine.HostConfig
 	// MaxContext bounds the unpacked context (0: no bound).
 	MaxContext int64
+	// Pull fetches a base image into the store, writing progress lines to
+	// out; nil when the builder cannot pull. A FROM or COPY --from image
+	// missing from the store is pulled, and every one with AlwaysPull
+	// (--pull).
+	Pull       PullFunc
+	AlwaysPull bool
 }
+
+// PullFunc fetches an image into the image store (docker pull).
+type PullFunc func(ctx context.Context, ref reference.Reference, out io.Writer) error
 
 // Job is a build whose context is received and whose Dockerfile parsed:
 // what can fail before any output is streamed has been checked.
@@ -269,7 +278,7 @@ func (j *Job) run(ctx context.Context, out io.Writer) (Result, error) {
 		st := j.df.Stages[i]
 		n++
 		fmt.Fprintf(progress, "Step %d/%d : %s\n", n, total, st.Node.Original)
-		base, err := j.base(i, stages)
+		base, err := j.base(ctx, progress, i, stages)
 		if err != nil {
 			return Result{}, err
 		}
@@ -367,7 +376,7 @@ func labelStep(steps []dockerfile.Step, plan *dockerfile.StagePlan, labels map[s
 
 // base resolves stage i's FROM: an earlier stage, scratch or a stored
 // image.
-func (j *Job) base(i int, stages []image) (image, error) {
+func (j *Job) base(ctx context.Context, out io.Writer, i int, stages []image) (image, error) {
 	name, _, stage, err := j.ev.Base(i)
 	if err != nil {
 		return image{}, err
@@ -378,7 +387,27 @@ func (j *Job) base(i int, stages []image) (image, error) {
 	if strings.EqualFold(name, "scratch") {
 		return image{config: store.ImageConfig{Architecture: runtime.GOARCH, OS: "linux", RootFS: ocispec.RootFS{Type: "layers"}}}, nil
 	}
+	return j.load(ctx, out, name)
+}
+
+// load finds an image for FROM or COPY --from: in the store, or pulled
+// when it is not there (always with --pull).
+func (j *Job) load(ctx context.Context, out io.Writer, name string) (image, error) {
+	if j.opts.Pull != nil && (j.opts.AlwaysPull || !j.b.has(name)) {
+		if ref, err := reference.ParseNormalized(name); err == nil {
+			if err := j.opts.Pull(ctx, ref.WithDefaultTag(), out); err != nil {
+				return image{}, err
+			}
+			return j.b.load(ref.WithDefaultTag().String())
+		}
+	}
 	return j.b.load(name)
+}
+
+// has reports whether the store holds the image name names.
+func (b *Builder) has(name string) bool {
+	_, err := b.images.Find(name)
+	return err == nil
 }
 
 // load reads a stored image.
@@ -390,7 +419,7 @@ func (b *Builder) load(name string) (image, error) {
 			if r, perr := reference.ParseNormalized(name); perr == nil {
 				ref = r.Familiar()
 			}
-			return image{}, fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login': the image is not in the local store and this builder does not pull: %w", ref, errdefs.ErrNotFound)
+			return image{}, fmt.Errorf("No such image: %s: %w", ref, errdefs.ErrNotFound)
 		}
 		return image{}, err
 	}
@@ -419,7 +448,7 @@ func (j *Job) step(ctx context.Context, out io.Writer, cur image, plan *dockerfi
 	var src *copySource
 	if step.Kind == dockerfile.StepCopy {
 		var err error
-		src, err = j.copySources(ctx, step.Copy, stages)
+		src, err = j.copySources(ctx, out, step.Copy, stages)
 		if err != nil {
 			return image{}, err
 		}

@@ -60,7 +60,7 @@ func (s *copySource) word() string {
 func hasMeta(p string) bool { return strings.ContainsAny(p, "*?[") }
 
 // copySources resolves a COPY or ADD's sources.
-func (j *Job) copySources(ctx context.Context, spec *dockerfile.CopySpec, stages []image) (*copySource, error) {
+func (j *Job) copySources(ctx context.Context, out io.Writer, spec *dockerfile.CopySpec, stages []image) (*copySource, error) {
 	src := &copySource{spec: spec}
 	root := j.ctxDir
 	if spec.FromStage >= 0 || spec.FromImage != "" {
@@ -69,7 +69,7 @@ func (j *Job) copySources(ctx context.Context, spec *dockerfile.CopySpec, stages
 			img = stages[spec.FromStage]
 		} else {
 			var err error
-			if img, err = j.b.load(spec.FromImage); err != nil {
+			if img, err = j.load(ctx, out, spec.FromImage); err != nil {
 				return nil, err
 			}
 		}

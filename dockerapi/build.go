@@ -1,9 +1,12 @@
 package dockerapi
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -12,6 +15,7 @@ import (
 	"github.com/cais-platform/cais/builder"
 	"github.com/cais-platform/cais/engine"
 	"github.com/cais-platform/cais/errdefs"
+	"github.com/cais-platform/cais/image/distribution"
 	"github.com/cais-platform/cais/image/imageconfig"
 	"github.com/cais-platform/cais/image/reference"
 )
@@ -60,7 +64,7 @@ func DecodeBuildOptions(q map[string][]string) (builder.BuildOptions, error) {
 		return true
 	}
 	opts := builder.BuildOptions{
-		Dockerfile: get("dockerfile"), NoCache: flag("nocache", false), Remove: flag("rm", true),
+		Dockerfile: get("dockerfile"), NoCache: flag("nocache", false), Remove: flag("rm", true), AlwaysPull: flag("pull", false),
 		ForceRemove: flag("forcerm", false), Quiet: flag("q", false), Target: get("target"),
 		MaxContext: maxBuildContext,
 	}
@@ -151,6 +155,12 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	auths, err := DecodeRegistryConfig(r.Header.Get("X-Registry-Config"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	opts.Pull = s.buildPull(auths)
 	ctx := r.Context()
 	job, err := s.build.b.Prepare(ctx, r.Body, opts)
 	if err != nil {
@@ -222,4 +232,75 @@ func (s *Server) postCommit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"Id": string(id)})
+}
+
+// maxRegistryConfig bounds an X-Registry-Config header.
+const maxRegistryConfig = 1 << 20
+
+// DecodeRegistryConfig reads the X-Registry-Config header of POST /build:
+// the credentials of every registry the docker CLI knows (base64 JSON of
+// {"registry": {"username": …, "password": …, "auth": …}}). An empty
+// header is none. It does no I/O.
+func DecodeRegistryConfig(h string) (map[string]distribution.AuthConfig, error) {
+	out := map[string]distribution.AuthConfig{}
+	if h == "" {
+		return out, nil
+	}
+	if len(h) > maxRegistryConfig {
+		return nil, invalid("X-Registry-Config header larger than %d bytes", maxRegistryConfig)
+	}
+	var b []byte
+	var err error
+	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.RawURLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+		if b, err = enc.DecodeString(h); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, invalid("invalid X-Registry-Config header: %v", err)
+	}
+	var raw map[string]distribution.AuthConfig
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, invalid("invalid X-Registry-Config header: %v", err)
+	}
+	for k, a := range raw {
+		if a, err = a.Normalize(); err != nil {
+			return nil, err
+		}
+		out[registryKey(k)] = a
+	}
+	return out, nil
+}
+
+// registryKey is the host a credentials key names: "https://index.
+// docker.io/v1/" is Docker Hub, other keys may carry a scheme and a path.
+func registryKey(k string) string {
+	if k == "https://index.docker.io/v1/" {
+		return "docker.io"
+	}
+	k = strings.TrimPrefix(strings.TrimPrefix(k, "https://"), "http://")
+	host, _, _ := strings.Cut(k, "/")
+	return host
+}
+
+// buildPull is how a build pulls a base image: with the registries'
+// client and the credentials the CLI sent, its progress as text lines.
+func (s *Server) buildPull(auths map[string]distribution.AuthConfig) builder.PullFunc {
+	if s.registries == nil {
+		return nil
+	}
+	return func(ctx context.Context, ref reference.Reference, out io.Writer) error {
+		platform, _ := parsePlatform("")
+		_, err := s.registries.Pull(ctx, s.e.Images(), ref, auths[ref.Domain()], platform, func(e distribution.Event) {
+			if e.Total > 0 || e.Current > 0 {
+				return // byte counts: the CLI's progress bars, not lines
+			}
+			if e.ID != "" {
+				fmt.Fprintf(out, "%s: %s\n", e.ID, e.Status)
+			} else {
+				fmt.Fprintf(out, "%s\n", e.Status)
+			}
+		})
+		return err
+	}
 }

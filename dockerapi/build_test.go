@@ -1,6 +1,7 @@
 package dockerapi
 
 import (
+	"encoding/base64"
 	"net/url"
 	"testing"
 )
@@ -41,5 +42,38 @@ func FuzzDecodeBuildOptions(f *testing.F) {
 			return
 		}
 		DecodeBuildOptions(q)
+	})
+}
+
+func TestDecodeRegistryConfig(t *testing.T) {
+	// What the docker CLI sends after docker login to a local registry and
+	// to Docker Hub.
+	h := base64.URLEncoding.EncodeToString([]byte(`{"127.0.0.9:5000":{"username":"alice","password":"s3cret","serveraddress":"127.0.0.9:5000"},"https://index.docker.io/v1/":{"auth":"Ym9iOnB3"}}`))
+	got, err := DecodeRegistryConfig(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := got["127.0.0.9:5000"]; a.Username != "alice" || a.Password != "s3cret" {
+		t.Errorf("local registry: %+v", a)
+	}
+	if a := got["docker.io"]; a.Username != "bob" || a.Password != "pw" {
+		t.Errorf("Docker Hub: %+v", a)
+	}
+	if m, err := DecodeRegistryConfig(""); err != nil || len(m) != 0 {
+		t.Errorf("empty header: %v %v", m, err)
+	}
+	for _, bad := range []string{"!!!", base64.StdEncoding.EncodeToString([]byte("[]")), base64.StdEncoding.EncodeToString([]byte(`{"r":{"auth":"bm9jb2xvbg=="}}`))} {
+		if _, err := DecodeRegistryConfig(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzDecodeRegistryConfig(f *testing.F) {
+	f.Add(base64.URLEncoding.EncodeToString([]byte(`{"r:5000":{"username":"u","password":"p"}}`)))
+	f.Add(base64.StdEncoding.EncodeToString([]byte(`{"https://index.docker.io/v1/":{"auth":"dTpw"}}`)))
+	f.Add("e30")
+	f.Fuzz(func(t *testing.T, h string) {
+		DecodeRegistryConfig(h)
 	})
 }

@@ -301,3 +301,28 @@ CMD ["/bin/busybox", "cat", "/app.txt"]
 	d.t = t
 	d.must("version")
 }
+
+// A base image missing from the store is pulled, with the credentials of
+// docker login.
+func TestDockerBuildPull(t *testing.T) {
+	d, reg := startDockerRegistry(t)
+	if r := d.cmd(strings.NewReader("s3cret\n"), "login", reg, "-u", "alice", "--password-stdin"); r.Code != 0 {
+		t.Fatalf("docker login: %+v", r)
+	}
+	base := reg + "/base/bb:1"
+	d.must("tag", "busybox", base)
+	d.must("push", base)
+	d.must("rmi", base)
+	ctx := buildContext(t, map[string]string{"Dockerfile": "FROM " + base + "\nRUN echo pulled base > /base.txt\nCMD [\"cat\", \"/base.txt\"]\n"})
+	out := d.must("build", "-t", "frompulled", ctx)
+	if !strings.Contains(out, "Status: Downloaded newer image for "+base) {
+		t.Errorf("the build did not pull its base:\n%s", out)
+	}
+	if got := d.must("run", "--rm", "frompulled"); got != "pulled base\n" {
+		t.Errorf("docker run frompulled printed %q", got)
+	}
+	// --pull pulls again even though the image is there now.
+	if out := d.must("build", "--pull", "-t", "frompulled", ctx); !strings.Contains(out, "Status: Image is up to date for "+base) {
+		t.Errorf("--pull did not pull:\n%s", out)
+	}
+}
