@@ -106,12 +106,17 @@ CMD ["echo $MSG; pwd; id -u; cat hello.txt run.txt exec.txt sub/inner.txt /opt/f
 		if strings.Contains(out, "Using cache") {
 			t.Errorf("the first build used the cache:\n%s", out)
 		}
-		out2 := d.must("build", "-t", "buildall", ctx)
+		iid := filepath.Join(t.TempDir(), "iid")
+		out2 := d.must("build", "--iidfile", iid, "-t", "buildall", ctx)
 		if n := strings.Count(out2, " ---> Using cache"); n != 15 {
 			t.Errorf("the second build used the cache %d times, want 15:\n%s", n, out2)
 		}
 		if id2 := builtID(t, out2); id2 != id {
 			t.Errorf("the second build made %s, the first %s", id2, id)
+		}
+		// The CLI takes the ID from the stream's aux message.
+		if b, _ := os.ReadFile(iid); !regexp.MustCompile(`^sha256:` + id + `[0-9a-f]{52}$`).Match(b) {
+			t.Errorf("--iidfile holds %q, want the ID of %s", b, id)
 		}
 		got := d.must("run", "--rm", "buildall")
 		want := "hello world\n/app\n65534\nhello from the context\nbuilt by RUN\nexec form\ninner file\nunpacked by ADD\nDockerfile\ndir\nfiles.tar\nhello.txt\nno group\n"
@@ -157,9 +162,14 @@ RUN false
 `,
 			"wild1.txt": "1", "wild2.txt": "2", "other.txt": "not copied",
 		})
-		out := d.must("build", "-q", "--no-cache", "--target", "first", "--label", "team=storage", "-f", filepath.Join(ctx, "build/other.Dockerfile"), "-t", "opts", ctx)
+		iid := filepath.Join(t.TempDir(), "iid")
+		out := d.must("build", "-q", "--iidfile", iid, "--no-cache", "--target", "first", "--label", "team=storage", "-f", filepath.Join(ctx, "build/other.Dockerfile"), "-t", "opts", ctx)
 		if !strings.HasPrefix(strings.TrimSpace(out), "sha256:") || strings.Contains(out, "Step") {
 			t.Errorf("docker build -q printed %q", out)
+		}
+		// With -q the CLI writes what it printed, as with Docker.
+		if b, err := os.ReadFile(iid); err != nil || strings.TrimSpace(string(b)) != strings.TrimSpace(out) {
+			t.Errorf("--iidfile holds %q (%v), -q printed %q", b, err, out)
 		}
 		if got := d.must("run", "--rm", "opts", "sh", "-c", "stat -c '%U:%G %a %n' /w/*"); got != "nobody:nogroup 750 /w/wild1.txt\nnobody:nogroup 750 /w/wild2.txt\n" {
 			t.Errorf("the copied files: %q", got)
@@ -285,9 +295,15 @@ CMD ["/bin/busybox", "cat", "/app.txt"]
 	t.Run("commit", func(t *testing.T) {
 		d.t = t
 		d.must("run", "--name", "tocommit", "busybox", "sh", "-c", "echo committed > /committed.txt && rm /etc/passwd")
-		id := strings.TrimSpace(d.must("commit", "-c", `CMD ["cat", "/committed.txt"]`, "-c", "ENV COMMITTED=yes", "tocommit", "committed:v1"))
+		id := strings.TrimSpace(d.must("commit", "-m", "saved by the test", "-a", "Tess Ter", "-c", `CMD ["cat", "/committed.txt"]`, "-c", "ENV COMMITTED=yes", "tocommit", "committed:v1"))
 		if !strings.HasPrefix(id, "sha256:") {
 			t.Errorf("docker commit printed %q", id)
+		}
+		if got := d.must("history", "--no-trunc", "--format", "{{.Comment}}|{{.CreatedBy}}", "committed:v1"); !strings.HasPrefix(got, "saved by the test|sh -c echo committed > /committed.txt && rm /etc/passwd\n") {
+			t.Errorf("history of the committed image: %q", got)
+		}
+		if got := strings.TrimSpace(d.must("image", "inspect", "-f", "{{.Author}}", "committed:v1")); got != "Tess Ter" {
+			t.Errorf("author %q", got)
 		}
 		if got := d.must("run", "--rm", "committed:v1"); got != "committed\n" {
 			t.Errorf("docker run committed:v1 printed %q", got)
