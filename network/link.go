@@ -113,6 +113,26 @@ func deleteLink(name string) error {
 	return nil
 }
 
+// bridgePorts lists the links attached to a bridge (none if it does not
+// exist).
+func bridgePorts(name string) []string {
+	br, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			out = append(out, l.Attrs().Name)
+		}
+	}
+	return out
+}
+
 // linkExists reports whether the host has a link of that name.
 func linkExists(name string) bool {
 	_, err := netlink.LinkByName(name)

@@ -488,9 +488,10 @@ func (m *Manager) Join(ctx context.Context, r JoinRequest) (Endpoint, Network, e
 			}
 		}
 	}
+	epID := newID()
 	ports, err := AllocatePorts(r.Ports, taken, ephemeralRange(), hostPortFree)
 	if err != nil {
-		return Endpoint{}, Network{}, fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", r.Name, n.ID, err)
+		return Endpoint{}, Network{}, fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", r.Name, epID, err)
 	}
 	ifName := ""
 	for i := 0; ; i++ {
@@ -499,9 +500,17 @@ func (m *Manager) Join(ctx context.Context, r JoinRequest) (Endpoint, Network, e
 			break
 		}
 	}
-	ep := &Endpoint{ID: newID(), ContainerID: r.ContainerID, Name: r.Name, Aliases: r.Aliases, IP: ip, MAC: MACAddress(ip),
+	ep := &Endpoint{ID: epID, ContainerID: r.ContainerID, Name: r.Name, Aliases: r.Aliases, IP: ip, MAC: MACAddress(ip),
 		IfName: ifName, Sandbox: r.Sandbox, Ports: ports}
 	ep.HostIf = "veth" + ep.ID[:7]
+	if len(n.Endpoints) == 0 {
+		if ports := bridgePorts(n.Bridge); len(ports) > 0 {
+			// Two caisd sharing a bridge would hand out the same
+			// addresses and tear it down under each other.
+			return Endpoint{}, Network{}, fmt.Errorf("network %s: bridge %s is in use by another caisd or program on this host (%s attached); give this caisd a bridge of its own (caisd --bridge NAME): %w",
+				n.Name, n.Bridge, strings.Join(ports, ", "), errdefs.ErrConflict)
+		}
+	}
 	if len(n.Endpoints) == 0 || !linkExists(n.Bridge) {
 		// First endpoint; or the bridge went (deleted by hand, or by
 		// another caisd given the same bridge name).
@@ -626,6 +635,11 @@ func (m *Manager) deactivate(n *Network) {
 			return
 		}
 		m.fw = fw
+	}
+	if ports := bridgePorts(n.Bridge); len(ports) > 0 {
+		// Not ours alone: whoever attached them takes it down.
+		m.log.Warn("bridge left up: other links are attached", "bridge", n.Bridge, "links", ports)
+		return
 	}
 	if err := deleteLink(n.Bridge); err != nil {
 		m.log.Warn("cannot remove bridge", "bridge", n.Bridge, "err", err)
