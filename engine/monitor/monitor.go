@@ -412,6 +412,11 @@ func (m *monitor) attach(c net.Conn, br *bufio.Reader, req Request) {
 			break
 		}
 	}
+	// The client's stdin has ended (it half-closed, or went). As Docker:
+	// a container whose stdin is once-only (docker run -i, docker create
+	// -i) and has no terminal gets its stdin closed, and the attach goes on
+	// until the container ends; any other attach ends here, leaving the
+	// container's stdin open for the next one.
 	if m.cfg.StdinOnce && !m.cfg.Tty {
 		m.stdinMu.Lock()
 		if m.stdin != nil {
@@ -419,12 +424,14 @@ func (m *monitor) attach(c net.Conn, br *bufio.Reader, req Request) {
 			m.stdin = nil
 		}
 		m.stdinMu.Unlock()
+		return
 	}
 	m.mu.Lock()
 	_, still := m.clients[cl]
+	delete(m.clients, cl)
 	m.mu.Unlock()
-	if still && req.Stdin && !m.cfg.StdinOnce {
-		return // output goes on until the container ends
+	if still {
+		c.Close()
 	}
 }
 
