@@ -201,7 +201,7 @@ func (j *Job) Close() {
 	ctx := context.Background()
 	if j.opts.ForceRemove {
 		for _, id := range j.created {
-			j.b.e.Remove(ctx, id, engine.RemoveOptions{Force: true})
+			j.b.e.Remove(ctx, id, engine.RemoveOptions{Force: true, RemoveVolumes: true})
 		}
 	}
 	if j.failed && j.latest.id != "" {
@@ -514,7 +514,7 @@ func (j *Job) removeContainer(ctx context.Context, out io.Writer, id string, ok 
 		j.created = append(j.created, id)
 		return
 	}
-	if err := j.b.e.Remove(context.WithoutCancel(ctx), id, engine.RemoveOptions{Force: true}); err != nil {
+	if err := j.b.e.Remove(context.WithoutCancel(ctx), id, engine.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 		fmt.Fprintf(out, "Error removing intermediate container %s: %v\n", engine.ShortID(id), errdefs.Message(err))
 		return
 	}
@@ -568,7 +568,7 @@ func (j *Job) runStep(ctx context.Context, out io.Writer, cur image, plan *docke
 	if err != nil {
 		if ctx.Err() != nil {
 			// A cancelled build leaves no container behind.
-			j.b.e.Remove(context.WithoutCancel(ctx), id, engine.RemoveOptions{Force: true})
+			j.b.e.Remove(context.WithoutCancel(ctx), id, engine.RemoveOptions{Force: true, RemoveVolumes: true})
 			return image{}, err
 		}
 		j.removeContainer(ctx, out, id, false)

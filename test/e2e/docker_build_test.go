@@ -139,6 +139,10 @@ CMD ["echo $MSG; pwd; id -u; cat hello.txt run.txt exec.txt sub/inner.txt /opt/f
 		if c.ExposedPorts["8080/tcp"] == nil || c.Volumes["/data"] == nil || c.Labels["org.example.test"] != "build" || c.User != "nobody" || c.WorkingDir != "/app" {
 			t.Errorf("image config %+v", c)
 		}
+		// The steps after VOLUME left no anonymous volume behind.
+		if vols := d.must("volume", "ls", "-q"); vols != "" {
+			t.Errorf("the builds left volumes: %q", vols)
+		}
 		// A changed file misses the cache from its COPY on.
 		os.WriteFile(filepath.Join(ctx, "hello.txt"), []byte("changed\n"), 0o644)
 		out3 := d.must("build", "-t", "buildall", ctx)
