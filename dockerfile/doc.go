@@ -1,6 +1,6 @@
 // Package dockerfile parses Dockerfiles and evaluates them into build
 // plans, without doing any I/O: the builder that runs containers and
-// commits layers is elsewhere and performs the steps this package returns.
+// commits layers (package builder) performs the steps this package returns.
 //
 // Three layers, each usable alone:
 //

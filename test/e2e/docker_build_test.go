@@ -214,6 +214,7 @@ RUN mkdir -p /out && echo compiled > /out/app.txt
 FROM scratch
 COPY --from=compile /out/app.txt /app.txt
 COPY --from=compile /bin/busybox /bin/busybox
+COPY --from=busybox /etc/group /group
 CMD ["/bin/busybox", "cat", "/app.txt"]
 `})
 		d.must("build", "-t", "multistage:v1", ctx)
@@ -221,7 +222,10 @@ CMD ["/bin/busybox", "cat", "/app.txt"]
 			t.Errorf("docker run multistage printed %q", got)
 		}
 		hist := strings.Split(strings.TrimSpace(d.must("history", "--no-trunc", "--format", "{{.Size}} {{.CreatedBy}}", "multistage:v1")), "\n")
-		if len(hist) != 3 || !strings.HasPrefix(hist[0], "0B ") || !strings.Contains(hist[1], "MB /bin/sh -c #(nop) COPY /bin/busybox in /bin/busybox") || !strings.Contains(hist[2], "kB /bin/sh -c #(nop) COPY /out/app.txt in /app.txt") {
+		if got := d.must("run", "--rm", "multistage:v1", "/bin/busybox", "cat", "/group"); got != "root:x:0:\nnogroup:x:65534:\n" {
+			t.Errorf("COPY --from=busybox copied %q", got)
+		}
+		if len(hist) != 4 || !strings.HasPrefix(hist[0], "0B ") || !strings.Contains(hist[2], "MB /bin/sh -c #(nop) COPY /bin/busybox in /bin/busybox") || !strings.Contains(hist[3], "kB /bin/sh -c #(nop) COPY /out/app.txt in /app.txt") {
 			t.Errorf("history of the scratch image: %q", hist)
 		}
 	})
