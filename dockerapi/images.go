@@ -14,6 +14,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cais-platform/cais/engine"
+	"github.com/cais-platform/cais/engine/events"
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/image/reference"
 	"github.com/cais-platform/cais/image/store"
@@ -230,6 +231,7 @@ func (s *Server) tagImage(w http.ResponseWriter, r *http.Request, name string) {
 		writeError(w, err)
 		return
 	}
+	s.e.Publish(events.Image, "tag", string(img.ID), map[string]string{"name": ref.Familiar()})
 	w.WriteHeader(http.StatusCreated)
 }
 
@@ -282,6 +284,10 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, name string
 			if ref, err := reference.ParseNormalized(removed[i].Untagged); err == nil {
 				removed[i].Untagged = ref.Familiar()
 			}
+			s.e.Publish(events.Image, "untag", string(img.ID), map[string]string{"name": removed[i].Untagged})
+		}
+		if removed[i].Deleted != "" {
+			s.e.Publish(events.Image, "delete", removed[i].Deleted, map[string]string{"name": removed[i].Deleted})
 		}
 	}
 	if removed == nil {
@@ -329,6 +335,11 @@ func (s *Server) loadImages(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	for _, l := range loaded {
+		name := string(l.ID)
+		if len(l.Names) > 0 {
+			name = l.Names[0]
+		}
+		s.e.Publish(events.Image, "load", string(l.ID), map[string]string{"name": name})
 		if len(l.Names) == 0 {
 			enc.Encode(jsonMessage{Stream: "Loaded image ID: " + string(l.ID) + "\n"})
 		}
@@ -368,6 +379,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.e.Publish(events.Image, "import", id, map[string]string{"name": id})
 	writeJSON(w, http.StatusOK, jsonMessage{Status: id})
 }
 

@@ -49,9 +49,19 @@ func CleanPath(p string) (string, error) {
 	return path.Clean("/" + p), nil
 }
 
-func notFound(p string) error {
-	return fmt.Errorf("Could not find the file %s in container: %w", p, errdefs.ErrNotFound)
+// ErrNoSuchPath is a path that does not exist in the container.
+var ErrNoSuchPath = fmt.Errorf("no such file: %w", errdefs.ErrNotFound)
+
+// PathError is a path of the container that cannot be used.
+type PathError struct {
+	Path string
+	Err  error
 }
+
+func (e *PathError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *PathError) Unwrap() error { return e.Err }
+
+func notFound(p string) error { return &PathError{Path: p, Err: ErrNoSuchPath} }
 
 // openNoFollow opens p beneath root without following its last component
 // (O_PATH), returning the descriptor and its stat.

@@ -150,7 +150,7 @@ func TestExtract(t *testing.T) {
 	if err := Extract(ctx, bytes.NewReader(ok), root, "/etc/hostname", ExtractOptions{}); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("extract to a file: %v", err)
 	}
-	if err := Extract(ctx, bytes.NewReader(ok), root, "/nosuch", ExtractOptions{}); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "Could not find the file /nosuch") {
+	if err := Extract(ctx, bytes.NewReader(ok), root, "/nosuch", ExtractOptions{}); !errors.Is(err, ErrNoSuchPath) || !strings.Contains(err.Error(), "/nosuch") {
 		t.Errorf("extract to a missing directory: %v", err)
 	}
 }
