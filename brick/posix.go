@@ -224,6 +224,8 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 		return call(payload, s.fsync)
 	case fop.OpUnlink:
 		return call(payload, s.unlink)
+	case fop.OpUnlinkFile:
+		return call(payload, s.unlinkFile)
 	case fop.OpRmdir:
 		return call(payload, s.rmdir)
 	case fop.OpRename:
@@ -1028,6 +1030,33 @@ func (s *session) unlink(req *fop.PathReq) (fop.Message, error) {
 		return nil, unix.EISDIR
 	}
 	return nil, unix.Unlinkat(l.dir, l.name, 0)
+}
+
+// unlinkFile is unlink, except that a pointer entry stays and its target
+// is answered (fop.OpUnlinkFile).
+func (s *session) unlinkFile(req *fop.PathReq) (fop.Message, error) {
+	l, err := s.resolve(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	if l.isRoot() {
+		return nil, unix.EISDIR
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(l.dir, l.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, err
+	}
+	if st.Mode == unix.S_IFREG|unix.S_ISVTX {
+		v, err := optionalXattr(func(b []byte) (int, error) { return l.getxattr(linkToXattr, b) })
+		if err != nil {
+			return nil, err
+		}
+		if len(v) > 0 {
+			return &fop.Blob{Data: v}, nil
+		}
+	}
+	return &fop.Blob{}, unix.Unlinkat(l.dir, l.name, 0)
 }
 
 func (s *session) rmdir(req *fop.PathReq) (fop.Message, error) {

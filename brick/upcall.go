@@ -92,7 +92,7 @@ func changes(op uint16, payload []byte, handleGFID func(uint64) fop.GFID) []fop.
 		if fop.Unmarshal(payload, &req) == nil {
 			return []fop.Upcall{entry(req.Path)}
 		}
-	case fop.OpUnlink, fop.OpRmdir:
+	case fop.OpUnlink, fop.OpRmdir, fop.OpUnlinkFile:
 		var req fop.PathReq
 		if fop.Unmarshal(payload, &req) == nil {
 			return []fop.Upcall{entry(req.Path)}
@@ -164,7 +164,7 @@ func mutates(op uint16, status syscall.Errno) bool {
 		return false
 	}
 	switch op {
-	case fop.OpMkdir, fop.OpMknod, fop.OpSymlink, fop.OpCreate, fop.OpUnlink, fop.OpRmdir,
+	case fop.OpMkdir, fop.OpMknod, fop.OpSymlink, fop.OpCreate, fop.OpUnlink, fop.OpUnlinkFile, fop.OpRmdir,
 		fop.OpRename, fop.OpLink, fop.OpSetattr, fop.OpFsetattr, fop.OpWrite, fop.OpWriteDirty,
 		fop.OpSetxattr, fop.OpRemovexattr, fop.OpFsetxattr, fop.OpFremovexattr:
 		return true

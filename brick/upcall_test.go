@@ -25,6 +25,7 @@ func TestChanges(t *testing.T) {
 		{"create", fop.OpCreate, &fop.CreateReq{Path: "d/f"}, []fop.Upcall{entry("d/f")}},
 		{"mkdir", fop.OpMkdir, &fop.CreateReq{Path: "d/s"}, []fop.Upcall{entry("d/s")}},
 		{"unlink", fop.OpUnlink, &fop.PathReq{Path: "d/f"}, []fop.Upcall{entry("d/f")}},
+		{"unlink in one call", fop.OpUnlinkFile, &fop.PathReq{Path: "d/f"}, []fop.Upcall{entry("d/f")}},
 		{"rename", fop.OpRename, &fop.RenameReq{From: "a", To: "b/c"}, []fop.Upcall{entry("a"), entry("b/c")}},
 		{"link", fop.OpLink, &fop.RenameReq{From: "a", To: "b"}, []fop.Upcall{entry("b"), {Flags: fop.UpcallAttr, Path: "a"}}},
 		{"chmod", fop.OpSetattr, &fop.SetattrReq{Path: "f", Valid: fop.SetMode}, []fop.Upcall{{Flags: fop.UpcallAttr, Path: "f"}}},

@@ -397,6 +397,9 @@ func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply,
 }
 
 func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenReply, error) {
+	if r, ok := v.openHashed(ctx, p, flags); ok {
+		return r, nil
+	}
 	i, fromCache, err := v.where(ctx, p)
 	if err != nil {
 		return fop.OpenReply{}, err
@@ -412,6 +415,35 @@ func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenRepl
 	}
 	r.Handle |= uint64(i) << handleShift
 	return r, err
+}
+
+// openHashed opens p on the subvolume its name hashes to without
+// looking it up first: one round trip where a lookup and an open take
+// two, when the kernel's long-lived entry cache made the lookup long ago.
+// It reports false, having opened nothing, when the name is elsewhere or
+// may be a pointer entry (the pointer's mode: a real file of that mode is
+// opened by the lookup path), and the caller takes the lookup path.
+func (v *Volume) openHashed(ctx context.Context, p string, flags uint32) (fop.OpenReply, bool) {
+	if p == "" || flags&(syscall.O_CREAT|syscall.O_TRUNC) != 0 {
+		return fop.OpenReply{}, false
+	}
+	if _, ok := v.recent.Get(p); ok {
+		return fop.OpenReply{}, false // the lookup path knows where it is
+	}
+	i, err := v.hashed(ctx, p)
+	if err != nil {
+		return fop.OpenReply{}, false
+	}
+	r, err := v.subs[i].Open(ctx, p, flags)
+	if err != nil {
+		return fop.OpenReply{}, false
+	}
+	if r.Attr.Mode == linkToMode {
+		_ = v.subs[i].Release(ctx, r.Handle)
+		return fop.OpenReply{}, false
+	}
+	r.Handle |= uint64(i) << handleShift
+	return r, true
 }
 
 func (v *Volume) sub(h uint64) (fop.Volume, uint64, error) {
@@ -456,6 +488,9 @@ func (v *Volume) Fsync(ctx context.Context, h uint64, datasync bool) error {
 
 func (v *Volume) Unlink(ctx context.Context, p string) error {
 	v.forgetRecent(p)
+	if done, err := v.unlinkHashed(ctx, p); done {
+		return err
+	}
 	i, _, err := v.cached(ctx, p)
 	if err != nil {
 		return err
@@ -467,6 +502,42 @@ func (v *Volume) Unlink(ctx context.Context, p string) error {
 		_ = v.subs[h].Unlink(ctx, p) // the pointer entry
 	}
 	return nil
+}
+
+// unlinkHashed removes p where its name hashes to without looking it up
+// first, when that subvolume can (fop.FileUnlinker): one round trip for a
+// file that is where its name hashes, as most are; a pointer entry there
+// leads to the file it points to. It reports false when the caller must
+// take the lookup path: a subvolume without the call, or a name missing
+// on its hashed subvolume while names may sit off their hash
+// (LookupUnhashed).
+func (v *Volume) unlinkHashed(ctx context.Context, p string) (bool, error) {
+	h, err := v.hashed(ctx, p)
+	if err != nil {
+		return false, nil
+	}
+	fu, ok := v.subs[h].(fop.FileUnlinker)
+	if !ok {
+		return false, nil
+	}
+	link, err := fu.UnlinkFile(ctx, p)
+	switch {
+	case errors.Is(err, syscall.ENOSYS), errors.Is(err, syscall.ENOENT) && v.LookupUnhashed:
+		return false, nil
+	case err != nil:
+		return true, err
+	case link == "":
+		return true, nil
+	}
+	t, perr := strconv.Atoi(link)
+	if perr != nil || t < 0 || t >= len(v.subs) {
+		return true, syscall.EIO
+	}
+	if err := v.subs[t].Unlink(ctx, p); err != nil {
+		return true, err
+	}
+	_ = v.subs[h].Unlink(ctx, p) // the pointer entry
+	return true, nil
 }
 
 func (v *Volume) Rmdir(ctx context.Context, p string) error {
