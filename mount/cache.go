@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 
@@ -25,6 +26,10 @@ import (
 // comes in on that very reader.
 type Cache struct {
 	wake chan struct{}
+
+	// gen counts the entry upcalls and losses: the directories this
+	// mount made know all their names while it has not moved (listing).
+	gen atomic.Uint64
 
 	mu    sync.Mutex
 	root  *node
@@ -53,6 +58,9 @@ func (c *Cache) Root(vol fop.Volume) fs.InodeEmbedder {
 
 // Upcall queues one change made by another client.
 func (c *Cache) Upcall(u fop.Upcall) {
+	if u.Flags&fop.UpcallEntry != 0 {
+		c.gen.Add(1)
+	}
 	c.mu.Lock()
 	if len(c.q) >= maxQueuedUpcalls {
 		c.q, c.lost = nil, true
@@ -65,6 +73,7 @@ func (c *Cache) Upcall(u fop.Upcall) {
 
 // Lost says upcalls may have been missed: everything is invalidated.
 func (c *Cache) Lost() {
+	c.gen.Add(1)
 	c.mu.Lock()
 	c.q, c.lost = nil, true
 	c.mu.Unlock()
@@ -244,4 +253,62 @@ func invalidateTree(in *fs.Inode) {
 		in.NotifyEntry(name)
 		invalidateTree(child)
 	}
+}
+
+// Negative lookups without a round trip (as GlusterFS's nl-cache): a
+// directory this mount made starts empty, and while no other client
+// makes, removes or renames a name anywhere in the volume (no entry
+// upcall, no lost upcalls: the Cache's generation stays), every name in
+// it is one this mount made there. A lookup of any other name is answered
+// ENOENT at once, as a create's lookup of its new name is. Names are
+// recorded before the call that makes them, so a call that fails or whose
+// outcome is unknown leaves them recorded: such a name is looked up.
+
+// maxName is the longest name a brick's file system takes (NAME_MAX).
+const maxName = 255
+
+// generation is the Cache's generation, 0 without a Cache.
+func (c *Cache) generation() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.gen.Load() + 1 // never 0
+}
+
+// madeEmpty marks a directory this mount just made, with the generation
+// read before making it: complete while it holds.
+func (n *node) madeEmpty(gen uint64) {
+	if n.cache == nil || gen != n.cache.generation() {
+		return
+	}
+	n.mu.Lock()
+	n.completeGen, n.names = gen, map[string]struct{}{}
+	n.mu.Unlock()
+}
+
+// adding records a name about to be made in directory n.
+func (n *node) adding(name string) {
+	n.mu.Lock()
+	if n.completeGen != 0 {
+		n.names[name] = struct{}{}
+	}
+	n.mu.Unlock()
+}
+
+// knownMissing reports a name directory n is known not to hold.
+func (n *node) knownMissing(name string) bool {
+	if n.cache == nil || len(name) > maxName {
+		return false // a name too long is the bricks' to refuse
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.completeGen == 0 {
+		return false
+	}
+	if n.completeGen != n.cache.generation() {
+		n.completeGen, n.names = 0, nil
+		return false
+	}
+	_, ok := n.names[name]
+	return !ok
 }

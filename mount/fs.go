@@ -50,6 +50,13 @@ type node struct {
 	// does not have (ENODATA), kept while the mount takes upcalls; ls -l
 	// asks for two of them on every entry. Guarded by mu.
 	noXattr map[string]struct{}
+
+	// A directory this mount made knows every name in it while no other
+	// client changed any directory (cache.go, listing): completeGen is
+	// the Cache's generation it holds for, 0 for none; names are those
+	// this mount made in it. Guarded by mu.
+	completeGen uint64
+	names       map[string]struct{}
 }
 
 // remember keeps the attributes last seen, for fstat of a directory that
@@ -168,6 +175,9 @@ func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *f
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	ctx = uninterrupted(ctx)
+	if n.knownMissing(name) {
+		return nil, syscall.ENOENT
+	}
 	p, e0 := n.child(name)
 	if e0 != 0 {
 		return nil, e0
@@ -312,11 +322,15 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if e != 0 {
 		return nil, e
 	}
+	n.adding(name)
+	gen := n.cache.generation()
 	a, err := n.vol.Mkdir(ctx, createReq(ctx, p, mode|syscall.S_IFDIR))
 	if err != nil {
 		return nil, errno(err)
 	}
-	return n.newChild(ctx, &a, out), 0
+	child := n.newChild(ctx, &a, out)
+	child.Operations().(*node).madeEmpty(gen)
+	return child, 0
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -325,6 +339,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if e != 0 {
 		return nil, e
 	}
+	n.adding(name)
 	req := createReq(ctx, p, mode)
 	req.Rdev = uint64(dev)
 	a, err := n.vol.Mknod(ctx, req)
@@ -340,6 +355,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if e != 0 {
 		return nil, e
 	}
+	n.adding(name)
 	req := createReq(ctx, p, syscall.S_IFLNK|0o777)
 	req.Target = target
 	a, err := n.vol.Symlink(ctx, req)
@@ -355,6 +371,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if e != 0 {
 		return nil, nil, 0, e
 	}
+	n.adding(name)
 	req := createReq(ctx, p, mode|syscall.S_IFREG)
 	req.Flags = flags
 	r, err := n.vol.Create(ctx, req)
@@ -412,6 +429,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if e != 0 {
 		return e
 	}
+	np.adding(newName)
 	return errno(n.vol.Rename(uninterrupted(ctx), from, to, flags))
 }
 
@@ -429,6 +447,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if e != 0 {
 		return nil, e
 	}
+	n.adding(name)
 	a, err := n.vol.Link(ctx, from, to)
 	if err != nil {
 		return nil, errno(err)

@@ -203,6 +203,19 @@ func cacheCases(t *testing.T, a, b string) {
 	must(os.Rename(filepath.Join(a, "d", "g"), filepath.Join(a, "d", "h")))
 	seen(t, "a rename over a cached name", content2(filepath.Join(b, "d", "h"), "OTHER"))
 
+	// A directory B made: B knows every name in it, until another
+	// client makes one.
+	must(os.Mkdir(filepath.Join(b, "mine"), 0o755))
+	must(os.WriteFile(filepath.Join(b, "mine", "b-made"), []byte("b"), 0o644))
+	mb := filepath.Join(b, "mine", "a-made")
+	if _, err := stat(mb); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("lstat %s before it is made: %v", mb, err)
+	}
+	seen(t, "a directory made on the other mount", func() error { _, err := stat(filepath.Join(a, "mine", "b-made")); return err })
+	must(os.WriteFile(filepath.Join(a, "mine", "a-made"), []byte("a"), 0o644))
+	seen(t, "a create in a directory the other mount made", content2(mb, "a"))
+	seen(t, "its own file still there", content2(filepath.Join(b, "mine", "b-made"), "b"))
+
 	// Directories.
 	db := filepath.Join(b, "d", "sub")
 	if _, err := stat(db); !errors.Is(err, syscall.ENOENT) {
