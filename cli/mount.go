@@ -273,6 +273,9 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 	if err != nil {
 		return a.fail("mount", err)
 	}
+	if err := mount.SetReadAhead(mnt, mount.ReadAheadKB); err != nil {
+		log.Warn("sequential reads go 128 KiB at a time", "err", err)
+	}
 	log.Info("mounted", "bricks", len(v.Bricks), "type", v.Layout.Type(len(v.Bricks)))
 	// From now on the mount runs unattended: what the runtime itself
 	// prints (a crash's stack) goes to the log file too.
