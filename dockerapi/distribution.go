@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -263,4 +264,29 @@ func (s *Server) repositoryTags(repo reference.Reference) ([]reference.Reference
 		return nil, fmt.Errorf("An image does not exist locally with the tag: %s: %w", repo.FamiliarName(), errdefs.ErrNotFound)
 	}
 	return out, nil
+}
+
+// registryConfig is docker info's RegistryConfig: the insecure
+// registries (names, and CIDRs with loopback's always there) and Docker
+// Hub's mirrors, as `docker info` lists them.
+func (s *Server) registryConfig() map[string]any {
+	cfg := s.registries.Config()
+	mirrors := []string{}
+	for _, m := range cfg.Mirrors {
+		if u, err := distribution.ParseMirror(m); err == nil {
+			mirrors = append(mirrors, u.String()+"/") // Docker shows them so
+		}
+	}
+	cidrs := []string{"127.0.0.0/8"}
+	indexes := map[string]any{
+		"docker.io": map[string]any{"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true},
+	}
+	for _, r := range cfg.Insecure {
+		if _, _, err := net.ParseCIDR(r); err == nil {
+			cidrs = append(cidrs, r)
+			continue
+		}
+		indexes[r] = map[string]any{"Name": r, "Mirrors": []string{}, "Secure": false, "Official": false}
+	}
+	return map[string]any{"IndexConfigs": indexes, "InsecureRegistryCIDRs": cidrs, "Mirrors": mirrors}
 }
