@@ -243,7 +243,7 @@ func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) {
 		"CgroupDriver": "cgroupfs", "CgroupVersion": cgroupVersion, "NEventsListener": 0, "KernelVersion": kernelVersion(),
 		"OperatingSystem": osName, "OSVersion": "", "OSType": "linux", "Architecture": arch,
 		"IndexServerAddress": "https://index.docker.io/v1/",
-		"RegistryConfig":     map[string]any{"IndexConfigs": map[string]any{}, "InsecureRegistryCIDRs": []string{"127.0.0.0/8"}, "Mirrors": []string{}},
+		"RegistryConfig":     s.registryConfig(),
 		"NCPU":               runtime.NumCPU(), "MemTotal": int64(si.Totalram) * int64(si.Unit), "DockerRootDir": s.root,
 		"Name": host, "Labels": []string{}, "ExperimentalBuild": false, "ServerVersion": s.version,
 		"Runtimes":       map[string]any{"runc": map[string]string{"path": "runc"}},

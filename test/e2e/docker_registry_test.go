@@ -45,7 +45,10 @@ func startDockerRegistry(t *testing.T) (*dockerNode, string) {
 	if err := htpasswd.Set(users, "alice", "s3cret"); err != nil {
 		t.Fatal(err)
 	}
-	n := c.Start(clustertest.NodeOptions{Args: []string{"--registry-addr", reg, "--registry-users", users}})
+	// A mirror of Docker Hub that cannot be reached (nothing listens on
+	// port 1), and an insecure registry, for docker info.
+	n := c.Start(clustertest.NodeOptions{Args: []string{"--registry-addr", reg, "--registry-users", users,
+		"--registry-mirror", "http://" + c.Addr(1) + ":1", "--insecure-registry", "registry.example:5000,10.9.0.0/16"}})
 	d := &dockerNode{t: t, n: n, socket: n.DockerSocket}
 	d.env = append(os.Environ(), "DOCKER_HOST=unix://"+n.DockerSocket, "DOCKER_CONFIG="+filepath.Join(c.Dir(), "docker-config"), "DOCKER_BUILDKIT=0", "DOCKER_CLI_HINTS=false")
 	tarPath := filepath.Join(c.Dir(), "busybox.tar")
@@ -154,6 +157,11 @@ func TestDockerRegistry(t *testing.T) {
 
 	t.Run("login", func(t *testing.T) {
 		d.t = t
+		info := d.must("info")
+		if !strings.Contains(info, "Insecure Registries:\n  registry.example:5000\n  127.0.0.0/8\n  10.9.0.0/16\n") ||
+			!strings.Contains(info, "Registry Mirrors:\n  http://"+d.n.Addr+":1/\n") {
+			t.Errorf("docker info:\n%s", info)
+		}
 		r := d.cmd(strings.NewReader("wrong\n"), "login", reg, "-u", "alice", "--password-stdin")
 		if want := "Error response from daemon: login attempt to http://" + reg + "/v2/ failed with status: 401 Unauthorized"; r.Code != 1 || !strings.Contains(r.Stderr, want) {
 			t.Fatalf("bad login: %+v; want %q", r, want)
@@ -296,6 +304,10 @@ func TestDockerRegistry(t *testing.T) {
 			return
 		}
 		t.Logf("docker pull busybox:1.36 (%v): %s", took, r.Stderr)
+		// The mirror was tried first, and passed over.
+		if !strings.Contains(d.n.Log(), `Get \"http://`+d.n.Addr+`:1/v2/\": dial tcp `+d.n.Addr+`:1: connect: connection refused`) {
+			t.Errorf("the mirror was not tried")
+		}
 		if !strings.Contains(r.Stderr, `Error response from daemon: Get "https://registry-1.docker.io/v2/": `) || took > 15*time.Second {
 			t.Fatalf("pull from Docker Hub, unreachable: %+v after %v", r, took)
 		}
