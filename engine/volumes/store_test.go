@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,7 +111,9 @@ func TestStore(t *testing.T) {
 	for _, v := range s2.List() {
 		names = append(names, v.Name)
 	}
-	if want := []string{anon.Name, "data", "shared"}; !reflect.DeepEqual(names, want) {
+	want := []string{anon.Name, "data", "shared"}
+	sort.Strings(want)
+	if !reflect.DeepEqual(names, want) {
 		t.Errorf("reopened: %v, want %v", names, want)
 	}
 	if got, _ := s2.Get("data"); got.Labels["a"] != "b" || got.Driver != "local" {
@@ -135,9 +138,9 @@ func TestStore(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := "create data,create " + anon.Name + ",create shared,mount shared,mount shared,unmount shared,unmount shared,destroy " + anon.Name + ",destroy shared"
-	if got := strings.Join(events, ","); got != want {
-		t.Errorf("events\n%s\nwant\n%s", got, want)
+	wantEvents := "create data,create " + anon.Name + ",create shared,mount shared,mount shared,unmount shared,unmount shared,destroy " + anon.Name + ",destroy shared"
+	if got := strings.Join(events, ","); got != wantEvents {
+		t.Errorf("events\n%s\nwant\n%s", got, wantEvents)
 	}
 	fd.refuse = errdefs.ErrInvalid
 	if _, err := s.Create(ctx, CreateOptions{Name: "refused", Driver: "fake"}); !errors.Is(err, errdefs.ErrInvalid) {
