@@ -71,6 +71,16 @@ bench-deps:
 
 bench: bench-deps build
 	$(GO) run ./test/bench -bin $(CURDIR)/bin -out $(CURDIR)/bench-results $(BENCH_ARGS)
+	$(MAKE) bench-engine
+
+# bench-engine times `docker run --rm busybox true` through caisd against
+# `runc run` of the same bundle, starts 50 containers at once and reads
+# caisd's memory (issue 4, point 7; README, Containers: security and
+# performance). go run ./test/bench/engine -h.
+BENCH_ENGINE_ARGS ?=
+.PHONY: bench-engine
+bench-engine: deps build
+	$(GO) run ./test/bench/engine -bin $(CURDIR)/bin -out $(CURDIR)/bench-results/engine.txt $(BENCH_ENGINE_ARGS)
 
 # fuzz runs each fuzz target for FUZZTIME (the seed corpora run in make test).
 FUZZTIME ?= 30s
@@ -94,6 +104,7 @@ fuzz:
 	$(GO) test ./engine/jsonlog -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzDecodeCreate -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzParseFilters -fuzztime $(FUZZTIME)
+	$(GO) test ./engine -run '^$$' -fuzz FuzzParseSeccompProfile -fuzztime $(FUZZTIME)
 	$(GO) test ./engine/volumes -run '^$$' -fuzz FuzzPlan -fuzztime $(FUZZTIME)
 	$(GO) test ./engine/containerfs -run '^$$' -fuzz FuzzArchivePath -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerapi -run '^$$' -fuzz FuzzDecodeBuildOptions -fuzztime $(FUZZTIME)

@@ -1,0 +1,358 @@
+// Command engine measures the container engine (issue 4, point 7): the
+// latency of `docker run --rm busybox true` through caisd against the
+// floor, `runc run` of an equivalent bundle (the same busybox layer under
+// an overlay, the same namespaces, capabilities, seccomp filter and cgroup
+// limits, made by the same engine.Spec), side by side in one run; how long
+// 50 containers started at once take until all run; and caisd's resident
+// memory idle and with those 50 running. Runs with --network none show
+// what the default bridge network adds (the floor gets a network
+// namespace of its own with lo only, as --network none does). make bench-engine runs it:
+//
+//	make bench-engine                          # 20 runs each
+//	make bench-engine BENCH_ENGINE_ARGS="-runs 50"
+//	go run ./test/bench/engine -h
+//
+// It starts its own caisd (on -addr, ports 24170+, data in -dir), loads
+// the busybox image from the host's static busybox, and removes
+// everything it made at the end.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cais-platform/cais/engine"
+)
+
+type bench struct {
+	bin, dir, addr string
+	env            []string
+	caisd          *exec.Cmd
+}
+
+func main() {
+	var b bench
+	runs := flag.Int("runs", 20, "containers run one after the other, through caisd and through runc each")
+	conc := flag.Int("concurrent", 50, "containers started at once")
+	out := flag.String("out", "", "also write the results to this file")
+	flag.StringVar(&b.bin, "bin", "bin", "directory of caisd and cais")
+	flag.StringVar(&b.dir, "dir", "/var/tmp/cais-bench-engine", "scratch directory (removed at the end)")
+	flag.StringVar(&b.addr, "addr", "127.0.0.70", "caisd's address")
+	flag.Parse()
+	var res bytes.Buffer
+	err := b.run(&res, *runs, *conc)
+	b.stop()
+	fmt.Print(res.String())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench-engine:", err)
+		os.Exit(1)
+	}
+	if *out != "" {
+		os.MkdirAll(filepath.Dir(*out), 0o755)
+		if err := os.WriteFile(*out, res.Bytes(), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+}
+
+func (b *bench) run(res *bytes.Buffer, runs, conc int) error {
+	var err error
+	if b.bin, err = filepath.Abs(b.bin); err != nil {
+		return err
+	}
+	b.cleanup()
+	data := filepath.Join(b.dir, "caisd")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return err
+	}
+	if err := b.startCaisd(data); err != nil {
+		return err
+	}
+	tar := filepath.Join(b.dir, "busybox.tar")
+	if out, err := exec.Command(filepath.Join(b.bin, "caisd"), "busybox-image", "-o", tar).CombinedOutput(); err != nil {
+		return fmt.Errorf("busybox image: %v: %s", err, out)
+	}
+	if _, err := b.docker("load", "-i", tar); err != nil {
+		return err
+	}
+	// The first run unpacks the image's layer.
+	if _, err := b.docker("run", "--rm", "busybox", "true"); err != nil {
+		return err
+	}
+	layers, _ := filepath.Glob(filepath.Join(data, "engine/images/layers/sha256/*"))
+	if len(layers) != 1 {
+		return fmt.Errorf("want the busybox image's one unpacked layer, found %v", layers)
+	}
+	fl, err := newFloor(filepath.Join(b.dir, "floor"), layers[0])
+	if err != nil {
+		return err
+	}
+
+	// Latency: caisd and runc in turn, after one warm-up each.
+	// The same with --network none shows what the default bridge
+	// network's set-up and tear-down cost.
+	var viaCaisd, viaNone, viaRunc []time.Duration
+	timed := func(f func() error) (time.Duration, error) {
+		start := time.Now()
+		err := f()
+		return time.Since(start), err
+	}
+	for i := -1; i < runs; i++ {
+		dc, err := timed(func() error { _, err := b.docker("run", "--rm", "busybox", "true"); return err })
+		if err != nil {
+			return err
+		}
+		dn, err := timed(func() error { _, err := b.docker("run", "--rm", "--network", "none", "busybox", "true"); return err })
+		if err != nil {
+			return err
+		}
+		dr, err := timed(func() error { return fl.run(fmt.Sprintf("bench-floor-%d", i+1)) })
+		if err != nil {
+			return err
+		}
+		if i >= 0 {
+			viaCaisd, viaNone, viaRunc = append(viaCaisd, dc), append(viaNone, dn), append(viaRunc, dr)
+		}
+	}
+	mr := median(viaRunc)
+	fmt.Fprintf(res, "docker run --rm busybox true, %d runs each, in turn (median, min-max, ratio to runc):\n", runs)
+	for _, l := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"through caisd", viaCaisd}, {"caisd, --network none", viaNone}, {"runc run (the floor)", viaRunc}} {
+		m := median(l.ds)
+		fmt.Fprintf(res, "  %-22s %7.1f ms  (%.1f-%.1f)  %5.2fx\n", l.name, ms(m), ms(slices.Min(l.ds)), ms(slices.Max(l.ds)), float64(m)/float64(mr))
+	}
+
+	// Memory idle, then conc containers at once.
+	idle := rss(b.caisd.Process.Pid)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, conc)
+	for i := 0; i < conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.docker("run", "-d", "busybox", "sleep", "600"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	all := time.Since(start)
+	ps, err := b.docker("ps", "-q", "--filter", "status=running")
+	if err != nil {
+		return err
+	}
+	if n := len(strings.Fields(ps)); n != conc {
+		return fmt.Errorf("%d containers running, want %d", n, conc)
+	}
+	busy := rss(b.caisd.Process.Pid)
+	monitors, count := monitorsRSS(data)
+	fmt.Fprintf(res, "%d containers started at once: all running after %.2f s\n", conc, all.Seconds())
+	fmt.Fprintf(res, "caisd RSS: idle %.1f MiB, with %d running %.1f MiB; their %d monitors %.1f MiB in all (%.2f MiB each)\n",
+		mib(idle), conc, mib(busy), count, mib(monitors), mib(monitors)/float64(max(count, 1)))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func mib(n int64) float64        { return float64(n) / (1 << 20) }
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (b *bench) startCaisd(data string) error {
+	sock := filepath.Join(data, "docker.sock")
+	b.env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+filepath.Join(b.dir, "docker-config"), "DOCKER_CLI_HINTS=false")
+	exec.Command("ip", "addr", "add", b.addr+"/32", "dev", "lo").Run() // may be there already
+	logf, err := os.Create(filepath.Join(b.dir, "caisd.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	b.caisd = exec.Command(filepath.Join(b.bin, "caisd"), "--addr", b.addr, "--data-dir", data, "--port", "24170",
+		"--etcd-client-port", "24479", "--etcd-peer-port", "24480", "--brick-port-base", "51170", "--docker-socket", sock)
+	b.caisd.Stdout, b.caisd.Stderr = logf, logf
+	if err := b.caisd.Start(); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if _, err := b.docker("version"); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("caisd did not answer in 60s; see %s", logf.Name())
+}
+
+func (b *bench) docker(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Env = b.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// stop removes the containers, stops caisd and removes the scratch
+// directory.
+func (b *bench) stop() {
+	if b.caisd != nil && b.caisd.Process != nil {
+		if ids, err := b.docker("ps", "-aq"); err == nil && ids != "" {
+			b.docker(append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+		}
+		b.caisd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { b.caisd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			b.caisd.Process.Kill()
+		}
+	}
+	b.cleanup()
+}
+
+// cleanup unmounts what is mounted under the scratch directory and
+// removes it.
+func (b *bench) cleanup() {
+	if m, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		var points []string
+		for _, l := range strings.Split(string(m), "\n") {
+			if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], b.dir+"/") {
+				points = append(points, f[4])
+			}
+		}
+		slices.Reverse(points)
+		for _, p := range points {
+			syscall.Unmount(p, syscall.MNT_DETACH)
+		}
+	}
+	os.RemoveAll(b.dir)
+}
+
+// rss is a process's resident set in bytes.
+func rss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// monitorsRSS sums the resident sets of the container monitors of the
+// caisd whose data is in data.
+func monitorsRSS(data string) (int64, int) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var sum int64
+	n := 0
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 3 && args[1] == "monitor" && strings.HasPrefix(args[3], data+"/") {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			sum += rss(pid)
+			n++
+		}
+	}
+	return sum, n
+}
+
+// floor runs containers with runc directly: the bundle caisd would make,
+// minus what only a managed container needs (its network's veth, the
+// monitor, the log).
+type floor struct {
+	dir, lower, runcRoot string
+	bounding             []string
+	nofile               engine.Rlimit
+}
+
+func newFloor(dir, lower string) (*floor, error) {
+	f := &floor{dir: dir, lower: lower, runcRoot: filepath.Join(dir, "runc")}
+	if err := os.MkdirAll(f.runcRoot, 0o700); err != nil {
+		return nil, err
+	}
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil, err
+	}
+	if f.bounding, err = engine.ParseCapBnd(string(st)); err != nil {
+		return nil, err
+	}
+	var rl syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	f.nofile = engine.Rlimit{Soft: rl.Cur, Hard: rl.Max}
+	return f, nil
+}
+
+// run makes the bundle (overlay and config.json) and runs `runc run`.
+func (f *floor) run(id string) error {
+	b := filepath.Join(f.dir, id)
+	rootfs, upper, work := filepath.Join(b, "rootfs"), filepath.Join(b, "upper"), filepath.Join(b, "work")
+	for _, d := range []string{rootfs, upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := syscall.Mount("overlay", rootfs, "overlay", 0, "lowerdir="+f.lower+",upperdir="+upper+",workdir="+work); err != nil {
+		return fmt.Errorf("mount overlay: %w", err)
+	}
+	defer os.RemoveAll(b)
+	defer syscall.Unmount(rootfs, syscall.MNT_DETACH)
+	spec, err := engine.Spec(engine.SpecInput{ID: id, Config: engine.Config{Cmd: []string{"true"}, Image: "busybox"},
+		Host: engine.HostConfig{NetworkMode: "bridge"}, Rootfs: rootfs, NoFile: f.nofile, CapBounding: f.bounding})
+	if err != nil {
+		return err
+	}
+	spec.Linux.CgroupsPath = "/cais-bench/" + id
+	j, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b, "config.json"), j, 0o600); err != nil {
+		return err
+	}
+	out, err := exec.Command("runc", "--root", f.runcRoot, "run", "--bundle", b, id).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("runc run: %v: %s", err, out)
+	}
+	return nil
+}
