@@ -574,7 +574,12 @@ func (j *Job) runStep(ctx context.Context, out io.Writer, cur image, plan *docke
 		j.removeContainer(ctx, out, id, false)
 		return image{}, err
 	}
-	layer, diffID, err := j.b.packDiff(ctx, filepath.Join(j.b.e.Dir(id), "upper"), j.tmp, true)
+	lowers, err := j.b.images.Layers(ctx, cur.target)
+	if err != nil {
+		j.removeContainer(ctx, out, id, false)
+		return image{}, err
+	}
+	layer, diffID, err := j.b.packDiff(ctx, filepath.Join(j.b.e.Dir(id), "upper"), j.tmp, diffOptions{container: true, lowers: lowers})
 	if err != nil {
 		j.removeContainer(ctx, out, id, false)
 		return image{}, err

@@ -151,7 +151,13 @@ func (b *Builder) Commit(ctx context.Context, opts CommitOptions) (digest.Digest
 	var diffID digest.Digest
 	upper := filepath.Join(b.e.Dir(c.ID), "upper")
 	if _, err := os.Stat(upper); err == nil {
-		if desc, diffID, err = b.packDiff(ctx, upper, tmp, true); err != nil {
+		var lowers []string
+		if base.id != "" {
+			if lowers, err = b.images.Layers(ctx, base.target); err != nil {
+				return "", err
+			}
+		}
+		if desc, diffID, err = b.packDiff(ctx, upper, tmp, diffOptions{container: true, lowers: lowers}); err != nil {
 			return "", fmt.Errorf("commit %s: %w", c.Name, err)
 		}
 	}

@@ -109,7 +109,7 @@ func (j *Job) snapshot(ctx context.Context, cur image, plan *dockerfile.StagePla
 	if err != nil {
 		return image{}, err
 	}
-	desc, diffID, err := j.b.packDiff(ctx, filepath.Join(dir, "upper"), dir, false)
+	desc, diffID, err := j.b.packDiff(ctx, filepath.Join(dir, "upper"), dir, diffOptions{})
 	if err != nil {
 		return image{}, err
 	}
@@ -120,6 +120,10 @@ func (j *Job) snapshot(ctx context.Context, cur image, plan *dockerfile.StagePla
 // directory: mount points the runtime made. Docker keeps them in a layer
 // of their own that images never get.
 var runArtifacts = map[string]bool{"proc": true, "sys": true, "dev": true, "etc/hosts": true, "etc/hostname": true, "etc/resolv.conf": true}
+
+// artifactParents are directories copied up only because an artifact was
+// made in them.
+var artifactParents = map[string]bool{"etc": true}
 
 // isRunArtifact says whether an entry of a RUN container's upper
 // directory is a mount point the runtime made rather than a change.
@@ -134,10 +138,34 @@ func isRunArtifact(hdr *tar.Header) bool {
 	return hdr.Typeflag == tar.TypeReg && hdr.Size == 0
 }
 
+// diffOptions tune packDiff.
+type diffOptions struct {
+	// container: the upper directory is a container's, whose mount
+	// points are left out.
+	container bool
+	// lowers are the image's layer directories, top first: a directory
+	// the runtime's mount points made it copy up, unchanged from them and
+	// with nothing else changed below it, is left out too.
+	lowers []string
+}
+
+// unchangedDir reports whether the directory hdr names has, in the
+// topmost lower layer holding it, the same mode and owner.
+func unchangedDir(hdr *tar.Header, lowers []string) bool {
+	name := strings.TrimSuffix(hdr.Name, "/")
+	for _, l := range lowers {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(l, name), &st); err != nil {
+			continue
+		}
+		return st.Mode&unix.S_IFMT == unix.S_IFDIR && int64(st.Mode&0o7777) == hdr.Mode&0o7777 && int(st.Uid) == hdr.Uid && int(st.Gid) == hdr.Gid
+	}
+	return false
+}
+
 // packDiff packs an overlayfs upper directory as a layer (whiteouts in
 // OCI form) and stores it. It returns nil when nothing changed.
-// dropArtifacts leaves out the mount points of a container run.
-func (b *Builder) packDiff(ctx context.Context, upper, tmpDir string, dropArtifacts bool) (*ocispec.Descriptor, digest.Digest, error) {
+func (b *Builder) packDiff(ctx context.Context, upper, tmpDir string, opts diffOptions) (*ocispec.Descriptor, digest.Digest, error) {
 	f, err := os.CreateTemp(tmpDir, "layer-*.tar")
 	if err != nil {
 		return nil, "", err
@@ -151,6 +179,9 @@ func (b *Builder) packDiff(ctx context.Context, upper, tmpDir string, dropArtifa
 	tr := tar.NewReader(pr)
 	tw := tar.NewWriter(f)
 	entries := 0
+	// pending is an artifact parent held back until an entry below it
+	// shows it is needed.
+	var pending *tar.Header
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -160,8 +191,25 @@ func (b *Builder) packDiff(ctx context.Context, upper, tmpDir string, dropArtifa
 			pr.CloseWithError(err)
 			return nil, "", fmt.Errorf("pack the changes: %w", err)
 		}
-		if dropArtifacts && isRunArtifact(hdr) {
-			continue
+		if opts.container {
+			if isRunArtifact(hdr) {
+				continue
+			}
+			if pending != nil && !strings.HasPrefix(hdr.Name, pending.Name) {
+				pending = nil // nothing below it changed
+			}
+			if hdr.Typeflag == tar.TypeDir && artifactParents[strings.TrimSuffix(hdr.Name, "/")] && unchangedDir(hdr, opts.lowers) {
+				pending = hdr
+				continue
+			}
+			if pending != nil {
+				entries++
+				if err := tw.WriteHeader(pending); err != nil {
+					pr.CloseWithError(err)
+					return nil, "", err
+				}
+				pending = nil
+			}
 		}
 		entries++
 		if err := tw.WriteHeader(hdr); err != nil {

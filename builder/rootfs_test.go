@@ -57,7 +57,7 @@ func TestPackDiff(t *testing.T) {
 		t.Skipf("trusted xattrs: %v", err)
 	}
 	os.WriteFile(filepath.Join(upper, "opaque/new"), []byte("n"), 0o644)
-	desc, diffID, err := b.packDiff(context.Background(), upper, t.TempDir(), true)
+	desc, diffID, err := b.packDiff(context.Background(), upper, t.TempDir(), diffOptions{container: true})
 	if err != nil || desc == nil {
 		t.Fatalf("packDiff: %v %v", desc, err)
 	}
@@ -89,7 +89,45 @@ func TestPackDiff(t *testing.T) {
 	// Only mount points: no layer.
 	only := t.TempDir()
 	os.Mkdir(filepath.Join(only, "proc"), 0o755)
-	if desc, _, err := b.packDiff(context.Background(), only, t.TempDir(), true); err != nil || desc != nil {
+	if desc, _, err := b.packDiff(context.Background(), only, t.TempDir(), diffOptions{container: true}); err != nil || desc != nil {
 		t.Errorf("an upper directory with only mount points gave %v, %v", desc, err)
+	}
+
+	// /etc copied up for /etc/hosts alone, as in the image: no layer;
+	// with its mode changed, or something else changed in it, it stays.
+	lower := t.TempDir()
+	os.Mkdir(filepath.Join(lower, "etc"), 0o755)
+	for _, c := range []struct {
+		mode  os.FileMode
+		extra string
+		want  []string
+	}{
+		{0o755, "", nil},
+		{0o700, "", []string{"etc/"}},
+		{0o755, "etc/passwd", []string{"etc/", "etc/passwd"}},
+	} {
+		up := t.TempDir()
+		os.Mkdir(filepath.Join(up, "etc"), c.mode)
+		os.Chmod(filepath.Join(up, "etc"), c.mode)
+		os.WriteFile(filepath.Join(up, "etc/hosts"), nil, 0o644)
+		if c.extra != "" {
+			os.WriteFile(filepath.Join(up, c.extra), []byte("x"), 0o644)
+		}
+		desc, _, err := b.packDiff(context.Background(), up, t.TempDir(), diffOptions{container: true, lowers: []string{lower}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		if desc != nil {
+			f, _ := st.OpenBlob(desc.Digest)
+			tr := tar.NewReader(f)
+			for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+				got = append(got, h.Name)
+			}
+			f.Close()
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("/etc mode %o with %q: layer %q, want %q", c.mode, c.extra, got, c.want)
+		}
 	}
 }

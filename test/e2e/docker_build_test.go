@@ -248,6 +248,10 @@ CMD ["/bin/busybox", "cat", "/app.txt"]
 		if n := strings.Count(out, " ---> Using cache"); n != 1 {
 			t.Errorf("the build after the fix used the cache %d times, want 1:\n%s", n, out)
 		}
+		// A RUN that changes no file adds no layer.
+		if sizes := strings.Fields(d.must("history", "--format", "{{.Size}}", builtID(t, out))); len(sizes) < 2 || sizes[0] != "0B" || sizes[1] == "0B" {
+			t.Errorf("layer sizes %q: want 0B for 'RUN cat /one', more for 'RUN echo one > /one'", sizes)
+		}
 	})
 
 	t.Run("ADD from a URL", func(t *testing.T) {
