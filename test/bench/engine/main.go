@@ -12,7 +12,8 @@
 //	make bench-engine BENCH_ENGINE_ARGS="-runs 50"
 //	go run ./test/bench/engine -h
 //
-// It starts its own caisd (on -addr, ports 24170+, data in -dir), loads
+// It starts its own caisd (on -addr, ports 24170+, data in -dir, its
+// default network on the bridge caisbench0), loads
 // the busybox image from the host's static busybox, and removes
 // everything it made at the end.
 package main
@@ -197,7 +198,8 @@ func (b *bench) startCaisd(data string) error {
 	}
 	defer logf.Close()
 	b.caisd = exec.Command(filepath.Join(b.bin, "caisd"), "--addr", b.addr, "--data-dir", data, "--port", "24170",
-		"--etcd-client-port", "24479", "--etcd-peer-port", "24480", "--brick-port-base", "51170", "--docker-socket", sock)
+		"--etcd-client-port", "24479", "--etcd-peer-port", "24480", "--brick-port-base", "51170", "--docker-socket", sock,
+		"--bridge", "caisbench0")
 	b.caisd.Stdout, b.caisd.Stderr = logf, logf
 	if err := b.caisd.Start(); err != nil {
 		return err
