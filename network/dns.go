@@ -135,7 +135,15 @@ type dnsServer struct {
 	lookup Lookup
 	log    *slog.Logger
 	wg     sync.WaitGroup
+	// forwards bounds the queries being forwarded at once; beyond it a
+	// query is dropped (the client retries), so a container flooding the
+	// server cannot make it hold unbounded goroutines and sockets.
+	forwards chan struct{}
 }
+
+// maxForwards is how many forwarded queries a network's server has in
+// flight at most.
+const maxForwards = 64
 
 // forwardTimeout bounds a forwarded query: a host whose resolvers cannot
 // be reached answers SERVFAIL quickly rather than leaving the container's
@@ -147,7 +155,7 @@ func startDNS(addr netip.Addr, lookup Lookup, log *slog.Logger) (*dnsServer, err
 	if err != nil {
 		return nil, fmt.Errorf("embedded DNS server on %s: %w", addr, err)
 	}
-	s := &dnsServer{conn: conn, lookup: lookup, log: log}
+	s := &dnsServer{conn: conn, lookup: lookup, log: log, forwards: make(chan struct{}, maxForwards)}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -164,9 +172,16 @@ func (s *dnsServer) serve() {
 		q := append([]byte(nil), buf[:n]...)
 		reply, forward := Answer(q, s.lookup)
 		if forward {
+			select {
+			case s.forwards <- struct{}{}:
+			default:
+				s.log.Debug("DNS query dropped: too many forwarded at once")
+				continue
+			}
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
+				defer func() { <-s.forwards }()
 				ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
 				defer cancel()
 				r := forwardQuery(ctx, q)

@@ -126,7 +126,17 @@ func Open(opts Options) (*Manager, error) {
 		}
 	}
 	for _, p := range []struct{ name, driver string }{{"bridge", DriverBridge}, {"host", DriverHost}, {"none", DriverNull}} {
-		if m.byName(p.name) != nil {
+		if n := m.byName(p.name); n != nil {
+			if n.Driver == DriverBridge && n.Bridge != opts.DefaultBridge {
+				// caisd was started with another --bridge: the default
+				// network moves to it once no container is on the old one.
+				if len(n.Endpoints) == 0 {
+					n.Bridge = opts.DefaultBridge
+					n.Options["com.docker.network.bridge.name"] = n.Bridge
+				} else {
+					m.log.Warn("the default network keeps its bridge while containers are on it", "bridge", n.Bridge, "asked", opts.DefaultBridge)
+				}
+			}
 			continue
 		}
 		n := &Network{ID: newID(), Name: p.name, Driver: p.driver, Created: time.Now().UTC(), Predefined: true, Endpoints: map[string]*Endpoint{}}
@@ -198,13 +208,15 @@ func (m *Manager) lookup(ref string) (*Network, error) {
 		return n, nil
 	}
 	var found *Network
+	matches := 0
 	for id, n := range m.nets {
 		if ref != "" && strings.HasPrefix(id, ref) {
-			if found != nil {
-				return nil, fmt.Errorf("network %s is ambiguous (%d matches found based on ID prefix): %w", ref, 2, errdefs.ErrInvalid)
-			}
 			found = n
+			matches++
 		}
+	}
+	if matches > 1 {
+		return nil, fmt.Errorf("network %s is ambiguous (%d matches found based on ID prefix): %w", ref, matches, errdefs.ErrInvalid)
 	}
 	if found == nil {
 		return nil, fmt.Errorf("network %s not found: %w", ref, errdefs.ErrNotFound)
@@ -690,8 +702,11 @@ func (m *Manager) Restore(ctx context.Context, running func(containerID string) 
 		if len(n.Endpoints) == 0 {
 			continue
 		}
-		if err := m.activate(n); err != nil && first == nil {
-			first = fmt.Errorf("network %s: %w", n.Name, err)
+		if err := m.activate(n); err != nil {
+			if first == nil {
+				first = fmt.Errorf("network %s: %w", n.Name, err)
+			}
+			continue
 		}
 		for _, ep := range n.Endpoints {
 			if err := m.fw.apply(PortRules(n.Bridge, ep.IP, ep.Ports)); err != nil && first == nil {
