@@ -574,3 +574,38 @@ func TestVerifiedTLS(t *testing.T) {
 	}
 	s.close()
 }
+
+// TestPullDownloadsConcurrently: layers are downloaded three at a time,
+// as dockerd does.
+func TestPullDownloadsConcurrently(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	inflight, most := 0, 0
+	host := testRegistry(t, nil, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+				mu.Lock()
+				inflight++
+				most = max(most, inflight)
+				mu.Unlock()
+				time.Sleep(200 * time.Millisecond)
+				mu.Lock()
+				inflight--
+				mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	c := New(Config{})
+	src := openStore(t)
+	makeImage(t, src, host+"/app:1", 5, "conc")
+	if _, err := c.Push(ctx, src, mustRef(t, host+"/app:1"), AuthConfig{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pull(ctx, openStore(t), mustRef(t, host+"/app:1"), AuthConfig{}, thisPlatform, nil); err != nil {
+		t.Fatal(err)
+	}
+	if most != maxConcurrentDownloads {
+		t.Errorf("at most %d downloads at once, want %d", most, maxConcurrentDownloads)
+	}
+}

@@ -22,7 +22,8 @@ type Event struct {
 	Aux *PushResult
 }
 
-// ProgressFunc receives events; nil discards them.
+// ProgressFunc receives events; nil discards them. A pull downloads
+// several layers at once: it may be called from several goroutines.
 type ProgressFunc func(Event)
 
 func (f ProgressFunc) emit(e Event) {

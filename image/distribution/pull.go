@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -157,10 +158,8 @@ func (p *puller) pull(ctx context.Context) (PullResult, error) {
 		p.progress.emit(Event{ID: id, Status: "Pulling fs layer"})
 		missing = append(missing, l)
 	}
-	for _, l := range missing {
-		if err := p.fetch(ctx, l, ShortID(l.Digest), "Downloading"); err != nil {
-			return PullResult{}, err
-		}
+	if err := p.fetchAll(ctx, missing); err != nil {
+		return PullResult{}, err
 	}
 	for _, d := range docs {
 		if _, _, err := p.st.WriteBlob(ctx, bytes.NewReader(d.body), d.desc.Digest, d.desc.Size); err != nil {
@@ -224,4 +223,39 @@ func (p *puller) fetch(ctx context.Context, desc ocispec.Descriptor, id, status 
 		p.progress.emit(Event{ID: id, Status: "Download complete"})
 	}
 	return nil
+}
+
+// maxConcurrentDownloads is how many layers a pull downloads at once
+// (dockerd's default, --max-concurrent-downloads 3).
+const maxConcurrentDownloads = 3
+
+// fetchAll downloads layers, maxConcurrentDownloads at a time; the first
+// error cancels the others and is returned.
+func (p *puller) fetchAll(ctx context.Context, layers []ocispec.Descriptor) error {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, maxConcurrentDownloads)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for _, l := range layers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-cctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			if err := p.fetch(cctx, l, ShortID(l.Digest), "Downloading"); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
 }
