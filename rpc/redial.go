@@ -104,6 +104,9 @@ func (r *Redialer) conn(ctx context.Context) (*Client, error) {
 		r.failedAt, r.lastErr = time.Now(), err
 		return nil, err
 	}
+	if err != nil {
+		r.log.Warn("the server sends no events (an older version): what it changes for other clients is not announced", "addr", r.addr)
+	}
 	if r.connected {
 		r.Events(OpEventsLost, nil)
 	}
