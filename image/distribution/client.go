@@ -14,12 +14,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cais-platform/cais/errdefs"
+	"github.com/cais-platform/cais/image/store"
 )
 
 // Config is what a Client knows of registries.
@@ -62,6 +64,11 @@ func (c Config) Validate() error {
 // operations; it is safe for concurrent use.
 type Client struct {
 	cfg Config
+
+	mu sync.Mutex
+	// held counts the pulls in progress that need each blob: a failed
+	// pull removes the blobs it wrote only when no other pull holds them.
+	held map[digest.Digest]int
 }
 
 // New returns a Client.
@@ -75,7 +82,35 @@ func New(cfg Config) *Client {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "cais"
 	}
-	return &Client{cfg: cfg}
+	return &Client{cfg: cfg, held: map[digest.Digest]int{}}
+}
+
+// hold marks blobs as needed by a pull in progress.
+func (c *Client) hold(ds []digest.Digest) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range ds {
+		c.held[d]++
+	}
+}
+
+// release ends a pull's hold; with drop, the blobs no other pull holds
+// and no image uses are removed from st (the blobs a failed pull wrote).
+func (c *Client) release(ctx context.Context, st *store.Store, ds []digest.Digest, drop map[digest.Digest]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range ds {
+		c.held[d]--
+		if c.held[d] > 0 {
+			continue
+		}
+		delete(c.held, d)
+		if drop[d] {
+			if _, err := st.RemoveBlobIfUnused(ctx, d); err != nil {
+				c.cfg.Log.Warn("removing a failed pull's blob", "digest", d, "err", err)
+			}
+		}
+	}
 }
 
 // Config returns the client's configuration.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -431,6 +432,10 @@ func TestPullRefusesBadContent(t *testing.T) {
 			t.Logf("pull: %v", err)
 			if imgs, err := dst.List(); err != nil || len(imgs) != 0 {
 				t.Errorf("store after a failed pull: %+v %v", imgs, err)
+			}
+			// Nor any of the blobs it wrote.
+			if left, err := os.ReadDir(filepath.Join(dst.Root(), "blobs", "sha256")); err != nil || len(left) != 0 {
+				t.Errorf("blobs left after a failed pull: %v %v", left, err)
 			}
 		})
 	}

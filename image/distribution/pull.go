@@ -51,7 +51,7 @@ func (c *Client) Pull(ctx context.Context, st *store.Store, ref reference.Refere
 			}
 			return PullResult{}, err
 		}
-		p := &puller{c: c, s: s, st: st, ref: ref, platform: platform, progress: progress}
+		p := &puller{c: c, s: s, st: st, ref: ref, platform: platform, progress: progress, wrote: map[digest.Digest]bool{}}
 		res, err := p.pull(ctx)
 		s.close()
 		if err != nil && ep.Mirror && !last && !p.started {
@@ -73,6 +73,10 @@ type puller struct {
 	progress ProgressFunc
 	// started: progress was shown, so no other endpoint is tried.
 	started bool
+
+	mu sync.Mutex
+	// wrote are the blobs this pull stored (layers download at once).
+	wrote map[digest.Digest]bool
 }
 
 // pullError words a failed manifest fetch as Docker does.
@@ -136,6 +140,29 @@ func (p *puller) pull(ctx context.Context) (PullResult, error) {
 		docs = append([]doc{{mdesc, mbody}}, docs...)
 	}
 
+	// Every blob of the image is held while the pull runs, before any is
+	// looked for in the store; if the pull fails, the blobs it wrote go
+	// again, unless another pull holds them or an image uses them.
+	need := []digest.Digest{m.Config.Digest}
+	for _, l := range m.Layers {
+		need = append(need, l.Digest)
+	}
+	for _, d := range docs {
+		need = append(need, d.desc.Digest)
+	}
+	p.c.hold(need)
+	succeeded := false
+	defer func() {
+		drop := map[digest.Digest]bool{}
+		if !succeeded {
+			p.mu.Lock()
+			drop = p.wrote
+			p.mu.Unlock()
+		}
+		// Not the request's context: a cancelled pull cleans up too.
+		p.c.release(context.WithoutCancel(ctx), p.st, need, drop)
+	}()
+
 	// The config first: it says what the layers are.
 	if err := p.fetch(ctx, m.Config, "", ""); err != nil {
 		return PullResult{}, fmt.Errorf("image config: %w", err)
@@ -162,9 +189,15 @@ func (p *puller) pull(ctx context.Context) (PullResult, error) {
 		return PullResult{}, err
 	}
 	for _, d := range docs {
+		if _, err := p.st.BlobSize(d.desc.Digest); err == nil {
+			continue
+		}
 		if _, _, err := p.st.WriteBlob(ctx, bytes.NewReader(d.body), d.desc.Digest, d.desc.Size); err != nil {
 			return PullResult{}, fmt.Errorf("manifest %s: %w", d.desc.Digest, err)
 		}
+		p.mu.Lock()
+		p.wrote[d.desc.Digest] = true
+		p.mu.Unlock()
 	}
 	// Unpacked now, so that a layer that is not what the config says
 	// fails the pull rather than the first container.
@@ -182,6 +215,7 @@ func (p *puller) pull(ctx context.Context) (PullResult, error) {
 	if err != nil {
 		return PullResult{}, err
 	}
+	succeeded = true
 	p.done(top, false)
 	return PullResult{Target: top}, nil
 }
@@ -211,6 +245,9 @@ func (p *puller) fetch(ctx context.Context, desc ocispec.Descriptor, id, status 
 	if id != "" {
 		r = &progressReader{r: r, emit: p.progress, id: id, status: status, total: desc.Size}
 	}
+	p.mu.Lock()
+	p.wrote[desc.Digest] = true // a partial write leaves nothing; marking early is harmless
+	p.mu.Unlock()
 	if _, _, err := p.st.WriteBlob(ctx, r, desc.Digest, desc.Size); err != nil {
 		if errors.Is(err, store.ErrDigestMismatch) {
 			// Docker's words; the store's error says what came instead.
