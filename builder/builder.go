@@ -56,6 +56,10 @@ func New(opts Options) (*Builder, error) {
 			return nil, fmt.Errorf("builder: %w", err)
 		}
 	}
+	// Cache entries whose layers left the store can never hit again.
+	if _, err := b.cache.prune(b.images, true); err != nil {
+		b.log.Warn("cannot prune the build cache", "err", err)
+	}
 	// Leftovers of a crash: contexts and scratch mounts.
 	ents, _ := os.ReadDir(b.tmpDir())
 	for _, ent := range ents {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -60,10 +61,8 @@ func (c *cache) get(ctx context.Context, s *store.Store, key string) (image, boo
 	if json.Unmarshal(b, &e) != nil {
 		return image{}, false
 	}
-	for _, l := range e.Layers {
-		if size, err := s.BlobSize(l.Digest); err != nil || size != l.Size {
-			return image{}, false
-		}
+	if !layersStored(s, e.Layers) {
+		return image{}, false
 	}
 	img, err := commitRaw(ctx, s, e.Config, e.Layers)
 	if err != nil {
@@ -89,4 +88,56 @@ func (c *cache) put(key string, img image) {
 	if err != nil {
 		os.Remove(f.Name())
 	}
+}
+
+// PruneResult is what Prune removed.
+type PruneResult struct {
+	// Keys are the cache entries removed.
+	Keys []string
+	// Bytes counts their files.
+	Bytes int64
+}
+
+// prune removes cache entries: all of them, or (stale) only those whose
+// layers are no longer stored.
+func (c *cache) prune(s *store.Store, staleOnly bool) (PruneResult, error) {
+	var res PruneResult
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return res, err
+	}
+	for _, ent := range ents {
+		p := filepath.Join(c.dir, ent.Name())
+		key, isEntry := strings.CutSuffix(ent.Name(), ".json")
+		if staleOnly && isEntry {
+			b, err := os.ReadFile(p)
+			var e cacheEntry
+			if err == nil && json.Unmarshal(b, &e) == nil && layersStored(s, e.Layers) {
+				continue
+			}
+		}
+		fi, err := ent.Info()
+		if err != nil {
+			continue
+		}
+		if os.Remove(p) == nil && isEntry {
+			res.Keys = append(res.Keys, key)
+			res.Bytes += fi.Size()
+		}
+	}
+	return res, nil
+}
+
+func layersStored(s *store.Store, layers []ocispec.Descriptor) bool {
+	for _, l := range layers {
+		if size, err := s.BlobSize(l.Digest); err != nil || size != l.Size {
+			return false
+		}
+	}
+	return true
+}
+
+// PruneCache empties the layer cache (docker builder prune).
+func (b *Builder) PruneCache(ctx context.Context) (PruneResult, error) {
+	return b.cache.prune(b.images, false)
 }

@@ -304,3 +304,21 @@ func (s *Server) buildPull(auths map[string]distribution.AuthConfig) builder.Pul
 		return err
 	}
 }
+
+// postBuildPrune is docker builder prune: the layer cache is emptied.
+func (s *Server) postBuildPrune(w http.ResponseWriter, r *http.Request) {
+	if s.build.b == nil {
+		writeError(w, fmt.Errorf("the builder is not available: %w", errdefs.ErrUnavailable))
+		return
+	}
+	res, err := s.build.b.PruneCache(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	deleted := res.Keys
+	if deleted == nil {
+		deleted = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"CachesDeleted": deleted, "SpaceReclaimed": res.Bytes})
+}

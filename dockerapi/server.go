@@ -94,6 +94,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /exec/{id}/json", s.inspectExec)
 
 	m.HandleFunc("POST /build", s.postBuild)
+	m.HandleFunc("POST /build/prune", s.postBuildPrune)
 	m.HandleFunc("POST /commit", s.postCommit)
 	m.HandleFunc("GET /networks", s.listNetworks)
 	m.HandleFunc("GET /networks/{id}", s.inspectNetwork)

@@ -354,3 +354,19 @@ func TestDockerBuildPull(t *testing.T) {
 		t.Errorf("--pull did not pull:\n%s", out)
 	}
 }
+
+// docker builder prune empties the layer cache.
+func TestDockerBuilderPrune(t *testing.T) {
+	d := startDocker(t)
+	ctx := buildContext(t, map[string]string{"Dockerfile": "FROM busybox\nENV A=1\nRUN echo one > /one\n"})
+	d.must("build", ctx)
+	if out := d.must("build", ctx); strings.Count(out, "Using cache") != 2 {
+		t.Fatalf("the second build did not use the cache:\n%s", out)
+	}
+	if out := d.must("builder", "prune", "-f"); !strings.Contains(out, "Total reclaimed space:") || strings.Contains(out, "Total reclaimed space: 0B") {
+		t.Errorf("docker builder prune printed %q", out)
+	}
+	if out := d.must("build", ctx); strings.Contains(out, "Using cache") {
+		t.Errorf("the build after the prune used the cache:\n%s", out)
+	}
+}
