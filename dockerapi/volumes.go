@@ -26,10 +26,18 @@ type volumeUsage struct {
 }
 
 func toVolumeJSON(v volumes.Volume) volumeJSON {
-	return volumeJSON{
+	j := volumeJSON{
 		CreatedAt: v.CreatedAt.Format(time.RFC3339), Driver: v.Driver, Labels: v.Labels, Mountpoint: v.Mountpoint,
 		Name: v.Name, Options: v.Options, Scope: "local",
 	}
+	// Docker shows null for none.
+	if len(j.Labels) == 0 {
+		j.Labels = nil
+	}
+	if len(j.Options) == 0 {
+		j.Options = nil
+	}
+	return j
 }
 
 // VolumeMatches applies docker volume ls filters (dangling, name, label,

@@ -60,6 +60,14 @@ func (e *Engine) planMounts(ctx context.Context, id string, c Config, h HostConf
 	if err != nil {
 		return nil, err
 	}
+	for _, mp := range mps {
+		// Docker refuses a missing --mount bind source at create.
+		if mp.Type == volumes.TypeBind && !mp.CreateSource {
+			if _, err := os.Stat(mp.Source); err != nil {
+				return nil, fmt.Errorf("invalid mount config for type \"bind\": bind source path does not exist: %s: %w", mp.Source, errdefs.ErrInvalid)
+			}
+		}
+	}
 	for i := range mps {
 		mp := &mps[i]
 		if mp.Type != volumes.TypeVolume {

@@ -133,7 +133,7 @@ func TestDockerVolumes(t *testing.T) {
 			t.Errorf("tmpfs mounts: %q", out)
 		}
 		missing := filepath.Join(t.TempDir(), "nosuch")
-		d.expect(125, nil, "bind source path does not exist: "+missing, "run", "--network", "none", "--rm", "--mount", "type=bind,source="+missing+",target=/b", "busybox", "true")
+		d.expect(125, ptr(""), "bind source path does not exist: "+missing, "run", "--network", "none", "--rm", "--mount", "type=bind,source="+missing+",target=/b", "busybox", "true")
 		host := t.TempDir()
 		d.must("run", "--network", "none", "--rm", "--mount", "type=bind,source="+host+",target=/b", "busybox", "sh", "-c", "echo bound > /b/f")
 		if b, _ := os.ReadFile(filepath.Join(host, "f")); string(b) != "bound\n" {
