@@ -614,3 +614,34 @@ func TestPullDownloadsConcurrently(t *testing.T) {
 		t.Errorf("at most %d downloads at once, want %d", most, maxConcurrentDownloads)
 	}
 }
+
+// TestPushUploadsConcurrently: layers are uploaded five at a time, as
+// dockerd does.
+func TestPushUploadsConcurrently(t *testing.T) {
+	var mu sync.Mutex
+	inflight, most := 0, 0
+	host := testRegistry(t, nil, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+				mu.Lock()
+				inflight++
+				most = max(most, inflight)
+				mu.Unlock()
+				time.Sleep(200 * time.Millisecond)
+				mu.Lock()
+				inflight--
+				mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	src := openStore(t)
+	makeImage(t, src, host+"/app:1", 7, "up")
+	var rec recorder
+	if _, err := New(Config{}).Push(context.Background(), src, mustRef(t, host+"/app:1"), AuthConfig{}, rec.add); err != nil {
+		t.Fatal(err)
+	}
+	if most != maxConcurrentUploads || rec.count("Pushed") != 7 {
+		t.Errorf("at most %d uploads at once, want %d; events:\n%s", most, maxConcurrentUploads, strings.Join(rec.lines, "\n"))
+	}
+}

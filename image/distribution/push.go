@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -14,6 +15,10 @@ import (
 	"github.com/cais-platform/cais/image/reference"
 	"github.com/cais-platform/cais/image/store"
 )
+
+// maxConcurrentUploads is how many layers a push sends at once
+// (dockerd's default, --max-concurrent-uploads 5).
+const maxConcurrentUploads = 5
 
 // PushResult is what a push of one tag made: Docker's aux message.
 type PushResult struct {
@@ -86,6 +91,14 @@ func (c *Client) Push(ctx context.Context, st *store.Store, ref reference.Refere
 	for i := len(m.Layers) - 1; i >= 0; i-- {
 		progress.emit(Event{ID: ids[i], Status: "Preparing"})
 	}
+	// The layers go up maxConcurrentUploads at a time; the first error
+	// cancels the others.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, maxConcurrentUploads)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
 	done := map[digest.Digest]bool{}
 	for i := len(m.Layers) - 1; i >= 0; i-- {
 		l := m.Layers[i]
@@ -93,15 +106,33 @@ func (c *Client) Push(ctx context.Context, st *store.Store, ref reference.Refere
 			continue
 		}
 		done[l.Digest] = true
-		status, err := pushBlob(ctx, s, st, l, mounts[l.Digest], ids[i], progress)
-		if errors.Is(err, ErrNoBasicAuthCredentials) {
-			// Docker's push says just that, under the layers' lines.
-			return PushResult{}, ErrNoBasicAuthCredentials
-		}
-		if err != nil {
-			return PushResult{}, err
-		}
-		progress.emit(Event{ID: ids[i], Status: status})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-cctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			status, err := pushBlob(cctx, s, st, l, mounts[l.Digest], ids[i], progress)
+			if err != nil {
+				once.Do(func() { first = err; cancel() })
+				return
+			}
+			progress.emit(Event{ID: ids[i], Status: status})
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	if errors.Is(first, ErrNoBasicAuthCredentials) {
+		// Docker's push says just that, under the layers' lines.
+		return PushResult{}, ErrNoBasicAuthCredentials
+	}
+	if first != nil {
+		return PushResult{}, first
 	}
 	if _, err := pushBlob(ctx, s, st, m.Config, "", "", nil); err != nil {
 		return PushResult{}, fmt.Errorf("image config: %w", err)
