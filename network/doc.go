@@ -31,13 +31,15 @@
 //	m.LeaveAll(ctx, id)                         // when it stops
 //	m.DeleteSandbox(ctx, id)
 //
-// A network's bridge, its rules and its DNS server exist while it has
-// endpoints: the first Join creates them, the last Leave (or
-// [Manager.Remove]) deletes them, and cais's iptables chains go with the
-// last network on the host, so nothing is left behind once the
-// containers are gone. After a caisd restart, [Manager.Restore] removes
-// the endpoints of containers that stopped meanwhile and sets the others'
-// networks up again.
+// A network's bridge, its rules and its DNS server are set up by the
+// first Join, and stay (a container's start and stop only add and remove
+// its veth and port rules) until [Manager.Remove] or, for a network no
+// container is on, [Manager.Close] when caisd stops; cais's iptables
+// chains go with the last network on the host, so nothing is left behind
+// once the containers are gone and caisd has stopped. After a caisd
+// restart, [Manager.Restore] removes the endpoints of containers that
+// stopped meanwhile, sets the others' networks up again and takes down
+// what a caisd that did not stop cleanly left.
 //
 // # Reaching containers
 //

@@ -76,15 +76,17 @@ type Endpoint struct {
 type Options struct {
 	// Dir holds networks.json and the network namespaces (netns/).
 	Dir string
-	// DefaultBridge is the Linux bridge of the "bridge" network (default
-	// cais0).
+	// DefaultBridge is the Linux bridge of the "bridge" network; empty
+	// keeps the one it has (cais0 for a new one).
 	DefaultBridge string
 	Log           *slog.Logger
 }
 
 // Manager keeps the networks, and attaches network namespaces (a
-// container's, or a pod's shared by its containers) to them. Bridges,
-// iptables rules and DNS servers exist while a network has endpoints.
+// container's, or a pod's shared by its containers) to them. A network's
+// bridge, iptables rules and DNS server are set up when its first
+// container joins, and taken down when it is removed or when caisd stops
+// with no container on it.
 // Its methods are safe for concurrent use.
 type Manager struct {
 	opts Options
@@ -101,9 +103,6 @@ type Manager struct {
 func Open(opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
-	}
-	if opts.DefaultBridge == "" {
-		opts.DefaultBridge = DefaultBridgeName
 	}
 	m := &Manager{opts: opts, log: opts.Log, nets: map[string]*Network{}, dns: map[string]*dnsServer{}}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
@@ -127,7 +126,7 @@ func Open(opts Options) (*Manager, error) {
 	}
 	for _, p := range []struct{ name, driver string }{{"bridge", DriverBridge}, {"host", DriverHost}, {"none", DriverNull}} {
 		if n := m.byName(p.name); n != nil {
-			if n.Driver == DriverBridge && n.Bridge != opts.DefaultBridge {
+			if n.Driver == DriverBridge && opts.DefaultBridge != "" && n.Bridge != opts.DefaultBridge {
 				// caisd was started with another --bridge: the default
 				// network moves to it once no container is on the old one.
 				if len(n.Endpoints) == 0 {
@@ -142,6 +141,9 @@ func Open(opts Options) (*Manager, error) {
 		n := &Network{ID: newID(), Name: p.name, Driver: p.driver, Created: time.Now().UTC(), Predefined: true, Endpoints: map[string]*Endpoint{}}
 		if p.driver == DriverBridge {
 			n.Bridge = opts.DefaultBridge
+			if n.Bridge == "" {
+				n.Bridge = DefaultBridgeName
+			}
 			n.Options = map[string]string{"com.docker.network.bridge.name": n.Bridge, "com.docker.network.bridge.default_bridge": "true"}
 			if err := m.chooseSubnet(n); err != nil {
 				return nil, err
@@ -552,8 +554,9 @@ func (m *Manager) Join(ctx context.Context, r JoinRequest) (Endpoint, Network, e
 	return *ep, clone(n), nil
 }
 
-// Leave detaches a container from a network: its veth, its ports' rules,
-// and the network's bridge, rules and DNS server if it was the last.
+// Leave detaches a container from a network: its veth and its ports'
+// rules. The network stays set up for the next container (until it is
+// removed, or caisd stops).
 func (m *Manager) Leave(ctx context.Context, network, containerID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -596,9 +599,6 @@ func (m *Manager) leave(n *Network, containerID string) {
 		m.log.Warn("cannot remove veth", "link", ep.HostIf, "err", err)
 	}
 	delete(n.Endpoints, containerID)
-	if len(n.Endpoints) == 0 {
-		m.deactivate(n)
-	}
 }
 
 // activate sets a bridge network up on the host: the bridge, its rules,
@@ -700,6 +700,9 @@ func (m *Manager) Restore(ctx context.Context, running func(containerID string) 
 			}
 		}
 		if len(n.Endpoints) == 0 {
+			if linkExists(n.Bridge) {
+				m.deactivate(n) // left by a caisd that did not stop cleanly
+			}
 			continue
 		}
 		if err := m.activate(n); err != nil {
@@ -718,14 +721,42 @@ func (m *Manager) Restore(ctx context.Context, running func(containerID string) 
 	return first
 }
 
-// Close stops the DNS servers; bridges and rules stay for the containers
-// that keep running.
+// TearDown takes every network down and removes every endpoint with its
+// namespace: for what a caisd that was killed left (a test harness, after
+// killing it); the containers, if any still run, lose their networking.
+func (m *Manager) TearDown() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range m.nets {
+		for cid, ep := range n.Endpoints {
+			m.leave(n, cid)
+			deleteNetNS(ep.Sandbox)
+		}
+		if n.Driver == DriverBridge && linkExists(n.Bridge) {
+			m.deactivate(n)
+		}
+	}
+	m.saveLogged()
+	ents, _ := os.ReadDir(filepath.Join(m.opts.Dir, "netns"))
+	for _, e := range ents {
+		deleteNetNS(filepath.Join(m.opts.Dir, "netns", e.Name()))
+	}
+}
+
+// Close stops the DNS servers and takes down the networks no container
+// is on; the others' bridges and rules stay for the containers, which
+// keep running.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, s := range m.dns {
 		s.close()
 		delete(m.dns, id)
+	}
+	for _, n := range m.nets {
+		if n.Driver == DriverBridge && len(n.Endpoints) == 0 && linkExists(n.Bridge) {
+			m.deactivate(n)
+		}
 	}
 }
 

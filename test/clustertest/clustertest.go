@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cais-platform/cais/network"
 )
 
 // Ports every node uses on its own address; away from GlusterFS's 24007
@@ -406,6 +408,9 @@ func (c *Cluster) cleanup() {
 		}
 	}
 	for _, n := range nodes {
+		teardownNetworks(n.DataDir)
+	}
+	for _, n := range nodes {
 		// Binaries built with -race report here.
 		if log := n.Log(); strings.Contains(log, "WARNING: DATA RACE") || strings.Contains(log, "panic:") {
 			c.tb.Errorf("caisd %s logged a data race or a panic", n.Addr)
@@ -423,6 +428,19 @@ func (c *Cluster) cleanup() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	os.RemoveAll(c.dir)
+}
+
+// teardownNetworks takes down the container networks a killed caisd left
+// (caisd takes them down itself when it stops cleanly), so that bridges,
+// veths, namespaces and iptables rules do not pile up on the host.
+func teardownNetworks(dataDir string) {
+	dir := filepath.Join(dataDir, "engine", "network")
+	if _, err := os.Stat(filepath.Join(dir, "networks.json")); err != nil {
+		return
+	}
+	if m, err := network.Open(network.Options{Dir: dir}); err == nil {
+		m.TearDown()
+	}
 }
 
 func tail(s string, n int) string {

@@ -111,6 +111,20 @@ func hostState(t *testing.T, names ...string) string {
 	return strings.Join(out, "\n")
 }
 
+// stopAndCheck stops caisd, which takes down the networks no container is
+// on, and checks that nothing of them is left.
+func stopAndCheck(t *testing.T, d *dockerNode, bridge string) {
+	t.Helper()
+	if out := d.must("ps", "-aq"); out != "" {
+		t.Fatalf("containers left: %q", out)
+	}
+	d.n.Stop()
+	if left := hostState(t, bridge); left != "" {
+		t.Fatalf("left after caisd stopped:\n%s", left)
+	}
+	checkChainsGone(t)
+}
+
 // checkChainsGone checks that cais's iptables chains went with the last
 // network, unless another caisd on the host has one up.
 func checkChainsGone(t *testing.T) {
@@ -193,8 +207,11 @@ func TestDockerNetworkPublish(t *testing.T) {
 	}
 
 	// A restart of caisd keeps the container, its address and its rules.
+	d.n.Stop()
+	if got := httpGet(t, "http://127.0.0.1:"+port+"/"); got != "hello from cais\n" {
+		t.Fatalf("GET while caisd is down: %q", got)
+	}
 	d.n.Restart()
-	d.n.WaitReady(false)
 	if got := httpGet(t, "http://127.0.0.1:"+port+"/"); got != "hello from cais\n" {
 		t.Fatalf("GET after the restart: %q", got)
 	}
@@ -203,10 +220,12 @@ func TestDockerNetworkPublish(t *testing.T) {
 	}
 
 	d.must("rm", "-f", "web")
-	if left := hostState(t, bridge, ip+"/", ip+":"); left != "" {
+	if left := hostState(t, ip+"/", ip+":"); left != "" {
 		t.Fatalf("left after rm -f:\n%s", left)
 	}
-	checkChainsGone(t)
+	// The default network stays set up for the next container until
+	// caisd stops.
+	stopAndCheck(t, d, bridge)
 }
 
 // TestDockerNetworkUser: containers on a user network reach each other
@@ -286,10 +305,10 @@ func TestDockerNetworkUser(t *testing.T) {
 	if out := d.must("network", "prune", "-f"); !strings.Contains(out, "leftover") {
 		t.Fatalf("network prune: %q", out)
 	}
-	if left := hostState(t, bridge, "br-"+id[:12], "10.231.7."); left != "" {
+	if left := hostState(t, "br-"+id[:12], "10.231.7."); left != "" {
 		t.Fatalf("left after rm -f and network rm:\n%s", left)
 	}
-	checkChainsGone(t)
+	stopAndCheck(t, d, bridge)
 }
 
 // TestDockerNetworkNone: --network none has lo only; --network host
