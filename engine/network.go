@@ -63,6 +63,11 @@ func isNetworkMode(mode string) bool {
 func (e *Engine) initNetworks(c *Container, endpoints map[string]*EndpointSettings) error {
 	mode := c.HostConfig.NetworkMode
 	c.NetworkSettings = NetworkSettings{Networks: map[string]*EndpointSettings{}}
+	if ref, ok := strings.CutPrefix(mode, "container:"); ok {
+		if _, err := e.lookup(ref); err != nil {
+			return err
+		}
+	}
 	if !isNetworkMode(mode) {
 		if len(endpoints) > 1 {
 			return fmt.Errorf("conflicting options: only one network may be given with --network %s: %w", mode, errdefs.ErrInvalid)
@@ -123,6 +128,18 @@ func (e *Engine) initNetworks(c *Container, endpoints map[string]*EndpointSettin
 // route and the published ports), and returns the namespace's path ("" for
 // host and none, whose namespace runc makes or shares).
 func (e *Engine) connectNetworks(ctx context.Context, c *container, snap Container) (string, error) {
+	if ref, ok := strings.CutPrefix(snap.HostConfig.NetworkMode, "container:"); ok {
+		// --network container:X joins X's namespace, as a pod's
+		// containers share the pod's.
+		other, err := e.Get(ref)
+		if err != nil {
+			return "", err
+		}
+		if other.State.Status != Running || other.NetworkSettings.SandboxKey == "" {
+			return "", fmt.Errorf("cannot join network of a non running container: %s: %w", ref, errdefs.ErrState)
+		}
+		return other.NetworkSettings.SandboxKey, nil
+	}
 	if !isNetworkMode(snap.HostConfig.NetworkMode) {
 		return "", nil
 	}
@@ -265,6 +282,21 @@ func (e *Engine) writeNetworkEtc(c *container, etc map[string]string) error {
 	e.mu.Lock()
 	snap := c.snapshot()
 	e.mu.Unlock()
+	if ref, ok := strings.CutPrefix(snap.HostConfig.NetworkMode, "container:"); ok {
+		// The other container's names and resolver, as in Docker.
+		other, err := e.Get(ref)
+		if err != nil {
+			return err
+		}
+		for _, f := range []string{"hosts", "resolv.conf"} {
+			if b, err := os.ReadFile(filepath.Join(e.dir(other.ID), f)); err == nil && etc["/etc/"+f] != "" {
+				if err := os.WriteFile(etc["/etc/"+f], b, 0o644); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
 	ns, hostname := snap.NetworkSettings, snap.Config.Hostname
 	order := joinOrder(snap)
 	if !isNetworkMode(snap.HostConfig.NetworkMode) || len(order) == 0 {
@@ -328,6 +360,9 @@ func (e *Engine) ConnectNetwork(ctx context.Context, ref, netRef string, cfg *En
 	e.mu.Unlock()
 	if n.Driver == network.DriverHost || snap.HostConfig.NetworkMode == "host" {
 		return fmt.Errorf("container cannot be disconnected from host network or connected to host network: %w", errdefs.ErrForbidden)
+	}
+	if strings.HasPrefix(snap.HostConfig.NetworkMode, "container:") {
+		return fmt.Errorf("container sharing network namespace with another container or host cannot be connected to any other network: %w", errdefs.ErrForbidden)
 	}
 	if n.Driver == network.DriverNull || !isNetworkMode(snap.HostConfig.NetworkMode) {
 		return fmt.Errorf("container cannot be connected to multiple networks with one of the networks in private (none) mode: %w", errdefs.ErrForbidden)

@@ -181,9 +181,11 @@ func Spec(in SpecInput) (*specs.Spec, error) {
 	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace}}
 	switch {
 	case h.NetworkMode == "host":
-	case strings.HasPrefix(h.NetworkMode, "container:"):
-		return nil, fmt.Errorf("network mode %q is not supported (use bridge, none, host or a network's name): %w", h.NetworkMode, errdefs.ErrInvalid)
+	case h.NetworkMode == "container:":
+		return nil, fmt.Errorf("invalid network mode %q: name the container to share the network namespace of: %w", h.NetworkMode, errdefs.ErrInvalid)
 	default:
+		// bridge, a network's name, none (a namespace of its own with lo
+		// only), or container:X (the engine gives X's namespace).
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.NetNSPath})
 	}
 	res, err := Resources(h, in.SwapAccounting)

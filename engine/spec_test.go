@@ -131,7 +131,7 @@ func TestSpecRefuses(t *testing.T) {
 		"unknown cap":     {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{CapAdd: []string{"CAP_FLY"}}},
 		"nofile > hard":   {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Ulimits: []Ulimit{{Name: "nofile", Soft: 1, Hard: 1 << 30}}}, NoFile: Rlimit{Hard: 20000}},
 		"unknown ulimit":  {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Ulimits: []Ulimit{{Name: "bogus", Soft: 1, Hard: 1}}}},
-		"network":         {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{NetworkMode: "container:x"}},
+		"network":         {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{NetworkMode: "container:"}},
 		"cpus and quota":  {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{NanoCPUs: 1e9, CPUQuota: 1000}},
 		"bind to root":    {Config: Config{Cmd: []string{"sh"}}, Host: HostConfig{Binds: []string{"/a:/"}, PidsLimit: &big}},
 	} {

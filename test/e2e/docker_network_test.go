@@ -265,6 +265,11 @@ func TestDockerNetworkUser(t *testing.T) {
 			t.Fatalf("wget http://%s/ from the network: %q", name, out)
 		}
 	}
+	// --network container:srv shares srv's namespace: its server is on
+	// 127.0.0.1, and it resolves srv's network's names.
+	if out := d.must("run", "--rm", "--network", "container:srv", "busybox", "sh", "-c", "wget -qO- http://127.0.0.1/ && wget -qO- http://db/"); out != "served\nserved\n" {
+		t.Fatalf("--network container:srv: %q", out)
+	}
 	if out := d.must("run", "--rm", "--network", "e2enet", "--ip", "10.231.7.77", "busybox", "ip", "-4", "-o", "addr", "show", "eth0"); !strings.Contains(out, "10.231.7.77/24") {
 		t.Fatalf("--ip: %q", out)
 	}
