@@ -39,6 +39,7 @@ import (
 
 type bench struct {
 	bin, dir, addr string
+	keep           bool
 	env            []string
 	caisd          *exec.Cmd
 }
@@ -51,10 +52,11 @@ func main() {
 	flag.StringVar(&b.bin, "bin", "bin", "directory of caisd and cais")
 	flag.StringVar(&b.dir, "dir", "/var/tmp/cais-bench-engine", "scratch directory (removed at the end)")
 	flag.StringVar(&b.addr, "addr", "127.0.0.70", "caisd's address")
+	flag.BoolVar(&b.keep, "keep", false, "keep the scratch directory (caisd's log and data) after a failure")
 	flag.Parse()
 	var res bytes.Buffer
 	err := b.run(&res, *runs, *conc)
-	b.stop()
+	b.stop(err != nil && b.keep)
 	fmt.Print(res.String())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench-engine:", err)
@@ -226,8 +228,8 @@ func (b *bench) docker(args ...string) (string, error) {
 }
 
 // stop removes the containers, stops caisd and removes the scratch
-// directory.
-func (b *bench) stop() {
+// directory unless keep.
+func (b *bench) stop(keep bool) {
 	if b.caisd != nil && b.caisd.Process != nil {
 		if ids, err := b.docker("ps", "-aq"); err == nil && ids != "" {
 			b.docker(append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
@@ -240,6 +242,11 @@ func (b *bench) stop() {
 		case <-time.After(20 * time.Second):
 			b.caisd.Process.Kill()
 		}
+	}
+	exec.Command("ip", "link", "del", "caisbench0").Run()
+	if keep {
+		fmt.Fprintln(os.Stderr, "kept", b.dir)
+		return
 	}
 	b.cleanup()
 }
