@@ -114,6 +114,8 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /containers/{id}/archive", s.putArchive)
 	m.HandleFunc("GET /events", s.getEvents)
 	m.HandleFunc("GET /system/df", s.systemDF)
+	m.HandleFunc("POST /containers/prune", s.pruneContainers)
+	m.HandleFunc("POST /images/prune", s.pruneImages)
 
 	m.HandleFunc("GET /images/json", s.listImages)
 	m.HandleFunc("GET /images/get", s.saveImages)

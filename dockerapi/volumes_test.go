@@ -55,3 +55,26 @@ func TestEventWindow(t *testing.T) {
 		t.Error("an open window takes everything")
 	}
 }
+
+func TestPruneFilterKeep(t *testing.T) {
+	now := time.Now()
+	old := now.Add(-2 * time.Hour)
+	for _, tc := range []struct {
+		pf      pruneFilter
+		created time.Time
+		labels  map[string]string
+		keep    bool
+	}{
+		{pruneFilter{}, now, nil, false},
+		{pruneFilter{until: now.Add(-time.Hour)}, now, nil, true},
+		{pruneFilter{until: now.Add(-time.Hour)}, old, nil, false},
+		{pruneFilter{labels: []string{"app=web"}}, old, map[string]string{"app": "web"}, false},
+		{pruneFilter{labels: []string{"app=web"}}, old, map[string]string{"app": "db"}, true},
+		{pruneFilter{notLabels: []string{"keep"}}, old, map[string]string{"keep": ""}, true},
+		{pruneFilter{notLabels: []string{"keep"}}, old, nil, false},
+	} {
+		if got := tc.pf.Keep(tc.created, tc.labels); got != tc.keep {
+			t.Errorf("%+v on %v %v: keep %v, want %v", tc.pf, tc.created, tc.labels, got, tc.keep)
+		}
+	}
+}

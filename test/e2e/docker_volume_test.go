@@ -362,6 +362,14 @@ func TestDockerSystemDF(t *testing.T) {
 	if !strings.Contains(c, "df1=50kB") || !strings.Contains(c, "df2=0B") {
 		t.Errorf("system df -v containers: %q", c)
 	}
+	// docker system prune: the stopped container goes, the running one
+	// and the image it uses stay.
+	id2 := strings.TrimSpace(d.must("inspect", "-f", "{{.Id}}", "df2"))
+	if out := d.must("system", "prune", "-f"); !strings.Contains(out, "Deleted Containers:\n"+id2+"\n") || !strings.Contains(out, "Total reclaimed space:") {
+		t.Errorf("system prune: %q", out)
+	}
+	d.expect(0, ptr("df1\n"), "", "ps", "-a", "--format", "{{.Names}}")
+	d.expect(0, ptr("busybox\n"), "", "images", "--format", "{{.Repository}}")
 }
 
 // Two containers on two nodes of one pool share a cais volume.
