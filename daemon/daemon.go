@@ -189,7 +189,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		tcpLn.Close()
 		return err
 	}
-	defer ctrs.stop()
+	defer func() {
+		ctrs.stop()
+		d.log.Info("caisd stopped")
+	}()
 	reg, err := d.startRegistry()
 	if err != nil {
 		d.stopMember(false)
@@ -197,7 +200,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		tcpLn.Close()
 		return err
 	}
-	defer reg.stop()
+	defer func() {
+		reg.stop()
+		d.log.Debug("registry stopped")
+	}()
 
 	h := d.routes()
 	local := &http.Server{Handler: h, ConnContext: localConn, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
@@ -213,11 +219,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	stopping := time.Now()
+	d.log.Info("caisd stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = local.Shutdown(sctx)
 	_ = remote.Shutdown(sctx)
+	d.log.Debug("API stopped", "took", time.Since(stopping))
 	d.stopMember(false)
+	d.log.Debug("pool membership stopped", "took", time.Since(stopping))
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve API: %w", serveErr)
 	}
@@ -470,8 +480,10 @@ func (d *Daemon) voters(ctx context.Context, m *member) int {
 	return d.cfg.Voters
 }
 
-// stopMember stops the member's parts. With stopBricks, the bricks stop
-// too; otherwise they keep serving for the next daemon to adopt.
+// stopMember stops the member's parts. With stopBricks (the node leaves
+// the pool), the bricks stop too and the etcd member is closed fully;
+// otherwise (caisd exits) the bricks keep serving for the next daemon to
+// adopt and etcd gets two seconds to close.
 func (d *Daemon) stopMember(stopBricks bool) {
 	d.mu.Lock()
 	m := d.member
@@ -497,8 +509,19 @@ func (d *Daemon) stopMember(stopBricks bool) {
 	}
 	m.sessMu.Unlock()
 	m.cli.Close()
-	if m.etcd != nil {
+	switch {
+	case m.etcd == nil:
+	case stopBricks:
+		// Leaving the pool: its data goes next, so wait for the close.
 		m.etcd.Close()
+	default:
+		// Exiting: other nodes' watch streams would hold etcd's close for
+		// its request timeout; the process ends, the data is synced.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := m.etcd.Stop(ctx); err != nil {
+			d.log.Debug("exiting with the etcd member still closing", "err", err)
+		}
+		cancel()
 	}
 }
 

@@ -331,9 +331,23 @@ func (n *Node) signal(sig syscall.Signal) {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
-	for i := 0; i < 100 && !n.Exited(); i++ {
-		time.Sleep(100 * time.Millisecond)
+	if n.waitExit(15 * time.Second) {
+		return
 	}
+	// A caisd that outlives its signal this long is a bug.
+	n.c.tb.Errorf("caisd %s still running 15s after %v; killing it", n.Addr, sig)
+	_ = cmd.Process.Kill()
+	n.waitExit(5 * time.Second)
+}
+
+// waitExit waits up to d for the daemon to exit and reports whether it did.
+func (n *Node) waitExit(d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if n.Exited() {
+			return true
+		}
+	}
+	return n.Exited()
 }
 
 // Restart starts the daemon again with the same flags.
