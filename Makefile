@@ -7,7 +7,7 @@ export PATH := $(dir $(GO)):$(PATH)
 DATA_DIR ?= /var/lib/cais
 LOG_DIR ?= /var/log/cais
 CAISD_FLAGS ?=
-APT_PACKAGES := etcd-server etcd-client fuse3 attr e2fsprogs util-linux procps iproute2 curl ca-certificates runc busybox-static iptables
+APT_PACKAGES := etcd-server etcd-client fuse3 attr e2fsprogs util-linux procps iproute2 curl ca-certificates runc busybox-static iptables debootstrap
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/cais-platform/cais/daemon.Version=$(VERSION)
 

@@ -115,7 +115,7 @@ func (a *app) root() *cobra.Command {
 	pf.StringVar(&a.mode, "mode", "", "'script' answers yes to every confirmation, as gluster --mode=script")
 	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "give up on the daemon after this long")
 	cmd.AddCommand(a.peerCmd(), a.poolCmd(), a.volumeCmd(), a.versionCmd(), a.mountCmd())
-	cmd.AddCommand(a.registryCmd())
+	cmd.AddCommand(a.registryCmd(), a.imageCmd())
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/cais-platform/cais/builder"
 	"github.com/cais-platform/cais/engine"
 	"github.com/cais-platform/cais/engine/events"
 	"github.com/cais-platform/cais/errdefs"
@@ -374,7 +375,14 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 		rf = rf.WithDefaultTag()
 		ref = &rf
 	}
-	id, err := s.importImage(r, ref, q.Get("message"))
+	// docker import --change: Dockerfile instructions for the config,
+	// checked before the archive is read.
+	cfg, err := builder.ApplyChanges(store.ContainerConfig{}, q["changes"])
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	id, err := s.importImage(r, ref, q.Get("message"), cfg)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -383,7 +391,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, jsonMessage{Status: id})
 }
 
-func (s *Server) importImage(r *http.Request, ref *reference.Reference, message string) (string, error) {
+func (s *Server) importImage(r *http.Request, ref *reference.Reference, message string, config store.ContainerConfig) (string, error) {
 	st := s.e.Images()
 	ctx := r.Context()
 	desc, diffID, err := st.AddLayer(ctx, r.Body)
@@ -396,7 +404,7 @@ func (s *Server) importImage(r *http.Request, ref *reference.Reference, message 
 		comment = message
 	}
 	cfg := store.ImageConfig{
-		Created: &now, Architecture: runtime.GOARCH, OS: "linux",
+		Created: &now, Architecture: runtime.GOARCH, OS: "linux", Config: config,
 		RootFS:  ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
 		History: []ocispec.History{{Created: &now, Comment: comment}},
 	}

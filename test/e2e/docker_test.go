@@ -331,6 +331,18 @@ func TestDocker(t *testing.T) {
 		d.expect(0, ptr("imported\n"), "", "run", "--rm", "imported:v1", "/bin/busybox", "echo", "imported")
 		d.expect(0, nil, "", "inspect", "-f", "{{.Id}}", "imported:v1")
 		d.must("rmi", "imported:v1")
+		// import --change sets the config, as in a Dockerfile.
+		r = d.cmd(bytes.NewReader(tarOut), "import", "-c", `ENTRYPOINT ["/bin/busybox"]`, "-c", `CMD ["echo", "from-cmd"]`, "-c", "ENV A=1", "-", "imported:v2")
+		if r.Code != 0 {
+			t.Fatalf("import --change: %+v", r)
+		}
+		d.expect(0, ptr("from-cmd\n"), "", "run", "--rm", "imported:v2")
+		d.expect(0, ptr("[A=1]\n"), "", "inspect", "-f", "{{.Config.Env}}", "imported:v2")
+		d.must("rmi", "imported:v2")
+		r = d.cmd(bytes.NewReader(tarOut), "import", "-c", "RUN true", "-", "imported:v3")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "RUN is not a valid change command") {
+			t.Fatalf("import --change RUN: %+v", r)
+		}
 		d.expect(1, nil, "No such image: nosuch:latest", "rmi", "nosuch")
 		// An image in use needs force.
 		d.must("create", "--name", "user", "busybox")
