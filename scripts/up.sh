@@ -26,13 +26,11 @@ fi
 docker_sock=/run/cais/docker.sock
 for arg in "$@"; do case $arg in --docker-socket=*) docker_sock=${arg#*=};; esac; done
 prev=""; for arg in "$@"; do [ "$prev" = --docker-socket ] && docker_sock=$arg; prev=$arg; done
-if [ -n "$docker_sock" ] && [ -x /bin/busybox ] && command -v docker >/dev/null; then
+if [ -n "$docker_sock" ] && [ -x /bin/busybox ]; then
 	for _ in $(seq 1 50); do [ -S "$docker_sock" ] && break; sleep 0.1; done
-	if ! DOCKER_HOST=unix://$docker_sock docker image inspect busybox >/dev/null 2>&1; then
-		bin/caisd busybox-image | DOCKER_HOST=unix://$docker_sock docker load >/dev/null && echo "loaded image busybox:latest (from busybox-static)"
+	if ! curl -sf --unix-socket "$docker_sock" http://docker/images/busybox:latest/json >/dev/null; then
+		bin/cais image bootstrap busybox --docker-socket "$docker_sock" >/dev/null && echo "loaded image busybox:latest (from busybox-static)"
 	fi
-elif [ -n "$docker_sock" ] && [ -x /bin/busybox ]; then
-	echo "no docker CLI here: load the busybox image with: caisd busybox-image | docker load"
 fi
 install -m 0755 bin/cais /usr/local/bin/cais
 install -m 0755 bin/caisd /usr/local/bin/caisd
