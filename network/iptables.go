@@ -41,6 +41,9 @@ func (f *firewall) lock() (func(), error) {
 
 // apply makes sure cais's chains exist and adds rules to them.
 func (f *firewall) apply(rules []Rule) error {
+	if len(rules) == 0 {
+		return nil
+	}
 	unlock, err := f.lock()
 	if err != nil {
 		return err
@@ -55,6 +58,9 @@ func (f *firewall) apply(rules []Rule) error {
 // withdraw removes rules and, with dropBase, cais's chains if no rule is
 // left in them.
 func (f *firewall) withdraw(rules []Rule, dropBase bool) error {
+	if len(rules) == 0 && !dropBase {
+		return nil
+	}
 	unlock, err := f.lock()
 	if err != nil {
 		return err

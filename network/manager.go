@@ -96,6 +96,9 @@ type Manager struct {
 	nets map[string]*Network // by ID
 	fw   *firewall
 	dns  map[string]*dnsServer // by network ID
+	// active holds the networks this process has set up (bridge, rules,
+	// DNS): a container joining one of them adds only its veth.
+	active map[string]bool
 }
 
 // Open reads the networks and makes the predefined ones (bridge, host,
@@ -104,7 +107,7 @@ func Open(opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{opts: opts, log: opts.Log, nets: map[string]*Network{}, dns: map[string]*dnsServer{}}
+	m := &Manager{opts: opts, log: opts.Log, nets: map[string]*Network{}, dns: map[string]*dnsServer{}, active: map[string]bool{}}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -525,8 +528,8 @@ func (m *Manager) Join(ctx context.Context, r JoinRequest) (Endpoint, Network, e
 				n.Name, n.Bridge, strings.Join(ports, ", "), errdefs.ErrConflict)
 		}
 	}
-	if len(n.Endpoints) == 0 || !linkExists(n.Bridge) {
-		// First endpoint; or the bridge went (deleted by hand, or by
+	if !m.active[n.ID] || !linkExists(n.Bridge) {
+		// Not set up yet; or the bridge went (deleted by hand, or by
 		// another caisd given the same bridge name).
 		if err := m.activate(n); err != nil {
 			if len(n.Endpoints) == 0 {
@@ -625,11 +628,13 @@ func (m *Manager) activate(n *Network) error {
 		}
 		m.dns[n.ID] = s
 	}
+	m.active[n.ID] = true
 	return nil
 }
 
 // deactivate undoes activate; what is missing already is skipped.
 func (m *Manager) deactivate(n *Network) {
+	delete(m.active, n.ID)
 	if s := m.dns[n.ID]; s != nil {
 		s.close()
 		delete(m.dns, n.ID)
