@@ -62,6 +62,7 @@ type Engine struct {
 	vols    *volumes.Store
 	events  *events.Bus
 	net     *network.Manager
+	spare   spare // the standby monitor
 
 	mu         sync.Mutex
 	containers map[string]*container
@@ -179,6 +180,7 @@ func (e *Engine) Images() *store.Store { return e.images }
 // Close stops watching containers; they keep running under their
 // monitors.
 func (e *Engine) Close() {
+	e.closeStandby()
 	e.cancel()
 	e.wg.Wait()
 	e.net.Close()

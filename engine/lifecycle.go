@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -247,7 +246,11 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	snap := func() Container { e.mu.Lock(); defer e.mu.Unlock(); return c.snapshot() }()
 	dir := e.dir(c.ID)
 	rootfs := filepath.Join(dir, "rootfs")
+	took := phases{last: time.Now()}
 	defer func() {
+		if err == nil {
+			e.log.Debug("container started", append([]any{"container", c.ID}, took.attrs()...)...)
+		}
 		if err != nil {
 			e.unmountVolumes(snap)
 			syscall.Unmount(rootfs, syscall.MNT_DETACH)
@@ -270,6 +273,7 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	if err := e.mountRootfs(ctx, snap, dir); err != nil {
 		return err
 	}
+	took.mark("rootfs")
 	user, err := resolveUserInRoot(rootfs, snap.Config.User)
 	if err != nil {
 		return err
@@ -278,10 +282,12 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	if err != nil {
 		return err
 	}
+	took.mark("etc")
 	netns, err := e.connectNetworks(ctx, c, snap)
 	if err != nil {
 		return err
 	}
+	took.mark("network")
 	if err := e.writeNetworkEtc(c, etc); err != nil {
 		return err
 	}
@@ -289,6 +295,7 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	if err != nil {
 		return err
 	}
+	took.mark("volumes")
 	devices, err := ResolveDevices(snap.HostConfig)
 	if err != nil {
 		return err
@@ -301,6 +308,7 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	if err := writeJSON(filepath.Join(dir, "config.json"), spec); err != nil {
 		return err
 	}
+	took.mark("spec")
 	mcfg := monitor.Config{
 		ID: c.ID, Dir: dir, Runc: e.opts.Runc, RuncRoot: e.runcDir, LogPath: snap.LogPath,
 		Rootfs: rootfs, Tty: snap.Config.Tty, OpenStdin: snap.Config.OpenStdin, StdinOnce: snap.Config.StdinOnce,
@@ -315,6 +323,7 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	if err := e.launchMonitor(dir); err != nil {
 		return err
 	}
+	took.mark("monitor")
 	// Let attach requests that came before the start connect, so they see
 	// all the output.
 	e.mu.Lock()
@@ -334,12 +343,14 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	took.mark("attach")
 	rep, err := monitor.Call(ctx, dir, monitor.Request{Op: "start"})
 	if err != nil {
 		// The monitor cleans up after a container that never ran.
 		e.runtimeCleanup(c.ID)
 		return err
 	}
+	took.mark("runc-start")
 	e.setState(c, func(c *container) {
 		c.State = State{Status: Running, Pid: rep.Pid, StartedAt: time.Now().UTC()}
 	})
@@ -355,9 +366,16 @@ func (e *Engine) runtimeCleanup(id string) {
 	e.rt.Kill(ctx, id, syscall.SIGKILL, true)
 }
 
-// launchMonitor starts the container's monitor process and waits for it
-// to have created the container.
+// launchMonitor starts the container's monitor process (or hands the
+// container to the standby one) and waits until it is ready to start it.
 func (e *Engine) launchMonitor(dir string) error {
+	if sb := e.takeStandby(); sb != nil {
+		assigned, err := sb.assign(dir)
+		if assigned {
+			return err
+		}
+		e.log.Debug("standby monitor gone; starting one", "err", err)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -380,15 +398,7 @@ func (e *Engine) launchMonitor(dir string) error {
 	}
 	w.Close()
 	go cmd.Wait() //nolint:errcheck // reaped; its exit is reported in exit.json
-	b, _ := io.ReadAll(io.LimitReader(r, 64<<10))
-	msg := strings.TrimSpace(string(b))
-	if msg != "ok" {
-		if msg == "" {
-			msg = "the container's monitor exited; see " + filepath.Join(dir, monitor.LogName)
-		}
-		return fmt.Errorf("%s", msg)
-	}
-	return nil
+	return readMonitorReport(r, dir)
 }
 
 // watch waits (in the background) for c's current run to end, then
@@ -805,3 +815,17 @@ func processSpec(base *specs.Process, x ExecConfig, user specs.User) *specs.Proc
 	}
 	return &p
 }
+
+// phases times the steps of a container's start, for the debug log.
+type phases struct {
+	last  time.Time
+	steps []any
+}
+
+func (p *phases) mark(step string) {
+	now := time.Now()
+	p.steps = append(p.steps, step, now.Sub(p.last).Round(10*time.Microsecond))
+	p.last = now
+}
+
+func (p *phases) attrs() []any { return p.steps }

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -118,6 +119,7 @@ func brickCmd() *cobra.Command {
 // monitorCmd runs one container's monitor; caisd starts it, users do not.
 func monitorCmd() *cobra.Command {
 	var dir string
+	var standby bool
 	cmd := &cobra.Command{
 		Use:    "monitor",
 		Short:  "run one container (started by caisd)",
@@ -127,11 +129,17 @@ func monitorCmd() *cobra.Command {
 			// The container outlives caisd and this monitor ignores the
 			// signals of the terminal caisd may have been started from.
 			signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
+			if standby {
+				return monitor.Standby(context.Background(), newLogger("info"))
+			}
+			if dir == "" {
+				return errors.New("caisd monitor: --dir or --standby is required")
+			}
 			return monitor.Main(context.Background(), newLogger("info"), dir)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "the container's directory")
-	_ = cmd.MarkFlagRequired("dir")
+	cmd.Flags().BoolVar(&standby, "standby", false, "wait for the container's directory on file descriptor 4")
 	return cmd
 }
 

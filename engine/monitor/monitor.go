@@ -35,6 +35,10 @@ type monitor struct {
 	logw *jsonlog.Writer
 
 	initPid int
+	// run, for a container without a terminal: it is created and started
+	// by one `runc run --keep` at the start request (one runc process
+	// instead of create and start), whose end is the container's.
+	run *runcRun
 	// stdin is the container's stdin (a pipe, or the pty master).
 	stdinMu sync.Mutex
 	stdin   io.WriteCloser
@@ -48,6 +52,17 @@ type monitor struct {
 
 	outputDone sync.WaitGroup
 	done       chan struct{}
+}
+
+// runcRun is a `runc run` in progress.
+type runcRun struct {
+	pio     *pipeIO
+	once    sync.Once
+	pid     int
+	err     error
+	done    chan struct{} // closed when runc has exited
+	status  int
+	waitErr error
 }
 
 // client is an attached connection.
@@ -92,7 +107,12 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, sync io.WriteCloser)
 		return fail(err)
 	}
 	defer ln.Close()
-	if err := m.create(ctx); err != nil {
+	if cfg.Tty {
+		err = m.create(ctx)
+	} else {
+		err = m.prepareRun()
+	}
+	if err != nil {
 		m.cleanup(ctx)
 		return fail(err)
 	}
@@ -139,47 +159,106 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, sync io.WriteCloser)
 	return nil
 }
 
-// create runs `runc create` with the container's stdio.
+// create runs `runc create` with a terminal: runc sends the pty's master
+// over a console socket.
 func (m *monitor) create(ctx context.Context) error {
 	opts := &runc.CreateOpts{PidFile: filepath.Join(m.cfg.Dir, InitPid)}
-	var sock *runc.Socket
-	if m.cfg.Tty {
-		var err error
-		sock, err = runc.NewTempConsoleSocket()
-		if err != nil {
-			return err
-		}
-		defer sock.Close()
-		opts.ConsoleSocket = sock
-	} else {
-		pio, err := newPipeIO(m.cfg.OpenStdin, true, true)
-		if err != nil {
-			return err
-		}
-		opts.IO = pio
-		defer pio.closeChildEnds()
-		m.stdin = pio.stdinW
-		m.copyOutput("stdout", pio.stdoutR, mux.Stdout)
-		m.copyOutput("stderr", pio.stderrR, mux.Stderr)
+	sock, err := runc.NewTempConsoleSocket()
+	if err != nil {
+		return err
 	}
+	defer sock.Close()
+	opts.ConsoleSocket = sock
 	if err := m.runc.Create(ctx, m.cfg.ID, m.cfg.Dir, opts); err != nil {
 		return fmt.Errorf("runc create failed: %s", runcError(err, m.runc.Log))
 	}
-	if sock != nil {
-		pty, err := sock.ReceiveMaster()
-		if err != nil {
-			return fmt.Errorf("receive the container's terminal: %w", err)
-		}
-		m.pty = pty
-		m.stdin = pty
-		m.copyOutput("stdout", pty, mux.Stdout)
+	pty, err := sock.ReceiveMaster()
+	if err != nil {
+		return fmt.Errorf("receive the container's terminal: %w", err)
 	}
+	m.pty = pty
+	m.stdin = pty
+	m.copyOutput("stdout", pty, mux.Stdout)
 	b, err := os.ReadFile(opts.PidFile)
 	if err != nil {
 		return err
 	}
 	m.initPid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 	return err
+}
+
+// prepareRun makes the pipes of a container without a terminal and
+// starts copying its output; `runc run` comes with the start request.
+func (m *monitor) prepareRun() error {
+	pio, err := newPipeIO(m.cfg.OpenStdin, true, true)
+	if err != nil {
+		return err
+	}
+	m.run = &runcRun{pio: pio, done: make(chan struct{})}
+	m.stdin = pio.stdinW
+	m.copyOutput("stdout", pio.stdoutR, mux.Stdout)
+	m.copyOutput("stderr", pio.stderrR, mux.Stderr)
+	return nil
+}
+
+// start starts the container and returns its init's PID: `runc start`
+// of the created container, or `runc run`, once, for one without a
+// terminal.
+func (m *monitor) start() (int, error) {
+	if m.run == nil {
+		if err := m.runc.Start(context.Background(), m.cfg.ID); err != nil {
+			return 0, fmt.Errorf("runc start failed: %s", runcError(err, m.runc.Log))
+		}
+		return m.initPid, nil
+	}
+	r := m.run
+	r.once.Do(func() { r.pid, r.err = m.runRunc() })
+	return r.pid, r.err
+}
+
+// runRunc starts `runc run --keep` (kept, so that the memory cgroup can
+// be read for OOM kills after the exit; cleanup deletes it) and waits
+// until the container runs (runc writes the PID file once it has started
+// the process) or runc has failed.
+func (m *monitor) runRunc() (int, error) {
+	r := m.run
+	pidFile := filepath.Join(m.cfg.Dir, InitPid)
+	os.Remove(pidFile)
+	started := make(chan int, 1)
+	opts := &runc.CreateOpts{IO: r.pio, PidFile: pidFile, Started: started, ExtraArgs: []string{"--keep"}}
+	go func() {
+		r.status, r.waitErr = m.runc.Run(context.Background(), m.cfg.ID, m.cfg.Dir, opts)
+		close(r.done)
+	}()
+	// The child's ends of the pipes are runc's now: closing ours lets the
+	// output end when the container's does.
+	if _, ok := <-started; ok {
+		r.pio.closeChildEnds()
+	}
+	for delay := 200 * time.Microsecond; ; delay = min(2*delay, 5*time.Millisecond) {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				m.initPid = pid
+				return pid, nil
+			}
+		}
+		select {
+		case <-r.done:
+			if b, err := os.ReadFile(pidFile); err == nil {
+				// Started, and already gone.
+				m.initPid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+				return m.initPid, nil
+			}
+			r.pio.closeChildEnds()
+			err := r.waitErr
+			if err == nil {
+				err = fmt.Errorf("runc exited with status %d", r.status)
+			}
+			// runc's message starts with "runc run failed: ".
+			return 0, errors.New(runcError(err, m.runc.Log))
+		case <-time.After(delay):
+		}
+	}
 }
 
 // runcError gives runc's own message: go-runc's error says only "exit
@@ -237,6 +316,16 @@ func (m *monitor) broadcast(id byte, p []byte) {
 
 // wait waits for the container's init to exit.
 func (m *monitor) wait() ExitStatus {
+	if r := m.run; r != nil {
+		<-r.done
+		st := ExitStatus{FinishedAt: time.Now().UTC(), Code: r.status}
+		if r.status < 0 {
+			// runc itself was killed: the container went with it or is
+			// orphaned; no exit code to report.
+			st.Code, st.Error = 255, fmt.Sprintf("runc run ended: %v", r.waitErr)
+		}
+		return st
+	}
 	var ws unix.WaitStatus
 	for {
 		_, err := unix.Wait4(m.initPid, &ws, 0, nil)
@@ -282,9 +371,19 @@ func (m *monitor) cleanup(ctx context.Context) error {
 	var errs []error
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := m.runc.Delete(dctx, m.cfg.ID, &runc.DeleteOpts{Force: true}); err != nil {
-		if _, serr := os.Stat(filepath.Join(m.cfg.RuncRoot, m.cfg.ID)); serr == nil {
-			errs = append(errs, fmt.Errorf("runc delete: %w", err))
+	deleted := false
+	if m.run != nil {
+		err := deleteStopped(m.cfg.RuncRoot, m.cfg.ID)
+		if err != nil {
+			m.log.Debug("runc delete instead", "err", err)
+		}
+		deleted = err == nil
+	}
+	if !deleted {
+		if err := m.runc.Delete(dctx, m.cfg.ID, &runc.DeleteOpts{Force: true}); err != nil {
+			if _, serr := os.Stat(filepath.Join(m.cfg.RuncRoot, m.cfg.ID)); serr == nil {
+				errs = append(errs, fmt.Errorf("runc delete: %w", err))
+			}
 		}
 	}
 	if m.cfg.Rootfs != "" {
@@ -328,11 +427,11 @@ func (m *monitor) handle(c net.Conn) {
 	}
 	switch req.Op {
 	case "start":
-		err := m.runc.Start(context.Background(), m.cfg.ID)
+		pid, err := m.start()
 		if err != nil {
-			m.reply(c, Reply{Error: "runc start failed: " + runcError(err, m.runc.Log)})
+			m.reply(c, Reply{Error: err.Error()})
 		} else {
-			m.reply(c, Reply{Pid: m.initPid})
+			m.reply(c, Reply{Pid: pid})
 		}
 		c.Close()
 	case "wait":
@@ -618,5 +717,55 @@ func (p *pipeIO) closeAll() {
 		if f != nil {
 			f.Close()
 		}
+	}
+}
+
+// deleteStopped removes what runc keeps of a container that has stopped
+// (runc run --keep): its cgroups and its state directory, as runc delete
+// does for a stopped container, without the 20-30 ms of starting runc.
+// It refuses what it does not expect (a cgroup outside /sys/fs/cgroup,
+// Intel RDT groups, a cgroup that still holds processes), for runc
+// delete to handle.
+func deleteStopped(root, id string) error {
+	dir := filepath.Join(root, id)
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return err
+	}
+	var st struct {
+		CgroupPaths  map[string]string `json:"cgroup_paths"`
+		IntelRdtPath string            `json:"intel_rdt_path"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("runc state of %s: %w", id, err)
+	}
+	if st.IntelRdtPath != "" {
+		return errors.New("the container has an Intel RDT group")
+	}
+	for _, p := range st.CgroupPaths {
+		if filepath.Clean(p) != p || !strings.HasPrefix(p, "/sys/fs/cgroup/") {
+			return fmt.Errorf("unexpected cgroup path %q", p)
+		}
+	}
+	for _, p := range st.CgroupPaths {
+		if err := rmdirCgroup(p); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+// rmdirCgroup removes an empty cgroup, waiting a little for the kernel to
+// let go of its last exited tasks; a missing one is no error.
+func rmdirCgroup(p string) error {
+	for i := 0; ; i++ {
+		err := unix.Rmdir(p)
+		if err == nil || err == unix.ENOENT {
+			return nil
+		}
+		if err != unix.EBUSY || i == 50 {
+			return fmt.Errorf("remove cgroup %s: %w", p, err)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

@@ -1,18 +1,23 @@
 // Package monitor is the small process that runs one container, as
 // containerd's shim and conmon do. caisd starts it (caisd re-executing
-// itself, detached in a session of its own) for each container start; it
+// itself, detached in a session of its own) for each container start, or
+// hands the container to one it started ahead of need (--standby); it
 //
-//   - runs `runc create` with the container's stdio (pipes, or a pty
-//     received over a console socket), as the subreaper of the container's
-//     init process;
+//   - holds the container's stdio: pipes, or for a terminal a pty that
+//     `runc create` sends over a console socket, as the subreaper of the
+//     processes runc leaves behind;
 //   - writes the output to the container's json-file log and to attached
 //     clients, and what clients send to the container's stdin;
-//   - starts the container (`runc start`) when caisd asks, so that a
-//     client attached before the start misses nothing;
+//   - starts the container when caisd asks, so that a client attached
+//     before the start misses nothing: `runc run --keep` for a container
+//     without a terminal (create and start in one runc process, whose exit
+//     is the container's), `runc start` of the created one with a terminal;
 //   - runs exec processes (`runc exec`), streaming their I/O;
 //   - when init exits, reads whether the memory cgroup OOM-killed it,
-//     deletes the runc container, unmounts its root file system and writes
-//     exit.json, then tells the waiting clients and exits.
+//     deletes the runc container (its cgroups and state directly, when
+//     runc run kept them, runc delete otherwise), unmounts its root file
+//     system and writes exit.json, then tells the waiting clients and
+//     exits.
 //
 // caisd talks to it over a unix socket in the container's directory, one
 // request per connection: a JSON [Request] line, then a JSON [Reply] line,
@@ -27,10 +32,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -216,4 +223,30 @@ func Main(ctx context.Context, log *slog.Logger, dir string) error {
 	}
 	os.WriteFile(filepath.Join(dir, PidName), []byte(fmt.Sprint(os.Getpid())), 0o600)
 	return Run(ctx, log.With("container", cfg.ID), cfg, sync)
+}
+
+// Standby is a monitor started ahead of need (caisd monitor --standby):
+// it waits for the directory of the container it is to run, a line on
+// file descriptor 4, then moves its output to that container's monitor
+// log and goes on as [Main]. The end of file there (caisd took another,
+// or went) ends it with nothing done.
+func Standby(ctx context.Context, log *slog.Logger) error {
+	ctl := os.NewFile(4, "control")
+	line, err := bufio.NewReader(io.LimitReader(ctl, 4096)).ReadString('\n')
+	ctl.Close()
+	if err != nil {
+		return nil
+	}
+	dir := strings.TrimSuffix(line, "\n")
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
+		err := fmt.Errorf("monitor standby: %q is not a container directory", dir)
+		fmt.Fprintln(os.NewFile(3, "sync"), err)
+		return err
+	}
+	if f, err := os.OpenFile(filepath.Join(dir, LogName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		unix.Dup2(int(f.Fd()), 1)
+		unix.Dup2(int(f.Fd()), 2)
+		f.Close()
+	}
+	return Main(ctx, log, dir)
 }
