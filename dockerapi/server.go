@@ -148,7 +148,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL.Path = m[2]
 		r.URL.RawPath = ""
 	}
+	if !s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
 	s.mux.ServeHTTP(w, r)
+	s.log.Debug("API request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery, "took", time.Since(start))
 }
 
 // versionLess compares "1.24" style versions.
