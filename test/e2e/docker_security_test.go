@@ -236,6 +236,10 @@ func (d *dockerNode) resizeRun(t *testing.T, args ...string) string {
 	}()
 	select {
 	case <-first:
+		// The CLI watches for SIGWINCH only once it has sent the first
+		// size, after the start: a resize before that is not seen (by
+		// Docker's daemon either). The container sleeps 3 s.
+		time.Sleep(time.Second)
 		if err := pty.Resize(console.WinSize{Height: 30, Width: 100}); err != nil {
 			t.Error(err)
 		}

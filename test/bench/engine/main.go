@@ -24,6 +24,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +42,7 @@ import (
 
 type bench struct {
 	bin, dir, addr string
+	sock           string // caisd's Docker API socket
 	keep           bool
 	env            []string
 	caisd          *exec.Cmd
@@ -107,7 +111,7 @@ func (b *bench) run(res *bytes.Buffer, runs, conc int) error {
 	// Latency: caisd and runc in turn, after one warm-up each.
 	// The same with --network none shows what the default bridge
 	// network's set-up and tear-down cost.
-	var viaCaisd, viaNone, viaRunc []time.Duration
+	var viaCaisd, viaNone, viaRunc, viaAPI, cliAlone []time.Duration
 	timed := func(f func() error) (time.Duration, error) {
 		start := time.Now()
 		err := f()
@@ -126,8 +130,17 @@ func (b *bench) run(res *bytes.Buffer, runs, conc int) error {
 		if err != nil {
 			return err
 		}
+		da, err := timed(func() error { return b.apiRun(context.Background()) })
+		if err != nil {
+			return err
+		}
+		dv, err := timed(func() error { _, err := b.docker("version", "--format", "{{.Server.Version}}"); return err })
+		if err != nil {
+			return err
+		}
 		if i >= 0 {
 			viaCaisd, viaNone, viaRunc = append(viaCaisd, dc), append(viaNone, dn), append(viaRunc, dr)
+			viaAPI, cliAlone = append(viaAPI, da), append(cliAlone, dv)
 		}
 	}
 	mr := median(viaRunc)
@@ -135,10 +148,11 @@ func (b *bench) run(res *bytes.Buffer, runs, conc int) error {
 	for _, l := range []struct {
 		name string
 		ds   []time.Duration
-	}{{"through caisd", viaCaisd}, {"caisd, --network none", viaNone}, {"runc run (the floor)", viaRunc}} {
+	}{{"through caisd", viaCaisd}, {"caisd, --network none", viaNone}, {"caisd's API, no CLI", viaAPI}, {"runc run (the floor)", viaRunc}, {"docker version (CLI)", cliAlone}} {
 		m := median(l.ds)
 		fmt.Fprintf(res, "  %-22s %7.1f ms  (%.1f-%.1f)  %5.2fx\n", l.name, ms(m), ms(slices.Min(l.ds)), ms(slices.Max(l.ds)), float64(m)/float64(mr))
 	}
+	fmt.Fprintf(res, "  (caisd's API, no CLI: the calls docker run makes, create, wait for removal, start, from Go;\n   docker version: the docker CLI's own cost, starting and one call to caisd)\n")
 
 	// Memory idle, then conc containers at once.
 	idle := rss(b.caisd.Process.Pid)
@@ -168,10 +182,10 @@ func (b *bench) run(res *bytes.Buffer, runs, conc int) error {
 		return fmt.Errorf("%d containers running, want %d", n, conc)
 	}
 	busy := rss(b.caisd.Process.Pid)
-	monitors, count := monitorsRSS(data)
+	monRSS, monPSS, count := monitorsMemory(data)
 	fmt.Fprintf(res, "%d containers started at once: all running after %.2f s\n", conc, all.Seconds())
-	fmt.Fprintf(res, "caisd RSS: idle %.1f MiB, with %d running %.1f MiB; their %d monitors %.1f MiB in all (%.2f MiB each)\n",
-		mib(idle), conc, mib(busy), count, mib(monitors), mib(monitors)/float64(max(count, 1)))
+	fmt.Fprintf(res, "caisd RSS: idle %.1f MiB, with %d running %.1f MiB; their %d monitors %.1f MiB RSS in all (%.2f MiB each), %.1f MiB PSS (%.2f MiB each: the binary's pages are shared)\n",
+		mib(idle), conc, mib(busy), count, mib(monRSS), mib(monRSS)/float64(max(count, 1)), mib(monPSS), mib(monPSS)/float64(max(count, 1)))
 	return nil
 }
 
@@ -192,6 +206,7 @@ func median(ds []time.Duration) time.Duration {
 
 func (b *bench) startCaisd(data string) error {
 	sock := filepath.Join(data, "docker.sock")
+	b.sock = sock
 	b.env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+filepath.Join(b.dir, "docker-config"), "DOCKER_CLI_HINTS=false")
 	exec.Command("ip", "addr", "add", b.addr+"/32", "dev", "lo").Run() // may be there already
 	logf, err := os.Create(filepath.Join(b.dir, "caisd.log"))
@@ -284,25 +299,41 @@ func rss(pid int) int64 {
 	return 0
 }
 
-// monitorsRSS sums the resident sets of the container monitors of the
-// caisd whose data is in data.
-func monitorsRSS(data string) (int64, int) {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	var sum int64
-	n := 0
-	for _, p := range procs {
+// monitorsMemory sums the resident sets and the proportional sets (PSS:
+// pages shared by several processes, such as the binary's, counted in
+// shares) of the container monitors of the caisd whose data is in data,
+// found by the monitor.pid each leaves in its container's directory.
+func monitorsMemory(data string) (rssSum, pssSum int64, n int) {
+	pids, _ := filepath.Glob(filepath.Join(data, "engine", "containers", "*", "monitor.pid"))
+	for _, p := range pids {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue
 		}
-		args := strings.Split(string(b), "\x00")
-		if len(args) > 3 && args[1] == "monitor" && strings.HasPrefix(args[3], data+"/") {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			sum += rss(pid)
-			n++
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || rss(pid) == 0 {
+			continue
+		}
+		rssSum += rss(pid)
+		pssSum += pss(pid)
+		n++
+	}
+	return rssSum, pssSum, n
+}
+
+// pss reads a process's proportional set size.
+func pss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Pss:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
 		}
 	}
-	return sum, n
+	return 0
 }
 
 // floor runs containers with runc directly: the bundle caisd would make,
@@ -362,6 +393,69 @@ func (f *floor) run(id string) error {
 	out, err := exec.Command("runc", "--root", f.runcRoot, "run", "--bundle", b, id).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("runc run: %v: %s", err, out)
+	}
+	return nil
+}
+
+// apiRun makes the Engine API calls of docker run --rm busybox true
+// without the docker CLI: create (auto-remove), wait for the removal,
+// start, and the end of the wait.
+func (b *bench) apiRun(ctx context.Context) error {
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", b.sock)
+	}}}
+	call := func(path string, body any) (*http.Response, error) {
+		var r io.Reader
+		if body != nil {
+			j, err := json.Marshal(body)
+			if err != nil {
+				return nil, err
+			}
+			r = bytes.NewReader(j)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://docker/v1.47"+path, r)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode/100 != 2 {
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return nil, fmt.Errorf("POST %s: %s: %s", path, resp.Status, msg)
+		}
+		return resp, nil
+	}
+	resp, err := call("/containers/create", map[string]any{"Image": "busybox", "Cmd": []string{"true"}, "HostConfig": map[string]any{"AutoRemove": true}})
+	if err != nil {
+		return err
+	}
+	var created struct{ Id string }
+	err = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	wait, err := call("/containers/"+created.Id+"/wait?condition=removed", nil)
+	if err != nil {
+		return err
+	}
+	defer wait.Body.Close()
+	resp, err = call("/containers/"+created.Id+"/start", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	var st struct{ StatusCode int }
+	if err := json.NewDecoder(wait.Body).Decode(&st); err != nil {
+		return fmt.Errorf("wait: %w", err)
+	}
+	if st.StatusCode != 0 {
+		return fmt.Errorf("exit status %d", st.StatusCode)
 	}
 	return nil
 }
