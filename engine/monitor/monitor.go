@@ -36,8 +36,8 @@ type monitor struct {
 
 	initPid int
 	// run, for a container without a terminal: it is created and started
-	// by one `runc run --keep` at the start request (one runc process
-	// instead of create and start), whose end is the container's.
+	// by one `runc run --detach` at the start request (one runc process
+	// instead of create and start).
 	run *runcRun
 	// stdin is the container's stdin (a pipe, or the pty master).
 	stdinMu sync.Mutex
@@ -54,15 +54,16 @@ type monitor struct {
 	done       chan struct{}
 }
 
-// runcRun is a `runc run` in progress.
+// runcRun is the start of a container without a terminal: one `runc run
+// --detach` that creates and starts it.
 type runcRun struct {
-	pio     *pipeIO
-	once    sync.Once
-	pid     int
-	err     error
-	done    chan struct{} // closed when runc has exited
-	status  int
-	waitErr error
+	pio  *pipeIO
+	once sync.Once
+	pid  int
+	err  error
+	// started is closed once the container runs, failed if runc could
+	// not start it.
+	started, failed chan struct{}
 }
 
 // client is an attached connection.
@@ -194,7 +195,7 @@ func (m *monitor) prepareRun() error {
 	if err != nil {
 		return err
 	}
-	m.run = &runcRun{pio: pio, done: make(chan struct{})}
+	m.run = &runcRun{pio: pio, started: make(chan struct{}), failed: make(chan struct{})}
 	m.stdin = pio.stdinW
 	m.copyOutput("stdout", pio.stdoutR, mux.Stdout)
 	m.copyOutput("stderr", pio.stderrR, mux.Stderr)
@@ -212,53 +213,35 @@ func (m *monitor) start() (int, error) {
 		return m.initPid, nil
 	}
 	r := m.run
-	r.once.Do(func() { r.pid, r.err = m.runRunc() })
+	r.once.Do(m.runRunc)
 	return r.pid, r.err
 }
 
-// runRunc starts `runc run --keep` (kept, so that the memory cgroup can
-// be read for OOM kills after the exit; cleanup deletes it) and waits
-// until the container runs (runc writes the PID file once it has started
-// the process) or runc has failed.
-func (m *monitor) runRunc() (int, error) {
+// runRunc runs `runc run --detach`: runc creates and starts the
+// container and exits, leaving its init to this monitor, the subreaper.
+// It sets the run's pid or err, then closes started or failed.
+func (m *monitor) runRunc() {
 	r := m.run
 	pidFile := filepath.Join(m.cfg.Dir, InitPid)
 	os.Remove(pidFile)
-	started := make(chan int, 1)
-	opts := &runc.CreateOpts{IO: r.pio, PidFile: pidFile, Started: started, ExtraArgs: []string{"--keep"}}
-	go func() {
-		r.status, r.waitErr = m.runc.Run(context.Background(), m.cfg.ID, m.cfg.Dir, opts)
-		close(r.done)
-	}()
-	// The child's ends of the pipes are runc's now: closing ours lets the
-	// output end when the container's does.
-	if _, ok := <-started; ok {
-		r.pio.closeChildEnds()
-	}
-	for delay := 200 * time.Microsecond; ; delay = min(2*delay, 5*time.Millisecond) {
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				m.initPid = pid
-				return pid, nil
-			}
-		}
-		select {
-		case <-r.done:
-			if b, err := os.ReadFile(pidFile); err == nil {
-				// Started, and already gone.
-				m.initPid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-				return m.initPid, nil
-			}
-			r.pio.closeChildEnds()
-			err := r.waitErr
-			if err == nil {
-				err = fmt.Errorf("runc exited with status %d", r.status)
-			}
-			// runc's message starts with "runc run failed: ".
-			return 0, errors.New(runcError(err, m.runc.Log))
-		case <-time.After(delay):
+	_, err := m.runc.Run(context.Background(), m.cfg.ID, m.cfg.Dir, &runc.CreateOpts{IO: r.pio, PidFile: pidFile, Detach: true})
+	// The child's ends of the pipes are the container's now: closing ours
+	// lets the output end when the container's does.
+	r.pio.closeChildEnds()
+	if err == nil {
+		var b []byte
+		if b, err = os.ReadFile(pidFile); err == nil {
+			m.initPid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		}
 	}
+	if err != nil {
+		// runc's message starts with "runc run failed: ".
+		r.err = errors.New(runcError(err, m.runc.Log))
+		close(r.failed)
+		return
+	}
+	r.pid = m.initPid
+	close(r.started)
 }
 
 // runcError gives runc's own message: go-runc's error says only "exit
@@ -317,14 +300,11 @@ func (m *monitor) broadcast(id byte, p []byte) {
 // wait waits for the container's init to exit.
 func (m *monitor) wait() ExitStatus {
 	if r := m.run; r != nil {
-		<-r.done
-		st := ExitStatus{FinishedAt: time.Now().UTC(), Code: r.status}
-		if r.status < 0 {
-			// runc itself was killed: the container went with it or is
-			// orphaned; no exit code to report.
-			st.Code, st.Error = 255, fmt.Sprintf("runc run ended: %v", r.waitErr)
+		select {
+		case <-r.started:
+		case <-r.failed:
+			return ExitStatus{Code: 128, FinishedAt: time.Now().UTC(), Error: r.err.Error()}
 		}
-		return st
 	}
 	var ws unix.WaitStatus
 	for {
@@ -720,8 +700,8 @@ func (p *pipeIO) closeAll() {
 	}
 }
 
-// deleteStopped removes what runc keeps of a container that has stopped
-// (runc run --keep): its cgroups and its state directory, as runc delete
+// deleteStopped removes what runc keeps of a container that has stopped:
+// its cgroups and its state directory, as runc delete
 // does for a stopped container, without the 20-30 ms of starting runc.
 // It refuses what it does not expect (a cgroup outside /sys/fs/cgroup,
 // Intel RDT groups, a cgroup that still holds processes), for runc

@@ -9,13 +9,13 @@
 //   - writes the output to the container's json-file log and to attached
 //     clients, and what clients send to the container's stdin;
 //   - starts the container when caisd asks, so that a client attached
-//     before the start misses nothing: `runc run --keep` for a container
-//     without a terminal (create and start in one runc process, whose exit
-//     is the container's), `runc start` of the created one with a terminal;
+//     before the start misses nothing: `runc run --detach` for a
+//     container without a terminal (create and start in one runc process),
+//     `runc start` of the one created with a terminal;
 //   - runs exec processes (`runc exec`), streaming their I/O;
 //   - when init exits, reads whether the memory cgroup OOM-killed it,
-//     deletes the runc container (its cgroups and state directly, when
-//     runc run kept them, runc delete otherwise), unmounts its root file
+//     deletes the runc container (its cgroups and state directly when
+//     it was started by runc run, runc delete otherwise), unmounts its root file
 //     system and writes exit.json, then tells the waiting clients and
 //     exits.
 //
