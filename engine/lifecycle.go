@@ -345,6 +345,7 @@ func (e *Engine) start(ctx context.Context, c *container) (err error) {
 	}
 	took.mark("attach")
 	rep, err := monitor.Call(ctx, dir, monitor.Request{Op: "start"})
+	e.ensureStandby()
 	if err != nil {
 		// The monitor cleans up after a container that never ran.
 		e.runtimeCleanup(c.ID)

@@ -99,6 +99,12 @@ type Manager struct {
 	// active holds the networks this process has set up (bridge, rules,
 	// DNS): a container joining one of them adds only its veth.
 	active map[string]bool
+
+	// A stopped container's veth is deleted in the background (the kernel
+	// takes 10-20 ms); its address stays taken until then.
+	relMu     sync.Mutex
+	releasing map[netip.Addr]int // by address: deletions under way
+	vethWG    sync.WaitGroup
 }
 
 // Open reads the networks and makes the predefined ones (bridge, host,
@@ -107,7 +113,7 @@ func Open(opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{opts: opts, log: opts.Log, nets: map[string]*Network{}, dns: map[string]*dnsServer{}, active: map[string]bool{}}
+	m := &Manager{opts: opts, log: opts.Log, nets: map[string]*Network{}, dns: map[string]*dnsServer{}, active: map[string]bool{}, releasing: map[netip.Addr]int{}}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -485,6 +491,11 @@ func (m *Manager) Join(ctx context.Context, r JoinRequest) (Endpoint, Network, e
 	for _, ep := range n.Endpoints {
 		inUse[ep.IP] = true
 	}
+	m.relMu.Lock()
+	for a := range m.releasing {
+		inUse[a] = true
+	}
+	m.relMu.Unlock()
 	if len(n.Endpoints) == 0 && !n.UserSubnet && !linkExists(n.Bridge) {
 		// The subnet chosen may have been taken by a host route since.
 		if err := m.chooseSubnet(n); err != nil {
@@ -570,7 +581,7 @@ func (m *Manager) Leave(ctx context.Context, network, containerID string) error 
 	if _, ok := n.Endpoints[containerID]; !ok {
 		return fmt.Errorf("container %s is not connected to network %s: %w", containerID, n.Name, errdefs.ErrNotFound)
 	}
-	m.leave(n, containerID)
+	m.leave(n, containerID, false)
 	m.saveLogged()
 	return nil
 }
@@ -582,7 +593,7 @@ func (m *Manager) LeaveAll(ctx context.Context, containerID string) {
 	changed := false
 	for _, n := range m.nets {
 		if _, ok := n.Endpoints[containerID]; ok {
-			m.leave(n, containerID)
+			m.leave(n, containerID, true)
 			changed = true
 		}
 	}
@@ -591,17 +602,38 @@ func (m *Manager) LeaveAll(ctx context.Context, containerID string) {
 	}
 }
 
-func (m *Manager) leave(n *Network, containerID string) {
+// leave removes an endpoint: its port rules, then its veth, in the
+// background with background (the address stays taken until the veth is
+// gone).
+func (m *Manager) leave(n *Network, containerID string, background bool) {
 	ep := n.Endpoints[containerID]
 	if m.fw != nil {
 		if err := m.fw.withdraw(PortRules(n.Bridge, ep.IP, ep.Ports), false); err != nil {
 			m.log.Warn("cannot remove port rules", "network", n.Name, "err", err)
 		}
 	}
-	if err := deleteLink(ep.HostIf); err != nil {
-		m.log.Warn("cannot remove veth", "link", ep.HostIf, "err", err)
-	}
 	delete(n.Endpoints, containerID)
+	if !background {
+		if err := deleteLink(ep.HostIf); err != nil {
+			m.log.Warn("cannot remove veth", "link", ep.HostIf, "err", err)
+		}
+		return
+	}
+	m.relMu.Lock()
+	m.releasing[ep.IP]++
+	m.relMu.Unlock()
+	m.vethWG.Add(1)
+	go func() {
+		defer m.vethWG.Done()
+		if err := deleteLink(ep.HostIf); err != nil {
+			m.log.Warn("cannot remove veth", "link", ep.HostIf, "err", err)
+		}
+		m.relMu.Lock()
+		if m.releasing[ep.IP]--; m.releasing[ep.IP] <= 0 {
+			delete(m.releasing, ep.IP)
+		}
+		m.relMu.Unlock()
+	}()
 }
 
 // activate sets a bridge network up on the host: the bridge, its rules,
@@ -635,6 +667,7 @@ func (m *Manager) activate(n *Network) error {
 // deactivate undoes activate; what is missing already is skipped.
 func (m *Manager) deactivate(n *Network) {
 	delete(m.active, n.ID)
+	m.vethWG.Wait() // veths still being deleted hold the bridge
 	if s := m.dns[n.ID]; s != nil {
 		s.close()
 		delete(m.dns, n.ID)
@@ -700,7 +733,7 @@ func (m *Manager) Restore(ctx context.Context, running func(containerID string) 
 	for _, n := range m.nets {
 		for cid, ep := range n.Endpoints {
 			if !running(cid) {
-				m.leave(n, cid)
+				m.leave(n, cid, false)
 				deleteNetNS(ep.Sandbox)
 			}
 		}
@@ -734,7 +767,7 @@ func (m *Manager) TearDown() {
 	defer m.mu.Unlock()
 	for _, n := range m.nets {
 		for cid, ep := range n.Endpoints {
-			m.leave(n, cid)
+			m.leave(n, cid, false)
 			deleteNetNS(ep.Sandbox)
 		}
 		if n.Driver == DriverBridge && linkExists(n.Bridge) {
@@ -752,6 +785,7 @@ func (m *Manager) TearDown() {
 // is on; the others' bridges and rules stay for the containers, which
 // keep running.
 func (m *Manager) Close() {
+	m.vethWG.Wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, s := range m.dns {
