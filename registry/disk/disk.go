@@ -36,6 +36,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/cais-platform/cais/registry"
 )
@@ -374,13 +375,14 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset, want 
 		u.h = nil
 	}
 	var n int64
+	w := newWriteback(f, offset)
 	if want >= 0 {
-		n, err = io.CopyN(f, r, want)
+		n, err = io.CopyN(w, r, want)
 		if err == io.EOF || (err == nil && n != want) {
 			err = fmt.Errorf("chunk of %d bytes, %d declared: %w", n, want, registry.ErrSizeInvalid)
 		}
 	} else {
-		n, err = io.Copy(f, r)
+		n, err = io.Copy(w, r)
 	}
 	if err != nil {
 		// A chunk is all or nothing: the upload stays where it was.
@@ -486,7 +488,7 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, want 
 	if want >= 0 {
 		src = io.LimitReader(r, want)
 	}
-	n, err := io.Copy(io.MultiWriter(f, h), src)
+	n, err := io.Copy(io.MultiWriter(newWriteback(f, 0), h), src)
 	if errors.Is(err, io.ErrUnexpectedEOF) || (err == nil && want >= 0 && n != want) {
 		return 0, fmt.Errorf("blob of %d bytes, %d declared: %w", n, want, registry.ErrSizeInvalid)
 	}
@@ -705,4 +707,30 @@ func (s *Store) Referrers(ctx context.Context, repo string, subject digest.Diges
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// writeback writes to a file and, every writebackChunk bytes, asks the
+// kernel to start writing them to disk (sync_file_range, which does not
+// wait): the disk works while the upload goes on, and the fsync that
+// makes the blob durable at its commit has little left to wait for.
+type writeback struct {
+	f          *os.File
+	off, began int64
+}
+
+const writebackChunk = 2 << 20
+
+func newWriteback(f *os.File, off int64) *writeback {
+	return &writeback{f: f, off: off, began: off}
+}
+
+func (w *writeback) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.began >= writebackChunk {
+		// Only a hint: a failure shows at the fsync.
+		_ = unix.SyncFileRange(int(w.f.Fd()), w.began, w.off-w.began, unix.SYNC_FILE_RANGE_WRITE)
+		w.began = w.off
+	}
+	return n, err
 }
