@@ -96,6 +96,7 @@ fuzz:
 	$(GO) test ./image/reference -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./image/layer -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./image/layer -run '^$$' -fuzz FuzzUnpackEntries -fuzztime $(FUZZTIME)
+	$(GO) test ./image/layer -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME)
 	$(GO) test ./dockerfile -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./image/store -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME)
 	$(GO) test ./network -run '^$$' -fuzz FuzzAnswer -fuzztime $(FUZZTIME)

@@ -301,6 +301,14 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Layers are unpacked at the first docker run: a layer that could
+		// not be is refused now.
+		if err := s.checkLayers(ctx, m); err != nil {
+			for _, l := range m.Layers {
+				s.RemoveBlobIfUnused(context.WithoutCancel(ctx), l.Digest)
+			}
+			return nil, fmt.Errorf("invalid archive: %w", err)
+		}
 		l := Loaded{ID: m.Config.Digest, Target: f.target}
 		for _, n := range f.names {
 			ref, err := reference.ParseDockerRef(n)
@@ -389,4 +397,25 @@ func (a archiveBody) Read(p []byte) (int, error) {
 		err = fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
 	}
 	return n, err
+}
+
+// checkLayers reads each layer of m and refuses one that Unpack would
+// refuse by its entries (layer.Check).
+func (s *Store) checkLayers(ctx context.Context, m ocispec.Manifest) error {
+	for _, l := range m.Layers {
+		f, err := s.OpenBlob(l.Digest)
+		if err != nil {
+			return err
+		}
+		zr, _, err := layer.Decompress(f)
+		if err == nil {
+			err = layer.Check(ctx, zr, layer.Options{Whiteouts: layer.WhiteoutOverlay, Devices: s.opts.Devices})
+			zr.Close()
+		}
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
+	}
+	return nil
 }

@@ -33,7 +33,16 @@ func (s *Store) AddLayer(ctx context.Context, r io.Reader) (ocispec.Descriptor, 
 	}
 	defer zr.Close()
 	dg := digest.SHA256.Digester()
-	if _, err := io.Copy(dg.Hash(), ctxReader{ctx, zr}); err != nil {
+	// The entries are checked as the layer is hashed, so a layer that
+	// could not be unpacked is refused now, not at the first docker run.
+	tee := io.TeeReader(ctxReader{ctx, zr}, dg.Hash())
+	if err := layer.Check(ctx, tee, layer.Options{Whiteouts: layer.WhiteoutOverlay, Devices: s.opts.Devices}); err != nil {
+		zr.Close()
+		f.Close()
+		s.RemoveBlobIfUnused(context.WithoutCancel(ctx), d)
+		return ocispec.Descriptor{}, "", fmt.Errorf("layer %s: %w", d, err)
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return ocispec.Descriptor{}, "", fmt.Errorf("layer %s: %w", d, err)
 	}
 	mt := ocispec.MediaTypeImageLayer
