@@ -165,7 +165,28 @@ func (s *Store) linkNew(repo string, d digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	return s.writeAtomic(p, nil)
+	// An empty file cannot be torn: it is made in place, and made durable
+	// with the blob by the sync of the blob's directory (syncDir), which
+	// commits the file system's journal.
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir syncs a directory, making the entries just renamed into it
+// durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // link links blob d to repo. It touches the blob first and the link
@@ -445,6 +466,9 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, d digest.Dige
 		return 0, err
 	}
 	s.removeUpload(id)
+	if err := syncDir(filepath.Dir(bp)); err != nil {
+		return 0, err
+	}
 	return n, nil
 }
 
@@ -505,6 +529,9 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, want 
 		return 0, err
 	}
 	if err := s.rename(f.Name(), bp); err != nil {
+		return 0, err
+	}
+	if err := syncDir(filepath.Dir(bp)); err != nil {
 		return 0, err
 	}
 	return n, nil
