@@ -175,7 +175,12 @@ func (s *Store) linkNew(repo string, d digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// A link there already is made recent, so a concurrent GC spares it.
+	now := time.Now()
+	return os.Chtimes(p, now, now)
 }
 
 // syncDir syncs a directory, making the entries just renamed into it
