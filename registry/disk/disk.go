@@ -171,16 +171,13 @@ func (s *Store) linkNew(repo string, d digest.Digest) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	// O_TRUNC makes a link there already recent in the same step, so a
+	// concurrent GC spares it.
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	// A link there already is made recent, so a concurrent GC spares it.
-	now := time.Now()
-	return os.Chtimes(p, now, now)
+	return f.Close()
 }
 
 // syncDir syncs a directory, making the entries just renamed into it
