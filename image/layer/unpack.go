@@ -232,7 +232,7 @@ func (u *unpacker) entry(ctx context.Context, tr *tar.Reader, hdr *tar.Header, s
 	dirRel = strings.TrimSuffix(dirRel, "/")
 
 	if u.opts.Whiteouts != WhiteoutLiteral && strings.HasPrefix(base, whiteoutPrefix) {
-		return u.whiteout(dirRel, base)
+		return u.whiteout(dirRel, base, hdr)
 	}
 
 	switch hdr.Typeflag {
@@ -441,8 +441,9 @@ func (u *unpacker) hardlink(pfd int, base, linkname, subdir string) error {
 	return nil
 }
 
-// whiteout handles a whiteout entry base in dirRel.
-func (u *unpacker) whiteout(dirRel, base string) error {
+// whiteout handles a whiteout entry base in dirRel. An overlay whiteout
+// device takes the entry's times, so packing it again gives the same entry.
+func (u *unpacker) whiteout(dirRel, base string, hdr *tar.Header) error {
 	if base == whiteoutOpaque {
 		if u.opts.Whiteouts == WhiteoutApply {
 			pfd, err := openDir(u.rootFD, dirRel, false)
@@ -489,6 +490,13 @@ func (u *unpacker) whiteout(dirRel, base string) error {
 	}
 	if err := unix.Mknodat(pfd, name, unix.S_IFCHR, 0); err != nil {
 		return fmt.Errorf("make whiteout device: %w", err)
+	}
+	atime := hdr.AccessTime
+	if atime.IsZero() {
+		atime = hdr.ModTime
+	}
+	if err := setTimes(pfd, name, atime, hdr.ModTime); err != nil {
+		return fmt.Errorf("whiteout times: %w", err)
 	}
 	return nil
 }
