@@ -47,6 +47,50 @@ type Store struct {
 
 	mu      sync.Mutex
 	uploads map[string]*upload
+
+	bufs sync.Pool // of *[]byte, copyBuf bytes: uploads are copied in large steps
+}
+
+// copyBuf is the size of the steps an upload is copied to disk in: reads
+// from the connection are gathered until a step is full, so a push makes one
+// write and one hash update per megabyte instead of one per network read.
+const copyBuf = 1 << 20
+
+// copy copies src to dst in copyBuf steps; it returns src's error, if not
+// io.EOF, or dst's.
+func (s *Store) copy(dst io.Writer, src io.Reader) (int64, error) {
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, copyBuf)
+		bp = &b
+	}
+	defer s.bufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := 0, error(nil)
+		for n < len(buf) && rerr == nil {
+			var k int
+			k, rerr = src.Read(buf[n:])
+			n += k
+		}
+		if n > 0 {
+			k, werr := dst.Write(buf[:n])
+			total += int64(k)
+			if werr == nil && k != n {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }
 
 // upload is what this process knows of an upload session: a lock (one
@@ -392,20 +436,23 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset, want 
 	if offset == 0 {
 		u.h, u.off = sha256.New(), 0
 	}
+	var w io.Writer = newWriteback(f, offset)
 	if u.h != nil && u.off == offset {
-		r = io.TeeReader(r, u.h)
+		w = io.MultiWriter(w, u.h)
 	} else {
 		u.h = nil
 	}
 	var n int64
-	w := newWriteback(f, offset)
 	if want >= 0 {
-		n, err = io.CopyN(w, r, want)
+		n, err = s.copy(w, io.LimitReader(r, want))
+		if err == nil && n < want {
+			err = io.EOF
+		}
 		if err == io.EOF || (err == nil && n != want) {
 			err = fmt.Errorf("chunk of %d bytes, %d declared: %w", n, want, registry.ErrSizeInvalid)
 		}
 	} else {
-		n, err = io.Copy(w, r)
+		n, err = s.copy(w, r)
 	}
 	if err != nil {
 		// A chunk is all or nothing: the upload stays where it was.
@@ -514,7 +561,7 @@ func (s *Store) PutBlob(ctx context.Context, repo string, d digest.Digest, want 
 	if want >= 0 {
 		src = io.LimitReader(r, want)
 	}
-	n, err := io.Copy(io.MultiWriter(newWriteback(f, 0), h), src)
+	n, err := s.copy(io.MultiWriter(newWriteback(f, 0), h), src)
 	if errors.Is(err, io.ErrUnexpectedEOF) || (err == nil && want >= 0 && n != want) {
 		return 0, fmt.Errorf("blob of %d bytes, %d declared: %w", n, want, registry.ErrSizeInvalid)
 	}
