@@ -161,32 +161,48 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s:%d: %w (is another caisd or glusterd using this port? choose one with --port)", d.cfg.Addr, d.cfg.Port, err)
 	}
 
-	switch {
-	case d.id.PoolID != "" && d.id.Addr != "" && d.id.Addr != d.cfg.Addr:
+	if d.id.PoolID != "" && d.id.Addr != "" && d.id.Addr != d.cfg.Addr {
 		unixLn.Close()
 		tcpLn.Close()
 		return fmt.Errorf("this node joined its pool with address %s; start caisd with --addr %s (its certificate and etcd membership are bound to it)", d.id.Addr, d.id.Addr)
+	}
+
+	// The API answers from the start: until the node is ready every call
+	// gets a 503 saying what caisd waits for, instead of a connection
+	// that hangs (a restarted node can wait long for its pool's quorum).
+	gate := &startGate{why: "caisd is starting"}
+	local := &http.Server{Handler: gate, ConnContext: localConn, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+	remote := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+	tlsLn := tls.NewListener(tcpLn, &tls.Config{GetConfigForClient: d.serverTLS})
+	errc := make(chan error, 2)
+	go func() { errc <- local.Serve(unixLn) }()
+	go func() { errc <- remote.Serve(tlsLn) }()
+	closeAPI := func() {
+		local.Close()
+		remote.Close()
+	}
+
+	switch {
 	case d.id.PoolID != "":
+		gate.setWhy("caisd is starting: waiting for the pool's etcd quorum (see caisd's log)")
 		if err := d.startMember(ctx); err != nil {
-			unixLn.Close()
-			tcpLn.Close()
+			closeAPI()
 			return err
 		}
 	case d.cfg.JoinToken != "":
 		d.log.Info("waiting to be probed by the pool named in the join token", "addr", d.cfg.Addr, "port", d.cfg.Port)
 	default:
 		if err := d.bootstrap(ctx); err != nil {
-			unixLn.Close()
-			tcpLn.Close()
+			closeAPI()
 			return err
 		}
 	}
 
+	gate.setWhy("caisd is starting: its container engine and registry")
 	ctrs, err := d.startContainers()
 	if err != nil {
 		d.stopMember(false)
-		unixLn.Close()
-		tcpLn.Close()
+		closeAPI()
 		return err
 	}
 	defer func() {
@@ -196,8 +212,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	reg, err := d.startRegistry()
 	if err != nil {
 		d.stopMember(false)
-		unixLn.Close()
-		tcpLn.Close()
+		closeAPI()
 		return err
 	}
 	defer func() {
@@ -205,13 +220,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Debug("registry stopped")
 	}()
 
-	h := d.routes()
-	local := &http.Server{Handler: h, ConnContext: localConn, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
-	remote := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
-	tlsLn := tls.NewListener(tcpLn, &tls.Config{GetConfigForClient: d.serverTLS})
-	errc := make(chan error, 2)
-	go func() { errc <- local.Serve(unixLn) }()
-	go func() { errc <- remote.Serve(tlsLn) }()
+	gate.open(d.routes())
 	d.log.Info("caisd ready", "version", Version, "uuid", d.uuid, "addr", d.cfg.Addr, "port", d.cfg.Port, "socket", d.cfg.Socket)
 
 	var serveErr error
@@ -390,14 +399,24 @@ func (d *Daemon) startMember(ctx context.Context) error {
 			}
 		}
 	} else {
-		sctx, scancel := context.WithTimeout(ctx, 60*time.Second)
 		_, statErr := os.Stat(filepath.Join(d.cfg.etcdDir(), "member"))
+		// A member joining for the first time gives up after a minute; one
+		// restarting waits for its pool's quorum as long as it takes
+		// (the other members may be restarting too), saying so.
+		sctx, scancel := context.WithCancel(ctx)
+		if statErr != nil {
+			sctx, scancel = context.WithTimeout(ctx, 60*time.Second)
+		}
 		e, err := etcdnode.Start(sctx, etcdnode.Config{
 			Name: id.UUID, DataDir: d.cfg.etcdDir(), Addr: d.cfg.Addr,
 			ClientPort: d.cfg.EtcdClientPort, PeerPort: d.cfg.EtcdPeerPort,
 			CAFile: files.CA(), CertFile: files.Cert(), KeyFile: files.Key(),
 			InitialCluster: id.InitialCluster, Existing: id.InitialCluster != "" && statErr != nil,
 			ClusterToken: id.PoolID, LogFile: filepath.Join(d.cfg.logDir(), "etcd.log"),
+			Waiting: func(waited time.Duration, others []string) {
+				d.log.Warn("waiting for the pool's etcd quorum: a majority of its voting members must be up; start caisd on the other nodes",
+					"waited", waited.Round(time.Second), "other_members", others, "etcd_log", filepath.Join(d.cfg.logDir(), "etcd.log"))
+			},
 		})
 		scancel()
 		if err != nil {

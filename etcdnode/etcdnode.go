@@ -46,7 +46,18 @@ type Config struct {
 	// ClusterToken keeps pools apart (the pool ID).
 	ClusterToken string
 	LogFile      string
+	// Waiting, if set, is called every WaitReport while the member waits
+	// for its cluster (a quorum of members) with the peer URLs of the
+	// other members it knows of, so the caller can say what it waits for.
+	Waiting func(waited time.Duration, others []string)
 }
+
+// WaitReport is how often Start reports that it still waits.
+const WaitReport = 10 * time.Second
+
+// closeWait bounds the close of a member that never became ready: without
+// a quorum etcd's Close can block for as long as the quorum stays away.
+const closeWait = 5 * time.Second
 
 // ClientURL is the client URL of a member listening on addr.
 func ClientURL(addr string, port int) string {
@@ -107,18 +118,57 @@ func Start(ctx context.Context, c Config) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", c.DataDir, err)
 	}
+	m := &Embedded{e: e}
+	began := time.Now()
+	tick := time.NewTicker(WaitReport)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.Server.ReadyNotify():
+			return m, nil
+		case err := <-e.Err():
+			m.closeBounded()
+			return nil, fmt.Errorf("embedded etcd failed: %w", err)
+		case <-e.Server.StopNotify():
+			m.closeBounded()
+			return nil, fmt.Errorf("embedded etcd stopped while starting (was this node removed from the pool?)")
+		case <-ctx.Done():
+			m.closeBounded()
+			return nil, fmt.Errorf("embedded etcd did not join its cluster (a quorum of the pool's members) in %s: %w", time.Since(began).Round(time.Second), ctx.Err())
+		case <-tick.C:
+			if c.Waiting != nil {
+				c.Waiting(time.Since(began), m.others())
+			}
+		}
+	}
+}
+
+// others returns the peer URLs of the cluster's other members as this
+// member knows them (from its own log, so without a quorum too).
+func (m *Embedded) others() []string {
+	var out []string
+	self := m.e.Server.MemberID()
+	for _, mb := range m.e.Server.Cluster().Members() {
+		if mb.ID != self {
+			out = append(out, strings.Join(mb.PeerURLs, ","))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// closeBounded closes the member, waiting at most closeWait.
+func (m *Embedded) closeBounded() {
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		m.e.Close()
+		close(done)
+	}()
 	select {
-	case <-e.Server.ReadyNotify():
-		return &Embedded{e: e}, nil
-	case err := <-e.Err():
-		e.Close()
-		return nil, fmt.Errorf("embedded etcd failed: %w", err)
-	case <-e.Server.StopNotify():
-		e.Close()
-		return nil, fmt.Errorf("embedded etcd stopped while starting (was this node removed from the pool?)")
+	case <-done:
 	case <-ctx.Done():
-		e.Close()
-		return nil, fmt.Errorf("embedded etcd did not join its cluster: %w", ctx.Err())
 	}
 }
 

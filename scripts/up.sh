@@ -20,6 +20,12 @@ else
 		fi
 		sleep 0.2
 	done
+	if ! err=$(bin/cais --socket "$data_dir/caisd.sock" pool list 2>&1 >/dev/null); then
+		echo "caisd is running (pid $(cat "$pidfile")) but not ready: $err" >&2
+		echo "the end of $log_dir/caisd.log:" >&2
+		tail -n 5 "$log_dir/caisd.log" >&2
+		exit 1
+	fi
 fi
 # A busybox image from Debian's busybox-static, so docker run works without
 # a registry (the docker API socket is caisd's --docker-socket).

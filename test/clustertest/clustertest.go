@@ -357,6 +357,12 @@ func (n *Node) Restart() {
 	n.WaitReady(false)
 }
 
+// StartAgain starts a stopped daemon without waiting for it to be ready.
+func (n *Node) StartAgain() {
+	n.c.tb.Helper()
+	n.start()
+}
+
 // RestartWithArgs stops the daemon and starts it again with more flags,
 // for what needs the pool first (a registry whose directory is on a
 // mounted volume).

@@ -252,3 +252,37 @@ func TestEtcdVotersAndLearners(t *testing.T) {
 		return nil
 	})
 }
+
+// A node restarted while the rest of its pool is down waits for the
+// pool's etcd quorum: its API answers at once that it waits, its log says
+// for whom, and it serves as soon as the others are back.
+func TestRestartWaitsForQuorum(t *testing.T) {
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	n1, n2 := nodes[0], nodes[1]
+	n1.MustCLI("volume", "create", "v", n1.Brick("b1"), n2.Brick("b2"))
+	n2.Stop()
+	n1.Stop()
+	n1.StartAgain()
+	clustertest.Eventually(t, 15*time.Second, func() error {
+		r := n1.CLI("pool", "list")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "waiting for the pool's etcd quorum") {
+			return fmt.Errorf("pool list while n2 is down: %+v", r)
+		}
+		return nil
+	})
+	start := time.Now()
+	if r := n1.CLI("volume", "list"); r.Code == 0 || time.Since(start) > 5*time.Second {
+		t.Fatalf("volume list without a quorum: %+v after %s", r, time.Since(start))
+	}
+	clustertest.Eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(n1.Log(), "other_members=[https://"+n2.Addr+":") {
+			return fmt.Errorf("no warning naming %s in the log", n2.Addr)
+		}
+		return nil
+	})
+	n2.StartAgain()
+	n1.WaitReady(false)
+	n2.WaitReady(false)
+	contains(t, n1.MustCLI("volume", "list"), "v\n")
+}
