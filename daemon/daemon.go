@@ -780,7 +780,15 @@ func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)
 	}
-	os.Remove(path) // stale from a crash; the data dir lock says we own it
+	// A socket left by a crash is removed; one a live daemon answers on
+	// is not taken over (the data dir lock covers only sockets inside
+	// the data dir: another caisd with another data dir, or a dockerd,
+	// may serve this path).
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s is served by another running daemon (another caisd, or dockerd?); stop it or choose another path (--socket, --docker-socket): %w", path, errdefs.ErrExists)
+	}
+	os.Remove(path)
 	old := unix.Umask(0o077)
 	ln, err := net.Listen("unix", path)
 	unix.Umask(old)

@@ -51,7 +51,8 @@ func (p *caisPool) start(ctx context.Context) error {
 		data := filepath.Join(p.dir, fmt.Sprintf("n%d", i+1))
 		argv := []string{filepath.Join(p.bin, "caisd"), "--addr", n.addr, "--port", strconv.Itoa(n.port),
 			"--brick-port-base", strconv.Itoa(n.brickBase), "--etcd-client-port", strconv.Itoa(n.etcdC),
-			"--etcd-peer-port", strconv.Itoa(n.etcdPeer), "--data-dir", data}
+			"--etcd-peer-port", strconv.Itoa(n.etcdPeer), "--data-dir", data,
+			"--docker-socket", ""} // no container engine: the storage bench needs none
 		want := "state: member"
 		if i > 0 {
 			tok, err := p.cli(ctx, "pool", "token")
