@@ -187,6 +187,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		gate.setWhy("caisd is starting: waiting for the pool's etcd quorum (see caisd's log)")
 		if err := d.startMember(ctx); err != nil {
 			closeAPI()
+			if ctx.Err() != nil {
+				// Stopped (SIGTERM, ^C) while it waited: a clean stop.
+				d.log.Info("caisd stopped while waiting for its pool", "err", err)
+				return nil
+			}
 			return err
 		}
 	case d.cfg.JoinToken != "":

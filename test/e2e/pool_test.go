@@ -281,6 +281,11 @@ func TestRestartWaitsForQuorum(t *testing.T) {
 		}
 		return nil
 	})
+	// Stopped while it waits, it stops cleanly; started again, it waits
+	// again, and serves once n2 is back.
+	n1.Stop()
+	contains(t, n1.Log(), "caisd stopped while waiting for its pool")
+	n1.StartAgain()
 	n2.StartAgain()
 	n1.WaitReady(false)
 	n2.WaitReady(false)
