@@ -408,19 +408,20 @@ func (d *Daemon) startMember(ctx context.Context) error {
 		// A member joining for the first time gives up after a minute; one
 		// restarting waits for its pool's quorum as long as it takes
 		// (the other members may be restarting too), saying so.
-		sctx, scancel := context.WithCancel(ctx)
+		sctx, scancel := ctx, context.CancelFunc(func() {})
 		if statErr != nil {
 			sctx, scancel = context.WithTimeout(ctx, 60*time.Second)
 		}
+		etcdLog := filepath.Join(d.cfg.logDir(), "etcd.log")
 		e, err := etcdnode.Start(sctx, etcdnode.Config{
 			Name: id.UUID, DataDir: d.cfg.etcdDir(), Addr: d.cfg.Addr,
 			ClientPort: d.cfg.EtcdClientPort, PeerPort: d.cfg.EtcdPeerPort,
 			CAFile: files.CA(), CertFile: files.Cert(), KeyFile: files.Key(),
 			InitialCluster: id.InitialCluster, Existing: id.InitialCluster != "" && statErr != nil,
-			ClusterToken: id.PoolID, LogFile: filepath.Join(d.cfg.logDir(), "etcd.log"),
+			ClusterToken: id.PoolID, LogFile: etcdLog,
 			Waiting: func(waited time.Duration, others []string) {
 				d.log.Warn("waiting for the pool's etcd quorum: a majority of its voting members must be up; start caisd on the other nodes",
-					"waited", waited.Round(time.Second), "other_members", others, "etcd_log", filepath.Join(d.cfg.logDir(), "etcd.log"))
+					"waited", waited.Round(time.Second), "other_members", others, "etcd_log", etcdLog)
 			},
 		})
 		scancel()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -367,8 +366,8 @@ func (e *Engine) runtimeCleanup(id string) {
 	e.rt.Kill(ctx, id, syscall.SIGKILL, true)
 }
 
-// launchMonitor starts the container's monitor process (or hands the
-// container to the standby one) and waits until it is ready to start it.
+// launchMonitor hands the container in dir to the standby monitor, or to
+// a new one when there is none, and waits until it is ready to start it.
 func (e *Engine) launchMonitor(dir string) error {
 	if sb := e.takeStandby(); sb != nil {
 		assigned, err := sb.assign(dir)
@@ -377,29 +376,15 @@ func (e *Engine) launchMonitor(dir string) error {
 		}
 		e.log.Debug("standby monitor gone; starting one", "err", err)
 	}
-	r, w, err := os.Pipe()
+	sb, err := e.spawnStandby()
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	logf, err := os.OpenFile(filepath.Join(dir, monitor.LogName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		w.Close()
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(e.opts.Exe, "monitor", "--dir", dir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Dir = "/"
-	if err := cmd.Start(); err != nil {
-		w.Close()
+	assigned, err := sb.assign(dir)
+	if !assigned {
 		return fmt.Errorf("start the container's monitor: %w", err)
 	}
-	w.Close()
-	go cmd.Wait() //nolint:errcheck // reaped; its exit is reported in exit.json
-	return readMonitorReport(r, dir)
+	return err
 }
 
 // watch waits (in the background) for c's current run to end, then

@@ -70,6 +70,8 @@ func (e *Engine) refillStandby() {
 	e.spare.next = sb
 }
 
+// spawnStandby starts a monitor that waits for the container it is to run:
+// the spare, or one for a start that found no spare.
 func (e *Engine) spawnStandby() (*standby, error) {
 	syncR, syncW, err := os.Pipe()
 	if err != nil {

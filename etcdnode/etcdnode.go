@@ -157,10 +157,16 @@ func (m *Embedded) others() []string {
 	return out
 }
 
-// closeBounded closes the member, waiting at most closeWait.
+// closeBounded closes a member that never became ready, waiting at most
+// closeWait.
 func (m *Embedded) closeBounded() {
 	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 	defer cancel()
+	_ = m.closeWithin(ctx)
+}
+
+// closeWithin closes the member, waiting for the close until ctx ends.
+func (m *Embedded) closeWithin(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		m.e.Close()
@@ -168,7 +174,9 @@ func (m *Embedded) closeBounded() {
 	}()
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
+		return fmt.Errorf("etcd member still closing: %w", ctx.Err())
 	}
 }
 
@@ -186,17 +194,7 @@ func (m *Embedded) Stop(ctx context.Context) error {
 	// Without a transfer (a single member, or none in reach) the others
 	// elect a leader after their election timeout.
 	_ = m.e.Server.TryTransferLeadershipOnShutdown()
-	done := make(chan struct{})
-	go func() {
-		m.e.Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("etcd member still closing: %w", ctx.Err())
-	}
+	return m.closeWithin(ctx)
 }
 
 // Done is closed when the member stops (for instance, after being removed).

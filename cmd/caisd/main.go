@@ -118,7 +118,6 @@ func brickCmd() *cobra.Command {
 
 // monitorCmd runs one container's monitor; caisd starts it, users do not.
 func monitorCmd() *cobra.Command {
-	var dir string
 	var standby bool
 	cmd := &cobra.Command{
 		Use:    "monitor",
@@ -126,19 +125,15 @@ func monitorCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !standby {
+				return errors.New("caisd monitor: only caisd starts monitors (with --standby and its pipes)")
+			}
 			// The container outlives caisd and this monitor ignores the
 			// signals of the terminal caisd may have been started from.
 			signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
-			if standby {
-				return monitor.Standby(context.Background(), newLogger("info"))
-			}
-			if dir == "" {
-				return errors.New("caisd monitor: --dir or --standby is required")
-			}
-			return monitor.Main(context.Background(), newLogger("info"), dir)
+			return monitor.Standby(context.Background(), newLogger("info"))
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "the container's directory")
 	cmd.Flags().BoolVar(&standby, "standby", false, "wait for the container's directory on file descriptor 4")
 	return cmd
 }

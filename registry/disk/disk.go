@@ -445,10 +445,7 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, offset, want 
 	var n int64
 	if want >= 0 {
 		n, err = s.copy(w, io.LimitReader(r, want))
-		if err == nil && n < want {
-			err = io.EOF
-		}
-		if err == io.EOF || (err == nil && n != want) {
+		if err == nil && n != want {
 			err = fmt.Errorf("chunk of %d bytes, %d declared: %w", n, want, registry.ErrSizeInvalid)
 		}
 	} else {
