@@ -50,10 +50,14 @@ func ServeSessions(ctx context.Context, log *slog.Logger, ln net.Listener, open 
 		<-ctx.Done()
 		ln.Close()
 	}()
+	// Stopped, it returns once every connection is closed: a client can
+	// reach the server no more when it returns.
+	var conns sync.WaitGroup
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
+				conns.Wait()
 				return nil
 			}
 			var ne net.Error
@@ -62,11 +66,14 @@ func ServeSessions(ctx context.Context, log *slog.Logger, ln net.Listener, open 
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		go serveConn(ctx, log, c, open(c))
+		conns.Add(1)
+		go serveConn(ctx, log, c, open(c), conns.Done)
 	}
 }
 
-func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session) {
+// serveConn serves c until it fails or ctx ends; closed is called once c
+// is closed.
+func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, closed func()) {
 	// Deferred in this order so that, on the way out, the connection is
 	// closed and the context cancelled before waiting for calls in flight
 	// and closing the session.
@@ -77,10 +84,14 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session) {
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer c.Close()
+	closeConn := sync.OnceFunc(func() {
+		c.Close()
+		closed()
+	})
+	defer closeConn()
 	go func() {
 		<-ctx.Done()
-		c.Close()
+		closeConn()
 	}()
 	var wmu sync.Mutex
 	w := bufio.NewWriter(c)
@@ -100,6 +111,9 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session) {
 	slots := make(chan struct{}, MaxInFlight)
 	for {
 		f, err := ReadFrame(r)
+		if ctx.Err() != nil {
+			return // closed: frames still buffered go unanswered
+		}
 		if err != nil {
 			if errors.Is(err, ErrFrame) {
 				log.Warn("dropping connection after a malformed frame", "remote", c.RemoteAddr().String(), "err", err)

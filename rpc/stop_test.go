@@ -1,0 +1,91 @@
+package rpc_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cais-platform/cais/rpc"
+)
+
+type okSession struct{}
+
+func (okSession) Handle(context.Context, uint16, []byte) (syscall.Errno, []byte) { return 0, nil }
+func (okSession) Close()                                                         {}
+
+// slowListener hands out connections whose Close takes a while, and
+// counts those closed.
+type slowListener struct {
+	net.Listener
+	closed *atomic.Int32
+}
+
+func (l slowListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return slowConn{c, l.closed}, nil
+}
+
+type slowConn struct {
+	net.Conn
+	closed *atomic.Int32
+}
+
+func (c slowConn) Close() error {
+	time.Sleep(50 * time.Millisecond)
+	err := c.Conn.Close()
+	c.closed.Add(1)
+	return err
+}
+
+// A stopped server returns only once its connections are closed, so that
+// no client reaches it after: a test (or caisd) that stops a brick can
+// count on it being gone.
+func TestServeSessionsStopClosesConnections(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var closed atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- rpc.ServeSessions(ctx, slog.New(slog.DiscardHandler), slowListener{tcp, &closed}, func(net.Conn) rpc.Session { return okSession{} })
+	}()
+	var clients []*rpc.Client
+	for range 3 {
+		c, err := net.Dial("tcp", tcp.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := rpc.NewClient(c)
+		defer cl.Close()
+		if _, err := cl.Call(context.Background(), 7, nil); err != nil {
+			t.Fatalf("call before the stop: %v", err)
+		}
+		clients = append(clients, cl)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeSessions did not return")
+	}
+	if n := closed.Load(); n != 3 {
+		t.Fatalf("ServeSessions returned with %d of 3 connections closed", n)
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer ccancel()
+	if _, err := clients[0].Call(cctx, 7, nil); err == nil {
+		t.Fatal("a call after the stop was served")
+	}
+}
