@@ -111,7 +111,15 @@ func (b *bench) run(res *bytes.Buffer, runs, conc int) error {
 	// Latency: caisd and runc in turn, after one warm-up each.
 	// The same with --network none shows what the default bridge
 	// network's set-up and tear-down cost.
-	var viaCaisd, viaNone, viaRunc, viaAPI, cliAlone []time.Duration
+	// The same docker run against a stub daemon that answers at once is
+	// the docker CLI's own cost: no daemon can go below runc plus that.
+	stub, err := startStub(filepath.Join(b.dir, "stub.sock"))
+	if err != nil {
+		return err
+	}
+	defer stub.close()
+	stubEnv := append(slices.Clone(b.env), "DOCKER_HOST=unix://"+stub.sock)
+	var viaCaisd, viaNone, viaRunc, viaAPI, cliAlone, cliRun []time.Duration
 	timed := func(f func() error) (time.Duration, error) {
 		start := time.Now()
 		err := f()
@@ -138,9 +146,13 @@ func (b *bench) run(res *bytes.Buffer, runs, conc int) error {
 		if err != nil {
 			return err
 		}
+		ds, err := timed(func() error { return dockerWith(stubEnv, "run", "--rm", "busybox", "true") })
+		if err != nil {
+			return err
+		}
 		if i >= 0 {
 			viaCaisd, viaNone, viaRunc = append(viaCaisd, dc), append(viaNone, dn), append(viaRunc, dr)
-			viaAPI, cliAlone = append(viaAPI, da), append(cliAlone, dv)
+			viaAPI, cliAlone, cliRun = append(viaAPI, da), append(cliAlone, dv), append(cliRun, ds)
 		}
 	}
 	mr := median(viaRunc)
@@ -148,11 +160,13 @@ func (b *bench) run(res *bytes.Buffer, runs, conc int) error {
 	for _, l := range []struct {
 		name string
 		ds   []time.Duration
-	}{{"through caisd", viaCaisd}, {"caisd, --network none", viaNone}, {"caisd's API, no CLI", viaAPI}, {"runc run (the floor)", viaRunc}, {"docker version (CLI)", cliAlone}} {
+	}{{"through caisd", viaCaisd}, {"caisd, --network none", viaNone}, {"caisd's API, no CLI", viaAPI}, {"runc run (the floor)", viaRunc}, {"docker version (CLI)", cliAlone}, {"docker run, stub daemon", cliRun}} {
 		m := median(l.ds)
 		fmt.Fprintf(res, "  %-22s %7.1f ms  (%.1f-%.1f)  %5.2fx\n", l.name, ms(m), ms(slices.Min(l.ds)), ms(slices.Max(l.ds)), float64(m)/float64(mr))
 	}
-	fmt.Fprintf(res, "  (caisd's API, no CLI: the calls docker run makes, create, wait for removal, start, from Go;\n   docker version: the docker CLI's own cost, starting and one call to caisd)\n")
+	fmt.Fprintf(res, "  (caisd's API, no CLI: the calls docker run makes, create, wait for removal, start, from Go;\n   docker version: the docker CLI's own cost, starting and one call to caisd;\n   stub daemon: docker run against a daemon that answers every call at once and runs nothing)\n")
+	fmt.Fprintf(res, "  lower bound for any daemon that starts containers with runc, through this CLI: runc + stub = %.2fx runc\n",
+		float64(mr+median(cliRun))/float64(mr))
 
 	// Memory idle, then conc containers at once.
 	idle := rss(b.caisd.Process.Pid)
@@ -230,10 +244,20 @@ func (b *bench) startCaisd(data string) error {
 }
 
 func (b *bench) docker(args ...string) (string, error) {
+	return runDocker(b.env, args...)
+}
+
+// dockerWith runs the docker CLI with env, output discarded.
+func dockerWith(env []string, args ...string) error {
+	_, err := runDocker(env, args...)
+	return err
+}
+
+func runDocker(env []string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Env = b.env
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
