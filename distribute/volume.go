@@ -215,6 +215,9 @@ func (v *Volume) Lookup(ctx context.Context, p string) (fop.Entry, error) {
 }
 
 func (v *Volume) Getattr(ctx context.Context, p string) (fop.Attr, error) {
+	if a, ok := v.knownDirAttr(ctx, p); ok {
+		return a, nil
+	}
 	i, e, err := v.cached(ctx, p)
 	if err != nil {
 		return fop.Attr{}, err
@@ -292,6 +295,42 @@ func (v *Volume) dirAttr(ctx context.Context, p string, i int, a fop.Attr) fop.A
 	}
 	wg.Wait()
 	return a
+}
+
+// knownDirAttr reads the attributes of p, a directory this client holds
+// the layout of, from every subvolume at once: one round trip, where a
+// lookup on the subvolume its name hashes to and then dirAttr's on the
+// others take two. The kernel asks for them after every entry made or
+// removed in the directory. It reports false when p is not known as a
+// directory or is no longer one there; the caller looks it up anew.
+func (v *Volume) knownDirAttr(ctx context.Context, p string) (fop.Attr, bool) {
+	if len(v.subs) == 1 {
+		return fop.Attr{}, false
+	}
+	v.mu.Lock()
+	_, known := v.layouts[p]
+	v.mu.Unlock()
+	if !known {
+		return fop.Attr{}, false
+	}
+	h := 0 // cached's choice for the root
+	if p != "" {
+		var err error
+		if h, err = v.hashed(ctx, p); err != nil {
+			return fop.Attr{}, false
+		}
+	}
+	entries, errs := v.lookupAll(ctx, p)
+	if errs[h] != nil || !isDir(entries[h].Attr) {
+		return fop.Attr{}, false
+	}
+	a := entries[h].Attr
+	for j, e := range entries {
+		if j != h && errs[j] == nil && isDir(e.Attr) {
+			a = MergeDirTimes(a, e.Attr)
+		}
+	}
+	return a, true
 }
 
 // MergeDirTimes returns a with each of its times raised to b's where b's

@@ -157,6 +157,11 @@ func (n *node) knownAbsent(name string) bool {
 	return ok
 }
 
+// capabilityXattr holds a file's capabilities. With it absent (the
+// common case) the kernel still asks for it before every write(2) to a
+// FUSE file, to know whether the write must drop it.
+const capabilityXattr = "security.capability"
+
 // absent records an extended attribute the file does not have.
 func (n *node) absent(name string) {
 	if n.cache == nil || strings.HasPrefix(name, "trusted.") {

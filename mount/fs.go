@@ -346,7 +346,11 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if err != nil {
 		return nil, errno(err)
 	}
-	return n.newChild(ctx, &a, out), 0
+	child := n.newChild(ctx, &a, out)
+	if a.GFID == req.GFID {
+		child.Operations().(*node).absent(capabilityXattr)
+	}
+	return child, 0
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -379,6 +383,12 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno(err)
 	}
 	child := n.newChild(ctx, &r.Attr, out)
+	if r.Attr.GFID == req.GFID {
+		// Made by this call (an O_CREAT of an existing name opens that
+		// file, GFID and all): it has no file capabilities, which the
+		// kernel asks about before the first write into it.
+		child.Operations().(*node).absent(capabilityXattr)
+	}
 	return child, newFile(child.Operations().(*node), r.Handle), 0, 0
 }
 
