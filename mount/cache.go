@@ -205,6 +205,9 @@ func (c *Cache) apply(root *node, u fop.Upcall) {
 		// already (a create's, from a slower brick), and taking a
 		// current node out of the tree would leave it without a path.
 		child := parent.GetChild(name)
+		// The kernel drops the name, the directory's attributes and the
+		// listing it keeps (FOPEN_CACHE_DIR: the directory's version
+		// changes).
 		parent.NotifyEntry(name)
 		if child != nil {
 			// Its link count, at least, changed.

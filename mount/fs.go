@@ -588,7 +588,16 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, 
 	if _, e := n.path(); e != 0 {
 		return &dirHandle{n: n, eof: true}, 0, 0
 	}
-	return &dirHandle{n: n, ctx: uninterrupted(ctx)}, 0, 0
+	var flags0 uint32
+	if n.cache != nil {
+		// The kernel keeps listings (in the directory's page cache) across
+		// opens: a second ls reads no brick. Its own creates and removals
+		// reset the kept listing; another client's do through the bricks'
+		// entry upcalls (Cache.apply's NotifyEntry), or, for any lost
+		// upcall, a drop of everything (invalidateTree).
+		flags0 = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	}
+	return &dirHandle{n: n, ctx: uninterrupted(ctx)}, flags0, 0
 }
 
 // dirHandle lists a directory in batches. The volume's listing carries

@@ -169,6 +169,8 @@ func cacheCases(t *testing.T, a, b string) {
 	if _, err := stat(nb); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("lstat %s before it is made: %v", nb, err)
 	}
+	// B's kernel keeps the listing too (FOPEN_CACHE_DIR).
+	must(listed(filepath.Join(b, "d"), "new", false))
 	must(os.WriteFile(filepath.Join(a, "d", "new"), []byte("new"), 0o644))
 	seen(t, "a create", func() error { _, err := stat(nb); return err })
 	seen(t, "a create, listed", func() error { return listed(filepath.Join(b, "d"), "new", true) })
@@ -189,6 +191,8 @@ func cacheCases(t *testing.T, a, b string) {
 		}
 		return nil
 	})
+	seen(t, "a rename, listed: the old name", func() error { return listed(filepath.Join(b, "d"), "f", false) })
+	seen(t, "a rename, listed: the new name", func() error { return listed(filepath.Join(b, "d"), "g", true) })
 	seen(t, "a rename: the new name", func() error {
 		got, err := os.ReadFile(filepath.Join(b, "d", "g"))
 		if err == nil && string(got) != "OTHER" {
@@ -206,7 +210,9 @@ func cacheCases(t *testing.T, a, b string) {
 	// A directory B made: B knows every name in it, until another
 	// client makes one.
 	must(os.Mkdir(filepath.Join(b, "mine"), 0o755))
+	must(listed(filepath.Join(b, "mine"), "b-made", false))
 	must(os.WriteFile(filepath.Join(b, "mine", "b-made"), []byte("b"), 0o644))
+	must(listed(filepath.Join(b, "mine"), "b-made", true)) // its own create: at once
 	mb := filepath.Join(b, "mine", "a-made")
 	if _, err := stat(mb); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("lstat %s before it is made: %v", mb, err)
@@ -214,6 +220,7 @@ func cacheCases(t *testing.T, a, b string) {
 	seen(t, "a directory made on the other mount", func() error { _, err := stat(filepath.Join(a, "mine", "b-made")); return err })
 	must(os.WriteFile(filepath.Join(a, "mine", "a-made"), []byte("a"), 0o644))
 	seen(t, "a create in a directory the other mount made", content2(mb, "a"))
+	seen(t, "a create in a directory the other mount made, listed", func() error { return listed(filepath.Join(b, "mine"), "a-made", true) })
 	seen(t, "its own file still there", content2(filepath.Join(b, "mine", "b-made"), "b"))
 
 	// Directories.
