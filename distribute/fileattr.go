@@ -84,3 +84,14 @@ func (v *Volume) Fremovexattr(ctx context.Context, h uint64, name string) error 
 	}
 	return fx.Fremovexattr(ctx, inner, name)
 }
+
+// WriteAttrsFinal reports whether every subvolume's write replies carry
+// final attributes (fop.WriteAttrs): a file's data lives on one of them.
+func (v *Volume) WriteAttrsFinal() bool {
+	for _, sub := range v.subs {
+		if w, ok := sub.(fop.WriteAttrs); !ok || !w.WriteAttrsFinal() {
+			return false
+		}
+	}
+	return true
+}

@@ -225,3 +225,24 @@ func (c *Client) Statfs(ctx context.Context) (Statfs, error) {
 type Flusher interface {
 	Flush(ctx context.Context, h uint64) error
 }
+
+// AttrFlusher is a Flusher that also gives the file's attributes after
+// the handle's writes, as a getattr right after would return them, when
+// it knows them (ok): the handle wrote, every write succeeded, and the
+// layers below report them final (WriteAttrs). A mount answers the
+// kernel's getattr after a close with them, without a round trip.
+type AttrFlusher interface {
+	FlushAttr(ctx context.Context, h uint64) (a Attr, ok bool, err error)
+}
+
+// WriteAttrs is implemented by layers whose write replies carry the
+// file's attributes as they stay until the file next changes: no later
+// step of the write changes them (a replica's changelog, cleared when
+// the file is closed, does: replicate does not implement it).
+type WriteAttrs interface {
+	WriteAttrsFinal() bool
+}
+
+// WriteAttrsFinal reports that a brick's write reply carries the file's
+// attributes after the write (fstat of the written file).
+func (c *Client) WriteAttrsFinal() bool { return true }

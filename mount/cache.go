@@ -177,11 +177,14 @@ func (n *node) absent(name string) {
 	}
 }
 
-// forgetXattrs drops what absent recorded.
+// forgetXattrs drops what absent recorded, and the attributes learned
+// at a close: an extended attribute's change changes the file's change
+// time, and an upcall whatever it names.
 func (n *node) forgetXattrs() {
 	n.mu.Lock()
 	n.noXattr = nil
 	n.mu.Unlock()
+	n.changed()
 }
 
 // forgetXattrsOf drops what absent recorded for in.

@@ -57,6 +57,61 @@ type node struct {
 	// this mount made in it. Guarded by mu.
 	completeGen uint64
 	names       map[string]struct{}
+
+	// inv counts what changed the file's attributes, or may have, that
+	// fresh cannot account for: this mount's writes and attribute, name
+	// and extended attribute changes, and other clients' changes
+	// (upcalls). fresh holds the attributes a close learned from the
+	// bricks' write replies (fop.AttrFlusher), good while inv is still
+	// freshInv: the kernel's getattr after a close is answered with them,
+	// without a round trip. Guarded by mu.
+	inv      uint64
+	fresh    fop.Attr
+	freshInv uint64 // 0: no fresh attributes
+}
+
+// changed records a change of the file's attributes that fresh does not
+// hold, and returns the new count.
+func (n *node) changed() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.inv++
+	n.freshInv = 0
+	return n.inv
+}
+
+// changedIn records a change of the node named name in directory n (a
+// link, unlink or rename changes its link count or change time).
+func (n *node) changedIn(name string) {
+	if c := n.GetChild(name); c != nil {
+		if cn, ok := c.Operations().(*node); ok {
+			cn.changed()
+		}
+	}
+}
+
+// learned keeps a, the file's attributes after this mount's last write,
+// when nothing changed the file since (inv is what changed returned for
+// that write).
+func (n *node) learned(a fop.Attr, inv uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	// With another handle open, its writes may still be on their way.
+	if n.inv == inv && n.cache != nil && len(n.files) == 1 {
+		n.fresh, n.freshInv = a, inv+1 // never 0
+		n.inv++                        // freshInv names this state
+	}
+}
+
+// freshAttr returns the attributes learned at the last close, if nothing
+// changed the file since.
+func (n *node) freshAttr() (fop.Attr, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.freshInv == 0 || n.freshInv != n.inv {
+		return fop.Attr{}, false
+	}
+	return n.fresh, true
 }
 
 // remember keeps the attributes last seen, for fstat of a directory that
@@ -203,6 +258,10 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 			return errno(err)
 		}
 	}
+	if a, ok := n.freshAttr(); ok && f == nil {
+		fillAttr(&a, &out.Attr)
+		return 0
+	}
 	p, e := n.path()
 	if e != 0 {
 		// Gone without an open handle to ask: a removed directory that a
@@ -228,6 +287,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	ctx = uninterrupted(ctx)
+	defer n.changed()
 	req := fop.SetattrReq{}
 	if m, ok := in.GetMode(); ok {
 		req.Valid |= fop.SetMode
@@ -383,6 +443,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno(err)
 	}
 	child := n.newChild(ctx, &r.Attr, out)
+	child.Operations().(*node).changed() // an existing file, truncated, say
 	if r.Attr.GFID == req.GFID {
 		// Made by this call (an O_CREAT of an existing name opens that
 		// file, GFID and all): it has no file capabilities, which the
@@ -397,6 +458,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	p, e := n.path()
 	if e != 0 {
 		return nil, 0, e
+	}
+	if flags&syscall.O_TRUNC != 0 {
+		defer n.changed()
 	}
 	r, err := n.vol.Open(ctx, p, flags)
 	if err != nil {
@@ -415,6 +479,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if e != 0 {
 		return e
 	}
+	defer n.changedIn(name)
 	return errno(n.vol.Unlink(uninterrupted(ctx), p))
 }
 
@@ -440,6 +505,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		return e
 	}
 	np.adding(newName)
+	// The moved file's change time changes, and the replaced one's (or,
+	// for an exchange, the other's) link count or change time.
+	defer n.changedIn(name)
+	defer np.changedIn(newName)
 	return errno(n.vol.Rename(uninterrupted(ctx), from, to, flags))
 }
 
@@ -458,6 +527,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 		return nil, e
 	}
 	n.adding(name)
+	defer t.changed() // its link count
 	a, err := n.vol.Link(ctx, from, to)
 	if err != nil {
 		return nil, errno(err)
@@ -711,6 +781,10 @@ type file struct {
 	n   *node
 	vol fop.Volume
 	h   uint64
+
+	// wrote is the node's change count (node.changed) at this handle's
+	// last write, 0 before any.
+	wrote atomic.Uint64
 }
 
 func newFile(n *node, h uint64) *file {
@@ -736,6 +810,7 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 }
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	f.wrote.Store(f.n.changed())
 	r, err := f.vol.Write(uninterrupted(ctx), f.h, off, data)
 	if err != nil {
 		return 0, errno(err)

@@ -114,6 +114,18 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 // and drops the closing process's POSIX locks on the file: closing any
 // descriptor of a file releases the locks the process holds on it.
 func (f *file) Flush(ctx context.Context) syscall.Errno {
+	if af, ok := f.vol.(fop.AttrFlusher); ok && f.n.cache != nil {
+		inv := f.wrote.Load()
+		a, known, err := af.FlushAttr(uninterrupted(ctx), f.h)
+		if err != nil {
+			f.unlockOnClose(ctx)
+			return errno(err)
+		}
+		if known && inv != 0 {
+			f.n.learned(a, inv)
+		}
+		return f.unlockOnClose(ctx)
+	}
 	if fl, ok := f.vol.(fop.Flusher); ok {
 		if err := fl.Flush(uninterrupted(ctx), f.h); err != nil {
 			f.unlockOnClose(ctx)

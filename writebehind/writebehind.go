@@ -43,6 +43,7 @@ var (
 	_ fop.FileAttrer  = (*Volume)(nil)
 	_ fop.Locker      = (*Volume)(nil)
 	_ fop.Flusher     = (*Volume)(nil)
+	_ fop.AttrFlusher = (*Volume)(nil)
 	_ fop.FileXattrer = (*Volume)(nil)
 )
 
@@ -67,6 +68,25 @@ type file struct {
 	inflight []span
 	bytes    int64
 	err      error // the first failed background write, reported once
+
+	// attr is the file's attributes after the writes done so far, the
+	// latest reply's (by change time, then size); attrOK is false until
+	// a write succeeds, and for good once the handle wrote in any way
+	// whose attributes it did not see (a failed or written-through write,
+	// a truncate through the handle).
+	attr   fop.Attr
+	attrOK bool
+	blind  bool
+}
+
+// wrote records a background write's reply.
+func (f *file) wrote(a fop.Attr, err error) {
+	switch {
+	case err != nil:
+		f.blind = true
+	case !f.attrOK || a.Ctime > f.attr.Ctime || (a.Ctime == f.attr.Ctime && a.Size > f.attr.Size):
+		f.attr, f.attrOK = a, true
+	}
 }
 
 func (f *file) overlaps(s span) bool {
@@ -150,6 +170,9 @@ func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (f
 			if err := f.drain(); err != nil {
 				return fop.WriteReply{}, err
 			}
+			f.mu.Lock()
+			f.blind = true
+			f.mu.Unlock()
 		}
 		return v.inner.Write(ctx, h, off, data)
 	}
@@ -185,6 +208,7 @@ func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (f
 		if err != nil && f.err == nil {
 			f.err = err
 		}
+		f.wrote(r.Attr, err)
 		f.cond.Broadcast()
 		f.mu.Unlock()
 	}()
@@ -213,6 +237,25 @@ func (v *Volume) Flush(ctx context.Context, h uint64) error {
 		return f.drain()
 	}
 	return nil
+}
+
+// FlushAttr is Flush, with the file's attributes after the handle's
+// writes when the layers below give final ones (fop.AttrFlusher).
+func (v *Volume) FlushAttr(ctx context.Context, h uint64) (fop.Attr, bool, error) {
+	f := v.file(h)
+	if f == nil {
+		return fop.Attr{}, false, nil
+	}
+	if err := f.drain(); err != nil {
+		return fop.Attr{}, false, err
+	}
+	w, final := v.inner.(fop.WriteAttrs)
+	if !final || !w.WriteAttrsFinal() {
+		return fop.Attr{}, false, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attr, f.attrOK && !f.blind, nil
 }
 
 func (v *Volume) Release(ctx context.Context, h uint64) error {

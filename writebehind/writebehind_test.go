@@ -144,3 +144,60 @@ func TestAppendWrittenThrough(t *testing.T) {
 		t.Fatalf("appended %q", got)
 	}
 }
+
+// noFinalAttrs hides the brick client's fop.WriteAttrs, as replicate
+// does not offer it.
+type noFinalAttrs struct{ fop.Volume }
+
+// FlushAttr gives, after the handle's writes land, the attributes a
+// getattr then returns; nothing before a write, after a written-through
+// write, or over a layer whose write replies are not final.
+func TestFlushAttrMatchesGetattr(t *testing.T) {
+	b, _, _ := realBrick(t)
+	v := New(b, 0)
+	h := create(t, v, "f", syscall.O_WRONLY)
+	if _, ok, err := v.FlushAttr(ctx, h); err != nil || ok {
+		t.Fatalf("flush before any write: ok %v, err %v", ok, err)
+	}
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	for off := int64(0); off < 4<<20; off += int64(len(data)) {
+		if _, err := v.Write(ctx, h, off, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, ok, err := v.FlushAttr(ctx, h)
+	if err != nil || !ok {
+		t.Fatalf("flush after writes: ok %v, err %v", ok, err)
+	}
+	g, err := v.Getattr(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != g {
+		t.Fatalf("attributes at flush %+v, getattr after %+v", a, g)
+	}
+	if a.Size != 4<<20 {
+		t.Fatalf("size %d after 4 MiB of writes", a.Size)
+	}
+	v.Release(ctx, h)
+
+	h = create(t, v, "append", syscall.O_WRONLY|syscall.O_APPEND)
+	if _, err := v.Write(ctx, h, 0, data[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := v.FlushAttr(ctx, h); err != nil || ok {
+		t.Fatalf("flush after a written-through write: ok %v, err %v", ok, err)
+	}
+	v.Release(ctx, h)
+
+	w := New(noFinalAttrs{b}, 0)
+	h = create(t, w, "g", syscall.O_WRONLY)
+	if _, err := w.Write(ctx, h, 0, data[:10]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := w.FlushAttr(ctx, h); err != nil || ok {
+		t.Fatalf("flush over a layer without final write attributes: ok %v, err %v", ok, err)
+	}
+	w.Release(ctx, h)
+}

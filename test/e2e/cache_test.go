@@ -223,6 +223,35 @@ func cacheCases(t *testing.T, a, b string) {
 	seen(t, "a create in a directory the other mount made, listed", func() error { return listed(filepath.Join(b, "mine"), "a-made", true) })
 	seen(t, "its own file still there", content2(filepath.Join(b, "mine", "b-made"), "b"))
 
+	// A file B wrote and closed: B answers its kernel's getattr with the
+	// attributes its writes' replies carried, until a change anywhere.
+	bw, aw := filepath.Join(b, "d", "b-wrote"), filepath.Join(a, "d", "b-wrote")
+	must(os.WriteFile(bw, []byte("written by b"), 0o644))
+	if st, err := stat(bw); err != nil || st.Size != 12 {
+		t.Fatalf("lstat after b's write: size %d, %v", st.Size, err)
+	}
+	seen(t, "a file the other mount wrote", content2(aw, "written by b"))
+	must(os.WriteFile(aw, []byte("rewritten by a, longer"), 0o644))
+	seen(t, "a rewrite of a file this mount wrote and closed", func() error {
+		st, err := stat(bw)
+		if err == nil && st.Size != 22 {
+			err = fmt.Errorf("size %d", st.Size)
+		}
+		return err
+	})
+	must(os.WriteFile(bw, []byte("b again"), 0o644))
+	if st, err := stat(bw); err != nil || st.Size != 7 {
+		t.Fatalf("lstat after b's second write: size %d, %v", st.Size, err)
+	}
+	must(os.Chmod(aw, 0o640))
+	seen(t, "a chmod of a file this mount wrote and closed", func() error {
+		st, err := stat(bw)
+		if err == nil && st.Mode&0o777 != 0o640 {
+			err = fmt.Errorf("mode %o", st.Mode&0o777)
+		}
+		return err
+	})
+
 	// Directories.
 	db := filepath.Join(b, "d", "sub")
 	if _, err := stat(db); !errors.Is(err, syscall.ENOENT) {
