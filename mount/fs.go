@@ -80,6 +80,30 @@ func (n *node) changed() uint64 {
 	return n.inv
 }
 
+// openDeferred makes on the bricks the deferred opens of the node named
+// name in directory n, before this mount removes or replaces the name:
+// a file open for reading stays readable once its last name is gone, as
+// on a local file system (the bricks keep what they hold open).
+func (n *node) openDeferred(ctx context.Context, name string) {
+	c := n.GetChild(name)
+	if c == nil {
+		return
+	}
+	cn, ok := c.Operations().(*node)
+	if !ok {
+		return
+	}
+	cn.mu.Lock()
+	var open []*file
+	for f := range cn.files {
+		open = append(open, f)
+	}
+	cn.mu.Unlock()
+	for _, f := range open {
+		f.handle(ctx)
+	}
+}
+
 // changedIn records a change of the node named name in directory n (a
 // link, unlink or rename changes its link count or change time).
 func (n *node) changedIn(name string) {
@@ -363,7 +387,11 @@ func (n *node) fileAttrer(f fs.FileHandle) (fop.FileAttrer, uint64, bool) {
 			return nil, 0, false
 		}
 	}
-	return fa, ff.h, true
+	h, e := ff.handle(context.Background())
+	if e != 0 {
+		return nil, 0, false
+	}
+	return fa, h, true
 }
 
 // createReq fills what every create carries: the caller as owner and a
@@ -462,6 +490,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if flags&syscall.O_TRUNC != 0 {
 		defer n.changed()
 	}
+	if n.cache != nil && flags&syscall.O_ACCMODE == syscall.O_RDONLY && flags&(syscall.O_TRUNC|syscall.O_CREAT) == 0 {
+		// Made when a read misses the page cache (file.handle): the kernel
+		// checked the permissions, and upcalls keep its pages right.
+		return deferredFile(n, flags), fuse.FOPEN_KEEP_CACHE, 0
+	}
 	r, err := n.vol.Open(ctx, p, flags)
 	if err != nil {
 		return nil, 0, errno(err)
@@ -480,6 +513,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return e
 	}
 	defer n.changedIn(name)
+	n.openDeferred(ctx, name)
 	return errno(n.vol.Unlink(uninterrupted(ctx), p))
 }
 
@@ -509,6 +543,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	// for an exchange, the other's) link count or change time.
 	defer n.changedIn(name)
 	defer np.changedIn(newName)
+	np.openDeferred(ctx, newName) // the name it replaces
 	return errno(n.vol.Rename(uninterrupted(ctx), from, to, flags))
 }
 
@@ -559,7 +594,11 @@ func (n *node) orphanXattrer(e syscall.Errno) (fop.FileXattrer, uint64, syscall.
 	if !ok || f == nil {
 		return nil, 0, e
 	}
-	return fx, f.h, 0
+	h, e2 := f.handle(context.Background())
+	if e2 != 0 {
+		return nil, 0, e2
+	}
+	return fx, h, 0
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
@@ -780,17 +819,64 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 type file struct {
 	n   *node
 	vol fop.Volume
-	h   uint64
 
 	// wrote is the node's change count (node.changed) at this handle's
 	// last write, 0 before any.
 	wrote atomic.Uint64
+
+	// h is the volume's handle. A read-only open is made on the bricks
+	// only when a call needs the handle (open-behind, as GlusterFS's): a
+	// file whose pages the kernel keeps is read without asking them.
+	// deferred holds the open's flags until then; mu guards h, deferred
+	// and opened.
+	mu       sync.Mutex
+	h        uint64
+	deferred bool
+	flags    uint32
+	opened   bool
 }
 
 func newFile(n *node, h uint64) *file {
-	f := &file{n: n, vol: n.vol, h: h}
+	f := &file{n: n, vol: n.vol, h: h, opened: true}
 	n.addFile(f)
 	return f
+}
+
+// deferredFile is a read-only open of n not yet made on the bricks.
+func deferredFile(n *node, flags uint32) *file {
+	f := &file{n: n, vol: n.vol, deferred: true, flags: flags}
+	n.addFile(f)
+	return f
+}
+
+// handle returns the volume's handle, opening the file on the bricks
+// first for a deferred open (at the node's current path: a rename since
+// is followed; a file removed since is ESTALE, or ENOENT from the
+// bricks, where a local file system would still read it).
+func (f *file) handle(ctx context.Context) (uint64, syscall.Errno) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.opened {
+		return f.h, 0
+	}
+	p, e := f.n.path()
+	if e != 0 {
+		return 0, e
+	}
+	r, err := f.vol.Open(uninterrupted(ctx), p, f.flags)
+	if err != nil {
+		return 0, errno(err)
+	}
+	f.h, f.opened = r.Handle, true
+	return f.h, 0
+}
+
+// openedHandle returns the volume's handle if the bricks hold the file
+// open for f (a deferred open may never have been made).
+func (f *file) openedHandle() (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.h, f.opened
 }
 
 var (
@@ -802,7 +888,11 @@ var (
 )
 
 func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	b, err := f.vol.Read(uninterrupted(ctx), f.h, off, uint32(len(dest)))
+	h, e := f.handle(ctx)
+	if e != 0 {
+		return nil, e
+	}
+	b, err := f.vol.Read(uninterrupted(ctx), h, off, uint32(len(dest)))
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -811,7 +901,11 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	f.wrote.Store(f.n.changed())
-	r, err := f.vol.Write(uninterrupted(ctx), f.h, off, data)
+	h, e := f.handle(ctx)
+	if e != 0 {
+		return 0, e
+	}
+	r, err := f.vol.Write(uninterrupted(ctx), h, off, data)
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -819,10 +913,18 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 }
 
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return errno(f.vol.Fsync(uninterrupted(ctx), f.h, flags&1 != 0))
+	h, e := f.handle(ctx)
+	if e != 0 {
+		return e
+	}
+	return errno(f.vol.Fsync(uninterrupted(ctx), h, flags&1 != 0))
 }
 
 func (f *file) Release(ctx context.Context) syscall.Errno {
 	f.n.dropFile(f)
-	return errno(f.vol.Release(uninterrupted(ctx), f.h))
+	h, opened := f.openedHandle()
+	if !opened {
+		return 0 // a deferred open never made
+	}
+	return errno(f.vol.Release(uninterrupted(ctx), h))
 }

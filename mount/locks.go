@@ -59,7 +59,11 @@ func (f *file) Getlk(ctx context.Context, owner uint64, lk *fuse.FileLock, flags
 		return e
 	}
 	in := toLk(lk)
-	got, err := l.Getlk(uninterrupted(ctx), f.h, owner, &in, lkFlags(flags))
+	h, e := f.handle(ctx)
+	if e != 0 {
+		return e
+	}
+	got, err := l.Getlk(uninterrupted(ctx), h, owner, &in, lkFlags(flags))
 	if err != nil {
 		return errno(err)
 	}
@@ -79,7 +83,11 @@ func (f *file) Setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, flags
 	if in.Type != fop.LockUnlock {
 		f.n.locked.Store(true)
 	}
-	return errno(l.Setlk(uninterrupted(ctx), f.h, owner, &in, lkFlags(flags)))
+	h, e := f.handle(ctx)
+	if e != 0 {
+		return e
+	}
+	return errno(l.Setlk(uninterrupted(ctx), h, owner, &in, lkFlags(flags)))
 }
 
 // Setlkw waits for a lock by asking again, ever less often, until it is
@@ -97,7 +105,11 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 	}
 	delay := time.Millisecond
 	for {
-		err := l.Setlk(uninterrupted(ctx), f.h, owner, &in, lkFlags(flags))
+		h, e := f.handle(ctx)
+		if e != 0 {
+			return e
+		}
+		err := l.Setlk(uninterrupted(ctx), h, owner, &in, lkFlags(flags))
 		if !errors.Is(err, syscall.EAGAIN) {
 			return errno(err)
 		}
@@ -114,9 +126,13 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 // and drops the closing process's POSIX locks on the file: closing any
 // descriptor of a file releases the locks the process holds on it.
 func (f *file) Flush(ctx context.Context) syscall.Errno {
+	h, opened := f.openedHandle()
+	if !opened {
+		return f.unlockOnClose(ctx) // a deferred open never made: nothing written
+	}
 	if af, ok := f.vol.(fop.AttrFlusher); ok && f.n.cache != nil {
 		inv := f.wrote.Load()
-		a, known, err := af.FlushAttr(uninterrupted(ctx), f.h)
+		a, known, err := af.FlushAttr(uninterrupted(ctx), h)
 		if err != nil {
 			f.unlockOnClose(ctx)
 			return errno(err)
@@ -127,7 +143,7 @@ func (f *file) Flush(ctx context.Context) syscall.Errno {
 		return f.unlockOnClose(ctx)
 	}
 	if fl, ok := f.vol.(fop.Flusher); ok {
-		if err := fl.Flush(uninterrupted(ctx), f.h); err != nil {
+		if err := fl.Flush(uninterrupted(ctx), h); err != nil {
 			f.unlockOnClose(ctx)
 			return errno(err)
 		}
@@ -151,8 +167,12 @@ func (f *file) unlockOnClose(ctx context.Context) syscall.Errno {
 	if !ok {
 		return 0
 	}
+	h, e := f.handle(ctx)
+	if e != 0 {
+		return 0
+	}
 	lk := fop.Lk{Start: 0, End: fop.LkEOF, Type: fop.LockUnlock, Pid: pid}
-	return errno(l.Setlk(uninterrupted(ctx), f.h, 0, &lk, fop.LkPid))
+	return errno(l.Setlk(uninterrupted(ctx), h, 0, &lk, fop.LkPid))
 }
 
 // tgid returns the process of thread tid (the kernel names the thread

@@ -11,11 +11,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cais-platform/cais/test/clustertest"
 )
@@ -251,6 +254,25 @@ func cacheCases(t *testing.T, a, b string) {
 		}
 		return err
 	})
+
+	// A read-only open is made on the bricks only when a read misses the
+	// page cache; a file open for reading and then removed through the
+	// same mount still reads back, as on a local file system.
+	pr := filepath.Join(a, "d", "read-then-removed")
+	must(os.WriteFile(pr, []byte("still here"), 0o644))
+	rf, err := os.Open(pr)
+	must(err)
+	must(os.Remove(pr))
+	must(unix.Fadvise(int(rf.Fd()), 0, 0, unix.FADV_DONTNEED)) // the read goes to the bricks
+	got := make([]byte, 32)
+	n, err := rf.ReadAt(got, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatalf("read of an open file removed since: %v", err)
+	}
+	if string(got[:n]) != "still here" {
+		t.Fatalf("read %q from an open file removed since", got[:n])
+	}
+	must(rf.Close())
 
 	// Directories.
 	db := filepath.Join(b, "d", "sub")
