@@ -31,6 +31,7 @@ package brick
 // tmpfs give offsets that stay valid while the directory changes.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -1500,6 +1501,8 @@ func (s *session) readdir(req *fop.ReaddirReq) (fop.Message, error) {
 	bp := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(bp)
 	buf := *bp
+	var xbufArr [4096]byte // an entry's extended attribute names
+	xbuf := xbufArr[:]
 	rep := &fop.ReaddirReply{}
 	size := 0
 	for len(rep.Entries) < max && size < readdirBudget {
@@ -1538,8 +1541,40 @@ func (s *session) readdir(req *fop.ReaddirReq) (fop.Message, error) {
 				return nil, err
 			}
 			el := loc{dir: fd, name: ename}
-			en := fop.Dirent{Name: ename, Cookie: cookie, Attr: toAttr(&st, el.readGFID())}
-			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			en := fop.Dirent{Name: ename, Cookie: cookie}
+			// One listing of the entry's extended attribute names tells
+			// which are there: the GFID and a pointer entry's target are read
+			// only when they are, and the mount learns which of ls -l's
+			// attributes the entry has.
+			names, lerr := el.listxattr(xbuf)
+			hasGFID, hasLinkTo := true, st.Mode&unix.S_IFMT != unix.S_IFDIR
+			if lerr == nil {
+				var has [len(fop.ListingXattrs)]bool
+				hasGFID, hasLinkTo = false, false
+				for _, x := range bytes.Split(xbuf[:names], []byte{0}) {
+					switch string(x) {
+					case fop.GFIDXattr:
+						hasGFID = true
+					case linkToXattr:
+						hasLinkTo = st.Mode&unix.S_IFMT != unix.S_IFDIR
+					}
+					for i, n := range fop.ListingXattrs {
+						has[i] = has[i] || string(x) == n
+					}
+				}
+				en.Xattrs = fop.XattrsKnown
+				for i := range has {
+					if has[i] {
+						en.Xattrs |= 1 << i
+					}
+				}
+			}
+			var gfid fop.GFID
+			if hasGFID {
+				gfid = el.readGFID()
+			}
+			en.Attr = toAttr(&st, gfid)
+			if hasLinkTo {
 				v, err := optionalXattr(func(b []byte) (int, error) { return el.getxattr(linkToXattr, b) })
 				if err == nil {
 					en.LinkTo = string(v)

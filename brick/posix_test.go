@@ -660,6 +660,27 @@ func TestPosixReaddir(t *testing.T) {
 	if e := got["d"]; e.Attr.Mode&unix.S_IFMT != unix.S_IFDIR {
 		t.Fatalf("d %+v", e)
 	}
+	// Which of ls -l's extended attributes each entry has.
+	for name, x := range map[string]uint8{"f": fop.XattrsKnown, "raw": fop.XattrsKnown, "ptr": fop.XattrsKnown} {
+		if got[name].Xattrs != x {
+			t.Fatalf("%s: xattr flags %08b, want %08b", name, got[name].Xattrs, x)
+		}
+	}
+	labelled := unix.Setxattr(filepath.Join(b.dir, "f"), fop.ListingXattrs[0], []byte("label"), 0) == nil
+	if !labelled {
+		t.Logf("this file system takes no %s", fop.ListingXattrs[0])
+	}
+	for _, e := range b.readdirAll("", 0) {
+		if !labelled {
+			break
+		}
+		if e.Name == "f" && e.Xattrs != fop.XattrsKnown|1 {
+			t.Fatalf("f with %s: xattr flags %08b", fop.ListingXattrs[0], e.Xattrs)
+		}
+		if e.Name == "f" && e.Attr.GFID != gf {
+			t.Fatalf("f with %s: GFID %v", fop.ListingXattrs[0], e.Attr.GFID)
+		}
+	}
 	// .cais is hidden only at the root.
 	b.must(fop.OpMkdir, &fop.CreateReq{Path: "d/.cais", Mode: 0o755, GFID: fop.NewGFID()}, nil)
 	if ents := b.readdirAll("d", 1); len(ents) != 1 || ents[0].Name != ".cais" {

@@ -63,6 +63,8 @@ func MountHelperArgs(args []string) []string {
 				switch k {
 				case "ro":
 					flags = append(flags, "--ro")
+				case "acl", "selinux":
+					flags = append(flags, "--"+k)
 				case "log-file":
 					flags = append(flags, "--log-file", v)
 				case "backup-volfile-servers":

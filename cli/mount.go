@@ -33,6 +33,7 @@ import (
 
 func (a *app) mountCmd() *cobra.Command {
 	var foreground, readOnly bool
+	var opts mount.Options
 	var logFile string
 	var backups []string
 	cmd := &cobra.Command{
@@ -61,13 +62,15 @@ func (a *app) mountCmd() *cobra.Command {
 				return &ExitError{Code: 1}
 			}
 			if !foreground {
-				return a.mountBackground(args, mnt, readOnly, logFile, backups)
+				return a.mountBackground(args, mnt, readOnly, opts, logFile, backups)
 			}
-			return a.serveMount(host, vol, spec, mnt, readOnly, logFile, backups)
+			return a.serveMount(host, vol, spec, mnt, readOnly, opts, logFile, backups)
 		},
 	}
 	cmd.Flags().BoolVarP(&foreground, "foreground", "f", false, "stay in the foreground")
 	cmd.Flags().BoolVar(&readOnly, "ro", false, "mount read-only")
+	cmd.Flags().BoolVar(&opts.ACL, "acl", false, "support POSIX ACLs (setfacl, getfacl), as gluster's acl option; the kernel checks the mode bits only")
+	cmd.Flags().BoolVar(&opts.SELinux, "selinux", false, "support SELinux labels (security.selinux), as gluster's selinux option")
 	cmd.Flags().StringVar(&logFile, "log-file", "", "log of the mount process (default /var/log/cais/mnt-<mountpoint>.log)")
 	cmd.Flags().StringSliceVar(&backups, "backup-volfile-servers", nil, "servers to ask for the volume when HOST cannot be reached (gluster's option; HOST1:HOST2 in mount -o)")
 	return cmd
@@ -75,7 +78,7 @@ func (a *app) mountCmd() *cobra.Command {
 
 // mountBackground starts the mount process on its own and waits until the
 // mount is there, as mount(8) expects of a helper.
-func (a *app) mountBackground(args []string, mnt string, readOnly bool, logFile string, backups []string) error {
+func (a *app) mountBackground(args []string, mnt string, readOnly bool, opts mount.Options, logFile string, backups []string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return a.fail("mount", err)
@@ -86,6 +89,12 @@ func (a *app) mountBackground(args []string, mnt string, readOnly bool, logFile 
 	}
 	if readOnly {
 		argv = append(argv, "--ro")
+	}
+	if opts.ACL {
+		argv = append(argv, "--acl")
+	}
+	if opts.SELinux {
+		argv = append(argv, "--selinux")
 	}
 	if logFile != "" {
 		argv = append(argv, "--log-file", logFile)
@@ -147,7 +156,7 @@ func isMounted(mnt string) bool {
 
 // serveMount connects to the volume's bricks and serves the FUSE mount
 // until it is unmounted.
-func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile string, backups []string) error {
+func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts mount.Options, logFile string, backups []string) error {
 	if logFile == "" {
 		logFile = "/var/log/cais/mnt-" + strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-") + ".log"
 	}
@@ -241,7 +250,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, logFile
 	}
 	defer g.Close()
 	go a.followBricks(ctx, volName, g, pool, tlsCfg, log)
-	root := cache.Root(g.Root)
+	root := cache.Root(g.Root, mopts)
 	opts := &fs.Options{
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,

@@ -342,6 +342,11 @@ type Dirent struct {
 	Cookie uint64
 	Attr   Attr
 	LinkTo string
+	// Xattrs says which of ListingXattrs the entry has (bit i for the
+	// i-th), when XattrsKnown is set: ls -l asks for them on every entry,
+	// and a mount answers from this without a round trip each. Sent after
+	// the entries, and absent from an older brick's reply.
+	Xattrs uint8
 	// Sub is set by layers over several subvolumes (not on the wire): with
 	// Cookie it is the position after this entry.
 	Sub uint32
@@ -357,6 +362,14 @@ type Pos struct {
 
 // Pos returns the position after the entry.
 func (d Dirent) Pos() Pos { return Pos{Sub: d.Sub, Cookie: d.Cookie} }
+
+// ListingXattrs are the extended attributes ls -l reads on every entry
+// it lists (SELinux label, ACLs) and the kernel on every write (file
+// capabilities), whose presence a listing reports (Dirent.Xattrs).
+var ListingXattrs = [...]string{"security.selinux", "system.posix_acl_access", "system.posix_acl_default", "security.capability"}
+
+// XattrsKnown marks a Dirent.Xattrs the brick filled.
+const XattrsKnown = 1 << 7
 
 // ReaddirReply is a batch of entries.
 type ReaddirReply struct {
@@ -374,6 +387,17 @@ func (m *ReaddirReply) Encode(e *Encoder) {
 		e.String(en.LinkTo)
 	}
 	e.Bool(m.EOF)
+	known := false
+	for i := range m.Entries {
+		known = known || m.Entries[i].Xattrs&XattrsKnown != 0
+	}
+	if known {
+		flags := make([]byte, len(m.Entries))
+		for i := range m.Entries {
+			flags[i] = m.Entries[i].Xattrs
+		}
+		e.Bytes32(flags)
+	}
 }
 
 func (m *ReaddirReply) Decode(d *Decoder) {
@@ -396,6 +420,18 @@ func (m *ReaddirReply) Decode(d *Decoder) {
 		m.Entries = append(m.Entries, en)
 	}
 	m.EOF = d.Bool()
+	if d.err == nil && len(d.b) > 0 {
+		flags := d.Bytes32()
+		if len(flags) != len(m.Entries) {
+			if d.err == nil {
+				d.err = ErrDecode
+			}
+			return
+		}
+		for i := range m.Entries {
+			m.Entries[i].Xattrs = flags[i]
+		}
+	}
 }
 
 // attrSize is the encoded size of an Attr.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -153,4 +154,35 @@ func FuzzDecodeChangelog(f *testing.F) {
 			t.Fatalf("re-encoded %x, input %x", got, b)
 		}
 	})
+}
+
+// A listing's extended attribute flags follow its entries: a reply
+// without them (an older brick's) decodes with none known, and flags that
+// do not match the entries are refused.
+func TestReaddirReplyXattrs(t *testing.T) {
+	a := Attr{Ino: 5, Mode: 0o100644}
+	m := &ReaddirReply{Entries: []Dirent{
+		{Name: "a", Cookie: 1, Attr: a, Xattrs: XattrsKnown},
+		{Name: "b", Cookie: 2, Attr: a, Xattrs: XattrsKnown | 1<<1},
+	}, EOF: true}
+	b := Marshal(m)
+	var got ReaddirReply
+	if err := Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&got, m) {
+		t.Fatalf("got %+v, want %+v", got, m)
+	}
+	old := Marshal(&ReaddirReply{Entries: []Dirent{{Name: "a", Cookie: 1, Attr: a}, {Name: "b", Cookie: 2, Attr: a}}, EOF: true})
+	if !bytes.HasPrefix(b, old) {
+		t.Fatal("the flags are not a suffix")
+	}
+	got = ReaddirReply{}
+	if err := Unmarshal(old, &got); err != nil || got.Entries[1].Xattrs != 0 {
+		t.Fatalf("reply without flags: %v, %+v", err, got)
+	}
+	bad := append(slices.Clone(old), 0, 0, 0, 1, XattrsKnown) // one flag for two entries
+	if err := Unmarshal(bad, &ReaddirReply{}); !errors.Is(err, ErrDecode) {
+		t.Fatalf("flags for the wrong number of entries: %v", err)
+	}
 }

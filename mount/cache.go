@@ -48,8 +48,8 @@ func NewCache() *Cache {
 }
 
 // Root returns the root node of a volume's file system, kept by c.
-func (c *Cache) Root(vol fop.Volume) fs.InodeEmbedder {
-	n := &node{vol: vol, cache: c}
+func (c *Cache) Root(vol fop.Volume, o Options) fs.InodeEmbedder {
+	n := &node{vol: vol, cache: c, opts: &o}
 	c.mu.Lock()
 	c.root = n
 	c.mu.Unlock()
@@ -174,6 +174,20 @@ func (n *node) absent(name string) {
 	}
 	if len(n.noXattr) < 16 {
 		n.noXattr[name] = struct{}{}
+	}
+}
+
+// listed records which of fop.ListingXattrs a listing said the file
+// lacks (fop.Dirent.Xattrs): ls -l then reads none of them from the
+// bricks.
+func (n *node) listed(x uint8) {
+	if x&fop.XattrsKnown == 0 {
+		return
+	}
+	for i, name := range fop.ListingXattrs {
+		if x&(1<<i) == 0 {
+			n.absent(name)
+		}
 	}
 }
 

@@ -19,6 +19,7 @@
 package mount
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path"
@@ -38,6 +39,7 @@ type node struct {
 	fs.Inode
 	vol   fop.Volume
 	cache *Cache // nil when the mount takes no upcalls
+	opts  *Options
 
 	mu    sync.Mutex
 	files map[*file]struct{} // open handles, by Create and Open
@@ -146,8 +148,51 @@ func (n *node) remember(a *fop.Attr) {
 	n.mu.Unlock()
 }
 
+// Options are a mount's choices (mount -o).
+type Options struct {
+	// ACL passes POSIX ACLs (system.posix_acl_access and _default) to the
+	// bricks, as GlusterFS's acl mount option: setfacl and getfacl work.
+	// The kernel checks permissions against the mode bits only. Without
+	// it, as on a GlusterFS mount without acl, they are not supported
+	// (EOPNOTSUPP), and ls -l stops asking for them after one file.
+	ACL bool
+	// SELinux passes security.selinux labels to the bricks, as
+	// GlusterFS's selinux mount option; without it they are not
+	// supported.
+	SELinux bool
+}
+
+// unsupported answers EOPNOTSUPP for an extended attribute the options
+// leave out.
+func (o *Options) unsupported(name string) bool {
+	switch name {
+	case "system.posix_acl_access", "system.posix_acl_default":
+		return !o.ACL
+	case "security.selinux":
+		return !o.SELinux
+	}
+	return false
+}
+
+// filterList drops from a listxattr answer (NUL-terminated names) the
+// names the options leave out.
+func (o *Options) filterList(v []byte) []byte {
+	out := v[:0:0]
+	for len(v) > 0 {
+		i := bytes.IndexByte(v, 0)
+		if i < 0 {
+			return append(out, v...) // unterminated: as it came
+		}
+		if !o.unsupported(string(v[:i])) {
+			out = append(out, v[:i+1]...)
+		}
+		v = v[i+1:]
+	}
+	return out
+}
+
 // Root returns the root node of a volume's file system.
-func Root(vol fop.Volume) fs.InodeEmbedder { return &node{vol: vol} }
+func Root(vol fop.Volume, o Options) fs.InodeEmbedder { return &node{vol: vol, opts: &o} }
 
 var (
 	_ fs.NodeLookuper       = (*node)(nil)
@@ -247,7 +292,7 @@ func split(ns int64) (uint64, uint32) {
 
 func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *fs.Inode {
 	fillAttr(a, &out.Attr)
-	in := n.NewInode(ctx, &node{vol: n.vol, cache: n.cache, last: *a}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
+	in := n.NewInode(ctx, &node{vol: n.vol, cache: n.cache, opts: n.opts, last: *a}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
 	n.cache.remember(in.Operations().(*node), a.Ino)
 	return in
 }
@@ -605,6 +650,9 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	ctx = uninterrupted(ctx)
 	var v []byte
 	var err error
+	if n.opts.unsupported(attr) {
+		return 0, syscall.EOPNOTSUPP
+	}
 	if n.knownAbsent(attr) {
 		return 0, syscall.ENODATA
 	}
@@ -631,6 +679,9 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	ctx = uninterrupted(ctx)
+	if n.opts.unsupported(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	defer n.forgetXattrs()
 	p, e := n.path()
 	if e == 0 {
@@ -645,6 +696,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	ctx = uninterrupted(ctx)
+	if n.opts.unsupported(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	defer n.forgetXattrs()
 	p, e := n.path()
 	if e == 0 {
@@ -673,6 +727,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	if err != nil {
 		return 0, errno(err)
 	}
+	v = n.opts.filterList(v)
 	if len(dest) < len(v) {
 		return uint32(len(v)), syscall.ERANGE
 	}
@@ -808,11 +863,16 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if name != d.last.Name || d.last.Attr.Mode&syscall.S_IFMT == syscall.S_IFDIR || d.last.Attr.Ino == 0 {
 		return d.n.Lookup(ctx, name, out)
 	}
-	if c := d.n.GetChild(name); c != nil && c.StableAttr().Ino == d.last.Attr.Ino {
+	c := d.n.GetChild(name)
+	if c != nil && c.StableAttr().Ino == d.last.Attr.Ino {
 		fillAttr(&d.last.Attr, &out.Attr)
-		return c, 0
+	} else {
+		c = d.n.newChild(ctx, &d.last.Attr, out)
 	}
-	return d.n.newChild(ctx, &d.last.Attr, out), 0
+	if cn, ok := c.Operations().(*node); ok {
+		cn.listed(d.last.Xattrs)
+	}
+	return c, 0
 }
 
 // file is an open file.

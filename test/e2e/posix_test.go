@@ -14,6 +14,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -53,7 +54,7 @@ func (f *posixFS) other(p string) string {
 
 // mountPublic mounts HOST:/VOL on a mount point every user can reach (a
 // test's scratch directory is root's alone) and unmounts it at the end.
-func mountPublic(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, vol, name string) string {
+func mountPublic(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, vol, name string, opts ...string) string {
 	t.Helper()
 	base, err := os.MkdirTemp("", "cais-posix-"+name)
 	if err != nil {
@@ -66,7 +67,7 @@ func mountPublic(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, vol,
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	n.MustCLI("mount", "--log-file", filepath.Join(c.Dir(), "mount-"+name+".log"), n.Addr+":/"+vol, mnt)
+	n.MustCLI(append(append([]string{"mount", "--log-file", filepath.Join(c.Dir(), "mount-"+name+".log")}, opts...), n.Addr+":/"+vol, mnt)...)
 	t.Cleanup(func() {
 		for i := 0; i < 50; i++ {
 			if err := syscall.Unmount(mnt, 0); err == nil || err == syscall.EINVAL || err == syscall.ENOENT {
@@ -1710,5 +1711,64 @@ func testBigDir(t *testing.T, f *posixFS) {
 	again, err := fh.Readdirnames(3000)
 	if err != nil || strings.Join(again, ",") != strings.Join(first, ",") {
 		t.Errorf("after rewinddir: %d names, %v, same %v", len(again), err, strings.Join(again, ",") == strings.Join(first, ","))
+	}
+}
+
+// Without -o acl and -o selinux, as on a GlusterFS mount without them,
+// POSIX ACLs and SELinux labels are not supported (EOPNOTSUPP, and not
+// listed): ls -l then asks for them once per file system, not once per
+// file. With the options they are kept on the bricks and read back.
+func TestMountACLOption(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	c := clustertest.New(t)
+	n := c.Pool(1)[0]
+	n.MustCLI("volume", "create", "aclvol", n.Brick("acl1"))
+	n.MustCLI("volume", "start", "aclvol")
+	plain := mountPublic(t, c, n, "aclvol", "acl-plain")
+	withACL := mountPublic(t, c, n, "aclvol", "acl-on", "--acl", "--selinux")
+	if err := os.WriteFile(filepath.Join(plain, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// user::rw- user:1000:r-- group::r-- mask::r-- other::r-- in the
+	// kernel's xattr form: version 2, then (tag, perm, id) entries.
+	acl := []byte{2, 0, 0, 0}
+	for _, e := range []struct {
+		tag, perm uint16
+		id        uint32
+	}{{1, 6, 0xffffffff}, {2, 4, 1000}, {4, 4, 0xffffffff}, {0x10, 4, 0xffffffff}, {0x20, 4, 0xffffffff}} {
+		acl = binary.LittleEndian.AppendUint16(acl, e.tag)
+		acl = binary.LittleEndian.AppendUint16(acl, e.perm)
+		acl = binary.LittleEndian.AppendUint32(acl, e.id)
+	}
+	const name = "system.posix_acl_access"
+	pf, af := filepath.Join(plain, "f"), filepath.Join(withACL, "f")
+	if err := syscall.Setxattr(pf, name, acl, 0); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Fatalf("setting an ACL without -o acl: %v, want EOPNOTSUPP", err)
+	}
+	buf := make([]byte, 256)
+	if _, err := syscall.Getxattr(pf, "security.selinux", buf); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Fatalf("reading a label without -o selinux: %v, want EOPNOTSUPP", err)
+	}
+	if err := syscall.Setxattr(af, name, acl, 0); err != nil {
+		t.Fatalf("setting an ACL with -o acl: %v", err)
+	}
+	sz, err := syscall.Getxattr(af, name, buf)
+	if err != nil || !bytes.Equal(buf[:sz], acl) {
+		t.Fatalf("ACL read back with -o acl: %v, %x, want %x", err, buf[:sz], acl)
+	}
+	list := func(p string) string {
+		sz, err := syscall.Listxattr(p, buf)
+		if err != nil {
+			t.Fatalf("listxattr %s: %v", p, err)
+		}
+		return string(buf[:sz])
+	}
+	if l := list(af); !strings.Contains(l, name) {
+		t.Fatalf("listxattr with -o acl: %q, want %s", l, name)
+	}
+	if l := list(pf); strings.Contains(l, name) {
+		t.Fatalf("listxattr without -o acl: %q lists %s", l, name)
 	}
 }
