@@ -46,6 +46,10 @@ type shared struct {
 	clientLocks clientLocks // fcntl and flock locks of clients (locks.go)
 
 	upcalls upcallers // connections taking cache invalidation events (upcall.go)
+
+	// readBufs keeps read replies' buffers (maxRead bytes) for the next
+	// reads (session.readBuf).
+	readBufs sync.Pool
 }
 
 type inodeLock struct {

@@ -1366,7 +1366,7 @@ func (s *session) read(req *fop.ReadReq) ([]byte, error) {
 	}
 	var data []byte
 	err := s.use(req.Handle, func(h *handle) error {
-		buf := make([]byte, min(req.Size, maxRead))
+		buf := s.readBuf(min(int(req.Size), maxRead))
 		n := 0
 		for n < len(buf) {
 			m, err := unix.Pread(h.fd, buf[n:], req.Offset+int64(n))
@@ -1388,6 +1388,29 @@ func (s *session) read(req *fop.ReadReq) ([]byte, error) {
 		return nil
 	})
 	return data, err
+}
+
+// readBuf returns a buffer of n bytes for a read's reply. Big ones come
+// from the brick's pool: a buffer the brick copies a file's pages into
+// again is in memory already, where a new one is zeroed and then faulted
+// in page by page, which on a virtual machine costs more than the copy.
+func (s *session) readBuf(n int) []byte {
+	if n < 64<<10 {
+		return make([]byte, n)
+	}
+	if bp, ok := s.sh.readBufs.Get().(*[]byte); ok {
+		return (*bp)[:n]
+	}
+	return make([]byte, n, maxRead)
+}
+
+// ReleaseReply takes a read reply's buffer back once the reply is sent
+// (rpc.ReplyReleaser).
+func (s *session) ReleaseReply(op uint16, reply []byte) {
+	if op == fop.OpRead && cap(reply) == maxRead {
+		b := reply[:maxRead]
+		s.sh.readBufs.Put(&b)
+	}
 }
 
 func (s *session) write(req *fop.WriteReq) (fop.Message, error) {

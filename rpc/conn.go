@@ -31,6 +31,13 @@ type Session interface {
 	Close()
 }
 
+// ReplyReleaser is implemented by sessions whose replies may come from a
+// pool: ReleaseReply gets each reply of op back once it is written (or
+// was not to be), and may reuse its memory.
+type ReplyReleaser interface {
+	ReleaseReply(op uint16, reply []byte)
+}
+
 type handlerSession Handler
 
 func (h handlerSession) Handle(ctx context.Context, op uint16, payload []byte) (syscall.Errno, []byte) {
@@ -147,6 +154,9 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 			if err != nil {
 				reply = nil
 				hdr, _ = AppendHeader(hdr[:0], Frame{Kind: KindReply, Op: f.Op, Status: uint32(syscall.EIO), XID: f.XID}, 0)
+			}
+			if rr, ok := h.(ReplyReleaser); ok && reply != nil {
+				defer rr.ReleaseReply(f.Op, reply) // after the unlock below
 			}
 			wmu.Lock()
 			defer wmu.Unlock()

@@ -89,3 +89,47 @@ func TestServeSessionsStopClosesConnections(t *testing.T) {
 		t.Fatal("a call after the stop was served")
 	}
 }
+
+// releasingSession answers every call with its payload and records the
+// replies given back to it.
+type releasingSession struct {
+	released chan []byte
+}
+
+func (s *releasingSession) Handle(_ context.Context, _ uint16, payload []byte) (syscall.Errno, []byte) {
+	return 0, append([]byte(nil), payload...)
+}
+func (s *releasingSession) Close() {}
+func (s *releasingSession) ReleaseReply(op uint16, reply []byte) {
+	s.released <- reply
+}
+
+// A session that pools its replies gets each one back once it is sent.
+func TestReplyReleased(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &releasingSession{released: make(chan []byte, 1)}
+	go rpc.ServeSessions(ctx, slog.New(slog.DiscardHandler), ln, func(net.Conn) rpc.Session { return s })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := rpc.NewClient(c)
+	defer cl.Close()
+	got, err := cl.Call(ctx, 7, []byte("pooled reply"))
+	if err != nil || string(got) != "pooled reply" {
+		t.Fatalf("call: %q, %v", got, err)
+	}
+	select {
+	case r := <-s.released:
+		if string(r) != "pooled reply" {
+			t.Fatalf("released %q", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reply was not given back")
+	}
+}
