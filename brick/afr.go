@@ -48,8 +48,10 @@ type shared struct {
 	upcalls upcallers // connections taking cache invalidation events (upcall.go)
 
 	// readBufs keeps read replies' buffers (maxRead bytes) for the next
-	// reads (session.readBuf).
-	readBufs sync.Pool
+	// reads (session.readBuf), frameBufs write calls' frames
+	// (session.FrameBuf).
+	readBufs  sync.Pool
+	frameBufs sync.Pool
 }
 
 type inodeLock struct {

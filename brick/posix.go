@@ -1413,6 +1413,31 @@ func (s *session) ReleaseReply(op uint16, reply []byte) {
 	}
 }
 
+// frameBufCap is the size of the pooled frame buffers: a write of the
+// mount's largest (1 MiB), with its header and request fields.
+const frameBufCap = 1<<20 + 4096
+
+// FrameBuf lends the connection's reader a buffer for a big call frame
+// (rpc.PayloadPool).
+func (s *session) FrameBuf(n int) []byte {
+	if n > frameBufCap {
+		return make([]byte, n)
+	}
+	if bp, ok := s.sh.frameBufs.Get().(*[]byte); ok {
+		return (*bp)[:n]
+	}
+	return make([]byte, n, frameBufCap)
+}
+
+// ReleasePayload takes a frame back once its call is answered: a write's,
+// whose data went to the file and nowhere else.
+func (s *session) ReleasePayload(op uint16, frame []byte) {
+	if op == fop.OpWrite && cap(frame) == frameBufCap {
+		b := frame[:frameBufCap]
+		s.sh.frameBufs.Put(&b)
+	}
+}
+
 func (s *session) write(req *fop.WriteReq) (fop.Message, error) {
 	if req.Offset < 0 {
 		return nil, unix.EINVAL

@@ -31,6 +31,16 @@ type Session interface {
 	Close()
 }
 
+// PayloadPool is implemented by sessions that lend the server the
+// buffers of big call frames (over 64 KiB, a write's): FrameBuf gives one
+// of n bytes, and ReleasePayload gets it back, holding the frame of a
+// call of op, once the call is answered. The session keeps it only for
+// ops whose handling keeps nothing of the payload.
+type PayloadPool interface {
+	FrameBuf(n int) []byte
+	ReleasePayload(op uint16, frame []byte)
+}
+
 // ReplyReleaser is implemented by sessions whose replies may come from a
 // pool: ReleaseReply gets each reply of op back once it is written (or
 // was not to be), and may reuse its memory.
@@ -116,8 +126,13 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 	// At most MaxInFlight calls of one connection run at once; the reader
 	// waits for a slot, which pushes back on the client through TCP.
 	slots := make(chan struct{}, MaxInFlight)
+	pool, pooled := h.(PayloadPool)
+	var alloc func(int) []byte
+	if pooled {
+		alloc = pool.FrameBuf
+	}
 	for {
-		f, err := ReadFrame(r)
+		f, lent, err := readFrame(r, alloc)
 		if ctx.Err() != nil {
 			return // closed: frames still buffered go unanswered
 		}
@@ -140,6 +155,9 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 		go func(f Frame) {
 			defer calls.Done()
 			defer func() { <-slots }()
+			if lent != nil {
+				defer pool.ReleasePayload(f.Op, lent) // after the reply is written
+			}
 			var status syscall.Errno
 			var reply []byte
 			switch {

@@ -68,13 +68,20 @@ func AppendFrame(buf []byte, f Frame) ([]byte, error) {
 
 // ReadFrame reads one frame from r.
 func ReadFrame(r io.Reader) (Frame, error) {
+	f, _, err := readFrame(r, nil)
+	return f, err
+}
+
+// readFrame reads one frame from r; a frame over 64 KiB is read into a
+// buffer from alloc (when not nil), which it returns with the frame.
+func readFrame(r io.Reader, alloc func(n int) []byte) (Frame, []byte, error) {
 	var lenBuf [4]byte
 	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
-		return Frame{}, err
+		return Frame{}, nil, err
 	}
 	n := binary.BigEndian.Uint32(lenBuf[:])
 	if n < headerLen || n > headerLen+MaxPayload {
-		return Frame{}, fmt.Errorf("%w: length %d", ErrFrame, n)
+		return Frame{}, nil, fmt.Errorf("%w: length %d", ErrFrame, n)
 	}
 	// Memory follows the bytes that arrive, not what the length field
 	// claims: the first 64 KiB are read before the whole frame's buffer is
@@ -83,17 +90,25 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	first := min(int(n), 64<<10)
 	body := make([]byte, first)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return Frame{}, truncated(err)
+		return Frame{}, nil, truncated(err)
 	}
+	var lent []byte
 	if int(n) > first {
-		whole := make([]byte, n)
+		var whole []byte
+		if alloc != nil {
+			whole = alloc(int(n))
+			lent = whole
+		} else {
+			whole = make([]byte, n)
+		}
 		copy(whole, body)
 		if _, err := io.ReadFull(r, whole[first:]); err != nil {
-			return Frame{}, truncated(err)
+			return Frame{}, nil, truncated(err)
 		}
 		body = whole
 	}
-	return DecodeBody(body)
+	f, err := DecodeBody(body)
+	return f, lent, err
 }
 
 func truncated(err error) error {

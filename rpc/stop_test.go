@@ -1,6 +1,7 @@
 package rpc_test
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -131,5 +132,57 @@ func TestReplyReleased(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the reply was not given back")
+	}
+}
+
+// poolSession lends the server big frames' buffers and records what
+// comes back.
+type poolSession struct {
+	releasingSession
+	lent     atomic.Int64
+	returned chan []byte
+}
+
+func (s *poolSession) FrameBuf(n int) []byte {
+	s.lent.Add(1)
+	return make([]byte, n)
+}
+func (s *poolSession) ReleasePayload(op uint16, frame []byte) { s.returned <- frame }
+
+// A big call's frame is read into a buffer the session lends, and given
+// back, holding the call, once the call is answered; small ones are not.
+func TestPayloadPool(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &poolSession{releasingSession: releasingSession{released: make(chan []byte, 2)}, returned: make(chan []byte, 2)}
+	go rpc.ServeSessions(ctx, slog.New(slog.DiscardHandler), ln, func(net.Conn) rpc.Session { return s })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := rpc.NewClient(c)
+	defer cl.Close()
+	if _, err := cl.Call(ctx, 7, []byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("w"), 200<<10)
+	got, err := cl.Call(ctx, 8, big)
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("big call: %d bytes back, %v", len(got), err)
+	}
+	select {
+	case f := <-s.returned:
+		if !bytes.HasSuffix(f, big) {
+			t.Fatalf("the returned frame (%d bytes) does not hold the call", len(f))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the big frame was not given back")
+	}
+	if n := s.lent.Load(); n != 1 {
+		t.Fatalf("%d buffers lent for one big call and one small", n)
 	}
 }

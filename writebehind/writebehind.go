@@ -33,6 +33,11 @@ type Volume struct {
 	inner  fop.Volume
 	window int64
 
+	// bufs keeps the copies of big writes (bigWrite bytes) for the next
+	// ones: memory already in use is copied into faster than new memory,
+	// zeroed and faulted in page by page.
+	bufs sync.Pool
+
 	mu    sync.Mutex
 	files map[uint64]*file
 	paths map[string]map[*file]struct{}
@@ -69,11 +74,13 @@ type file struct {
 	bytes    int64
 	err      error // the first failed background write, reported once
 
-	// attr is the file's attributes after the writes done so far, the
-	// latest reply's (by change time, then size); attrOK is false until
-	// a write succeeds, and for good once the handle wrote in any way
-	// whose attributes it did not see (a failed or written-through write,
-	// a truncate through the handle).
+	// attr is the file's attributes after the writes done so far: each
+	// of size, blocks and times the largest a reply carried (writes only
+	// raise them; with writes in flight together, a reply's fstat may run
+	// before another write's blocks are counted, so no one reply need be
+	// the last word); attrOK is false until a write succeeds. blind is set
+	// for good once the handle wrote in a way whose attributes it did not
+	// see (a failed or written-through write).
 	attr   fop.Attr
 	attrOK bool
 	blind  bool
@@ -84,8 +91,14 @@ func (f *file) wrote(a fop.Attr, err error) {
 	switch {
 	case err != nil:
 		f.blind = true
-	case !f.attrOK || a.Ctime > f.attr.Ctime || (a.Ctime == f.attr.Ctime && a.Size > f.attr.Size):
+	case !f.attrOK:
 		f.attr, f.attrOK = a, true
+	default:
+		f.attr.Size = max(f.attr.Size, a.Size)
+		f.attr.Blocks = max(f.attr.Blocks, a.Blocks)
+		f.attr.Mtime = max(f.attr.Mtime, a.Mtime)
+		f.attr.Ctime = max(f.attr.Ctime, a.Ctime)
+		f.attr.Atime = max(f.attr.Atime, a.Atime)
 	}
 }
 
@@ -191,9 +204,10 @@ func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (f
 	f.bytes += int64(len(data))
 	f.mu.Unlock()
 	// The caller's buffer is reused once we answer: send a copy.
-	buf := append([]byte(nil), data...)
+	buf := v.copyOf(data)
 	go func() {
 		r, err := v.inner.Write(context.WithoutCancel(ctx), h, off, buf)
+		v.release(buf)
 		if err == nil && int(r.Written) != len(buf) {
 			err = syscall.EIO
 		}
@@ -213,6 +227,33 @@ func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (f
 		f.mu.Unlock()
 	}()
 	return fop.WriteReply{Written: uint32(len(data))}, nil
+}
+
+// bigWrite is the size of the pooled copies: the mount's largest write.
+const bigWrite = 1 << 20
+
+// copyOf returns a copy of data, in a pooled buffer when it is big.
+func (v *Volume) copyOf(data []byte) []byte {
+	if len(data) < 64<<10 || len(data) > bigWrite {
+		return append([]byte(nil), data...)
+	}
+	var buf []byte
+	if bp, ok := v.bufs.Get().(*[]byte); ok {
+		buf = (*bp)[:len(data)]
+	} else {
+		buf = make([]byte, len(data), bigWrite)
+	}
+	copy(buf, data)
+	return buf
+}
+
+// release takes back a copy made by copyOf once the layers below are done
+// with it.
+func (v *Volume) release(buf []byte) {
+	if cap(buf) == bigWrite {
+		b := buf[:bigWrite]
+		v.bufs.Put(&b)
+	}
 }
 
 func (v *Volume) Read(ctx context.Context, h uint64, off int64, size uint32) ([]byte, error) {
