@@ -174,7 +174,47 @@ func (s *session) Handle(ctx context.Context, op uint16, payload []byte) (status
 	if mutates(op, status) {
 		s.notify(op, payload)
 	}
+	if status == 0 && fop.EntryOp(op) {
+		reply = s.withParent(op, payload, reply)
+	}
 	return status, reply
+}
+
+// withParent appends to an entry call's reply the attributes of the
+// directory the entry is in, after the call (fop.AppendParentAttr). Its
+// GFID is not read: a mount knows the directory already.
+func (s *session) withParent(op uint16, payload, reply []byte) []byte {
+	var p string
+	switch op {
+	case fop.OpLink:
+		var req fop.RenameReq
+		if fop.Unmarshal(payload, &req) != nil {
+			return reply
+		}
+		p = req.To
+	case fop.OpUnlink, fop.OpRmdir, fop.OpUnlinkFile:
+		var req fop.PathReq
+		if fop.Unmarshal(payload, &req) != nil {
+			return reply
+		}
+		p = req.Path
+	default:
+		var req fop.CreateReq
+		if fop.Unmarshal(payload, &req) != nil {
+			return reply
+		}
+		p = req.Path
+	}
+	l, err := s.resolve(p)
+	if err != nil {
+		return reply
+	}
+	defer l.close()
+	var st unix.Stat_t
+	if l.isRoot() || unix.Fstat(l.dir, &st) != nil {
+		return reply
+	}
+	return fop.AppendParentAttr(reply, toAttr(&st, fop.GFID{}))
 }
 
 func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall.Errno, []byte) {

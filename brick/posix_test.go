@@ -96,6 +96,13 @@ func (b *testBrick) call(op uint16, req, rep fop.Message) error {
 	if err != nil {
 		return err
 	}
+	if fop.EntryOp(op) {
+		// The reply ends with the directory's attributes after the call.
+		var ok bool
+		if out, _, ok = fop.SplitParentAttr(out); !ok {
+			b.t.Fatalf("op %d: no directory attributes in the reply", op)
+		}
+	}
 	if rep != nil {
 		if err := fop.Unmarshal(out, rep); err != nil {
 			b.t.Fatalf("op %d: bad reply: %v", op, err)
@@ -1120,6 +1127,7 @@ func TestPosixHandlesClosedOnClose(t *testing.T) {
 	for i := range 50 {
 		req := &fop.CreateReq{Path: fmt.Sprintf("f%d", i), Mode: 0o644, GFID: fop.NewGFID(), Flags: unix.O_RDWR}
 		st, out := s.Handle(ctx, fop.OpCreate, fop.Marshal(req))
+		out, _, _ = fop.SplitParentAttr(out)
 		var rep fop.OpenReply
 		if st != 0 || fop.Unmarshal(out, &rep) != nil {
 			t.Fatalf("create: %v", st)

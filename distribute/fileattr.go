@@ -95,3 +95,14 @@ func (v *Volume) WriteAttrsFinal() bool {
 	}
 	return true
 }
+
+// ParentAttrsFinal reports whether every subvolume's entry calls report
+// final directory attributes (fop.ParentAttrsFinal).
+func (v *Volume) ParentAttrsFinal() bool {
+	for _, sub := range v.subs {
+		if p, ok := sub.(fop.ParentAttrsFinal); !ok || !p.ParentAttrsFinal() {
+			return false
+		}
+	}
+	return true
+}

@@ -342,20 +342,49 @@ func MergeDirTimes(a, b fop.Attr) fop.Attr {
 	return a
 }
 
+// parentSub is the context for an entry call on subvolume i for path p:
+// a directory's size and link count are those of its copy on the
+// subvolume its own name hashes to (dirAttr, knownDirAttr), the root's
+// the first subvolume's (fop.ParentSub).
+func (v *Volume) parentSub(ctx context.Context, i int, p string) context.Context {
+	dir, _ := split(p)
+	auth := 0
+	if dir != "" {
+		var err error
+		if auth, err = v.hashed(ctx, dir); err != nil {
+			auth = -1
+		}
+	}
+	return fop.ParentSub(ctx, i, auth)
+}
+
 // emptyEverywhere fails with ENOTEMPTY when directory p holds an entry on
 // any subvolume (a file lives on one subvolume only, so no single
 // subvolume can tell).
 func (v *Volume) emptyEverywhere(ctx context.Context, p string) error {
-	for _, sub := range v.subs {
-		r, err := sub.Readdir(ctx, p, fop.Pos{}, 1)
-		if err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR) {
+	errs := make([]error, len(v.subs))
+	var wg sync.WaitGroup
+	for i, sub := range v.subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := sub.Readdir(ctx, p, fop.Pos{}, 1)
+			switch {
+			case err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR):
+				errs[i] = err
+			case len(r.Entries) > 0:
+				errs[i] = syscall.ENOTEMPTY
+			}
+		}()
+	}
+	wg.Wait()
+	// ENOTEMPTY first: it is the answer whatever else failed.
+	for _, err := range errs {
+		if errors.Is(err, syscall.ENOTEMPTY) {
 			return err
 		}
-		if len(r.Entries) > 0 {
-			return syscall.ENOTEMPTY
-		}
 	}
-	return nil
+	return firstErr(errs)
 }
 
 // onAll runs fn on every subvolume, the first (i == first) before the
@@ -397,7 +426,7 @@ func (v *Volume) Mkdir(ctx context.Context, req *fop.CreateReq) (fop.Attr, error
 	return v.onAll(ctx, h, func(i int, sub fop.Volume) (fop.Attr, error) {
 		r := *req
 		r.Xattrs = append(append([]fop.Xattr(nil), req.Xattrs...), fop.Xattr{Name: LayoutXattr, Value: l.EncodeRange(i)})
-		return sub.Mkdir(ctx, &r)
+		return sub.Mkdir(v.parentSub(ctx, i, req.Path), &r)
 	})
 }
 
@@ -410,19 +439,19 @@ func (v *Volume) onHashed(ctx context.Context, p string) (fop.Volume, int, error
 }
 
 func (v *Volume) Mknod(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
-	sub, _, err := v.onHashed(ctx, req.Path)
+	sub, h, err := v.onHashed(ctx, req.Path)
 	if err != nil {
 		return fop.Attr{}, err
 	}
-	return sub.Mknod(ctx, req)
+	return sub.Mknod(v.parentSub(ctx, h, req.Path), req)
 }
 
 func (v *Volume) Symlink(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
-	sub, _, err := v.onHashed(ctx, req.Path)
+	sub, h, err := v.onHashed(ctx, req.Path)
 	if err != nil {
 		return fop.Attr{}, err
 	}
-	return sub.Symlink(ctx, req)
+	return sub.Symlink(v.parentSub(ctx, h, req.Path), req)
 }
 
 func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply, error) {
@@ -430,7 +459,7 @@ func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply,
 	if err != nil {
 		return fop.OpenReply{}, err
 	}
-	r, err := sub.Create(ctx, req)
+	r, err := sub.Create(v.parentSub(ctx, h, req.Path), req)
 	r.Handle |= uint64(h) << handleShift
 	return r, err
 }
@@ -534,11 +563,11 @@ func (v *Volume) Unlink(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	if err := v.subs[i].Unlink(ctx, p); err != nil {
+	if err := v.subs[i].Unlink(v.parentSub(ctx, i, p), p); err != nil {
 		return err
 	}
 	if h, err := v.hashed(ctx, p); err == nil && h != i {
-		_ = v.subs[h].Unlink(ctx, p) // the pointer entry
+		_ = v.subs[h].Unlink(v.parentSub(ctx, h, p), p) // the pointer entry
 	}
 	return nil
 }
@@ -559,7 +588,7 @@ func (v *Volume) unlinkHashed(ctx context.Context, p string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	link, err := fu.UnlinkFile(ctx, p)
+	link, err := fu.UnlinkFile(v.parentSub(ctx, h, p), p)
 	switch {
 	case errors.Is(err, syscall.ENOSYS), errors.Is(err, syscall.ENOENT) && v.LookupUnhashed:
 		return false, nil
@@ -572,10 +601,10 @@ func (v *Volume) unlinkHashed(ctx context.Context, p string) (bool, error) {
 	if perr != nil || t < 0 || t >= len(v.subs) {
 		return true, syscall.EIO
 	}
-	if err := v.subs[t].Unlink(ctx, p); err != nil {
+	if err := v.subs[t].Unlink(v.parentSub(ctx, t, p), p); err != nil {
 		return true, err
 	}
-	_ = v.subs[h].Unlink(ctx, p) // the pointer entry
+	_ = v.subs[h].Unlink(v.parentSub(ctx, h, p), p) // the pointer entry
 	return true, nil
 }
 
@@ -596,11 +625,11 @@ func (v *Volume) Rmdir(ctx context.Context, p string) error {
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = sub.Rmdir(ctx, p) }()
+		go func() { defer wg.Done(); errs[i] = sub.Rmdir(v.parentSub(ctx, i, p), p) }()
 	}
 	wg.Wait()
 	v.forget(p)
-	if err := v.subs[h].Rmdir(ctx, p); err != nil {
+	if err := v.subs[h].Rmdir(v.parentSub(ctx, h, p), p); err != nil {
 		return err
 	}
 	for _, err := range errs {
@@ -613,7 +642,7 @@ func (v *Volume) Rmdir(ctx context.Context, p string) error {
 
 // linkTo leaves a pointer entry for p on subvolume at, naming target.
 func (v *Volume) linkTo(ctx context.Context, at, target int, p string, a fop.Attr) error {
-	_, err := v.subs[at].Mknod(ctx, &fop.CreateReq{Path: p, Mode: linkToMode, UID: a.UID, GID: a.GID, GFID: a.GFID,
+	_, err := v.subs[at].Mknod(v.parentSub(ctx, at, p), &fop.CreateReq{Path: p, Mode: linkToMode, UID: a.UID, GID: a.GID, GFID: a.GFID,
 		Xattrs: []fop.Xattr{{Name: LinkToXattr, Value: []byte(strconv.Itoa(target))}}})
 	return err
 }
@@ -687,7 +716,7 @@ func (v *Volume) Link(ctx context.Context, from, to string) (fop.Attr, error) {
 	if err != nil {
 		return fop.Attr{}, err
 	}
-	a, err := v.subs[src].Link(ctx, from, to)
+	a, err := v.subs[src].Link(v.parentSub(ctx, src, to), from, to)
 	if err != nil {
 		return a, err
 	}

@@ -77,6 +77,14 @@ func (c *Client) call(ctx context.Context, op uint16, req Message, reply Message
 	if err != nil {
 		return Errno(err)
 	}
+	if EntryOp(op) {
+		var pa Attr
+		var ok bool
+		out, pa, ok = SplitParentAttr(out)
+		if p, _ := ctx.Value(parentAttrsKey{}).(*ParentAttrs); p != nil {
+			p.add(ctx, pa, ok)
+		}
+	}
 	if reply == nil {
 		return nil
 	}

@@ -222,10 +222,16 @@ func (c *Cache) apply(root *node, u fop.Upcall) {
 		// already (a create's, from a slower brick), and taking a
 		// current node out of the tree would leave it without a path.
 		child := parent.GetChild(name)
-		// The kernel drops the name, the directory's attributes and the
-		// listing it keeps (FOPEN_CACHE_DIR: the directory's version
-		// changes).
+		if pn, ok := parent.Operations().(*node); ok {
+			pn.changed() // its times, size, link count
+		}
+		// The kernel drops the name and, when it knew the name, the
+		// directory's attributes and the listing it keeps
+		// (FOPEN_CACHE_DIR); a name it never looked up drops neither, so
+		// the directory's attributes and pages (its listing) are dropped
+		// here.
 		parent.NotifyEntry(name)
+		parent.NotifyContent(0, 0)
 		if child != nil {
 			// Its link count, at least, changed.
 			child.NotifyContent(-1, 0)

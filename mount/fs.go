@@ -70,6 +70,14 @@ type node struct {
 	inv      uint64
 	fresh    fop.Attr
 	freshInv uint64 // 0: no fresh attributes
+
+	// baseInv is inv when last was read from the bricks (or learned),
+	// if baseOK: a directory's entry call takes last, while inv is still
+	// baseInv, as the directory's attributes before the call, and learns
+	// from the bricks' reports (fop.ParentAttrs) the attributes it has
+	// after, for the getattr the kernel sends next. Guarded by mu.
+	baseInv uint64
+	baseOK  bool
 }
 
 // changed records a change of the file's attributes that fresh does not
@@ -146,6 +154,77 @@ func (n *node) remember(a *fop.Attr) {
 	n.mu.Lock()
 	n.last = *a
 	n.mu.Unlock()
+}
+
+// rememberAt keeps a, read from the bricks by a call that began when the
+// change count was inv, as the attributes to build on when nothing
+// changed since.
+func (n *node) rememberAt(a *fop.Attr, inv uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.last = *a
+	if n.inv == inv {
+		n.baseInv, n.baseOK = inv, true
+	}
+}
+
+// changeCount returns the change count (node.changed).
+func (n *node) changeCount() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.inv
+}
+
+// entryCall is an entry call in directory n: begin before it, end after.
+type entryCall struct {
+	n    *node
+	ctx  context.Context
+	pa   *fop.ParentAttrs
+	base fop.Attr
+	inv  uint64
+	ok   bool
+}
+
+// beginEntry records that an entry call in directory n starts (the
+// directory's attributes change) and returns the context to make it
+// with, which gathers the bricks' reports of the directory's attributes
+// after it.
+func (n *node) beginEntry(ctx context.Context) *entryCall {
+	c := &entryCall{n: n, ctx: ctx}
+	final, _ := n.vol.(fop.ParentAttrsFinal)
+	n.mu.Lock()
+	c.ok = n.cache != nil && final != nil && final.ParentAttrsFinal() && n.baseOK && n.baseInv == n.inv
+	c.base = n.last
+	n.inv++
+	n.freshInv = 0
+	c.inv = n.inv
+	n.mu.Unlock()
+	if c.ok {
+		c.ctx, c.pa = fop.WithParentAttrs(ctx)
+	}
+	return c
+}
+
+// end learns the directory's attributes after a successful call, when
+// nothing else changed it meanwhile (another entry call of this mount,
+// an upcall).
+func (c *entryCall) end(err error) {
+	if !c.ok || err != nil {
+		return
+	}
+	a, ok := c.pa.Merge(c.base)
+	if !ok {
+		return
+	}
+	n := c.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.inv != c.inv {
+		return
+	}
+	n.inv++
+	n.last, n.baseInv, n.baseOK = a, n.inv, true
+	n.fresh, n.freshInv = a, n.inv
 }
 
 // Options are a mount's choices (mount -o).
@@ -292,7 +371,7 @@ func split(ns int64) (uint64, uint32) {
 
 func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *fs.Inode {
 	fillAttr(a, &out.Attr)
-	in := n.NewInode(ctx, &node{vol: n.vol, cache: n.cache, opts: n.opts, last: *a}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
+	in := n.NewInode(ctx, &node{vol: n.vol, cache: n.cache, opts: n.opts, last: *a, baseOK: true}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
 	n.cache.remember(in.Operations().(*node), a.Ino)
 	return in
 }
@@ -345,11 +424,12 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 		fillAttr(&a, &out.Attr)
 		return 0
 	}
+	inv := n.changeCount()
 	a, err := n.vol.Getattr(ctx, p)
 	if err != nil {
 		return errno(err)
 	}
-	n.remember(&a)
+	n.rememberAt(&a, inv)
 	fillAttr(&a, &out.Attr)
 	return 0
 }
@@ -457,7 +537,9 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	}
 	n.adding(name)
 	gen := n.cache.generation()
-	a, err := n.vol.Mkdir(ctx, createReq(ctx, p, mode|syscall.S_IFDIR))
+	ec := n.beginEntry(ctx)
+	a, err := n.vol.Mkdir(ec.ctx, createReq(ctx, p, mode|syscall.S_IFDIR))
+	ec.end(err)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -475,7 +557,9 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	n.adding(name)
 	req := createReq(ctx, p, mode)
 	req.Rdev = uint64(dev)
-	a, err := n.vol.Mknod(ctx, req)
+	ec := n.beginEntry(ctx)
+	a, err := n.vol.Mknod(ec.ctx, req)
+	ec.end(err)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -495,7 +579,9 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	n.adding(name)
 	req := createReq(ctx, p, syscall.S_IFLNK|0o777)
 	req.Target = target
-	a, err := n.vol.Symlink(ctx, req)
+	ec := n.beginEntry(ctx)
+	a, err := n.vol.Symlink(ec.ctx, req)
+	ec.end(err)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -511,7 +597,9 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	n.adding(name)
 	req := createReq(ctx, p, mode|syscall.S_IFREG)
 	req.Flags = flags
-	r, err := n.vol.Create(ctx, req)
+	ec := n.beginEntry(ctx)
+	r, err := n.vol.Create(ec.ctx, req)
+	ec.end(err)
 	if err != nil {
 		return nil, nil, 0, errno(err)
 	}
@@ -559,7 +647,10 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	defer n.changedIn(name)
 	n.openDeferred(ctx, name)
-	return errno(n.vol.Unlink(uninterrupted(ctx), p))
+	ec := n.beginEntry(uninterrupted(ctx))
+	err := n.vol.Unlink(ec.ctx, p)
+	ec.end(err)
+	return errno(err)
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -567,7 +658,10 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if e != 0 {
 		return e
 	}
-	return errno(n.vol.Rmdir(uninterrupted(ctx), p))
+	ec := n.beginEntry(uninterrupted(ctx))
+	err := n.vol.Rmdir(ec.ctx, p)
+	ec.end(err)
+	return errno(err)
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
@@ -589,6 +683,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	defer n.changedIn(name)
 	defer np.changedIn(newName)
 	np.openDeferred(ctx, newName) // the name it replaces
+	// Both directories' attributes change; what they become is read anew.
+	defer n.changed()
+	defer np.changed()
 	return errno(n.vol.Rename(uninterrupted(ctx), from, to, flags))
 }
 
@@ -608,7 +705,9 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	}
 	n.adding(name)
 	defer t.changed() // its link count
-	a, err := n.vol.Link(ctx, from, to)
+	ec := n.beginEntry(ctx)
+	a, err := n.vol.Link(ec.ctx, from, to)
+	ec.end(err)
 	if err != nil {
 		return nil, errno(err)
 	}

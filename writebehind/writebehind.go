@@ -280,6 +280,12 @@ func (v *Volume) Flush(ctx context.Context, h uint64) error {
 	return nil
 }
 
+// ParentAttrsFinal forwards the layer below's (fop.ParentAttrsFinal).
+func (v *Volume) ParentAttrsFinal() bool {
+	p, ok := v.inner.(fop.ParentAttrsFinal)
+	return ok && p.ParentAttrsFinal()
+}
+
 // FlushAttr is Flush, with the file's attributes after the handle's
 // writes when the layers below give final ones (fop.AttrFlusher).
 func (v *Volume) FlushAttr(ctx context.Context, h uint64) (fop.Attr, bool, error) {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -320,4 +321,108 @@ func listed(dir, name string, want bool) error {
 		return fmt.Errorf("%s listed: %v, want %v", name, found, want)
 	}
 	return nil
+}
+
+// After a create, mkdir, unlink or rmdir the kernel asks for the
+// directory's attributes again; the mount answers with what the bricks
+// reported with the call (the directory's attributes after it). They must
+// be what the bricks hold: what another mount, which reads them from the
+// bricks once the change's upcall drops its cache, says; and the latest
+// times of the bricks' copies.
+func TestDirAttrsAfterEntryCalls(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	c := clustertest.New(t)
+	n := c.Pool(1)[0]
+	b1, b2 := n.Brick("da1"), n.Brick("da2")
+	n.MustCLI("volume", "create", "davol", b1, b2)
+	n.MustCLI("volume", "start", "davol")
+	mnt := mountPublic(t, c, n, "davol", "da")
+	other := mountPublic(t, c, n, "davol", "da-other")
+	copies := []string{b1[strings.Index(b1, ":")+1:], b2[strings.Index(b2, ":")+1:]}
+	d, od := filepath.Join(mnt, "d"), filepath.Join(other, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		t.Helper()
+		var got syscall.Stat_t
+		if err := syscall.Stat(d, &got); err != nil {
+			t.Fatal(err)
+		}
+		var mtime, ctime int64
+		for _, cp := range copies {
+			var st syscall.Stat_t
+			if err := syscall.Stat(filepath.Join(cp, "d"), &st); err != nil {
+				t.Fatal(err)
+			}
+			mtime, ctime = max(mtime, st.Mtim.Nano()), max(ctime, st.Ctim.Nano())
+		}
+		if got.Mtim.Nano() != mtime || got.Ctim.Nano() != ctime {
+			t.Fatalf("%s: the mount says mtime %d ctime %d; the bricks' copies' latest %d %d", what, got.Mtim.Nano(), got.Ctim.Nano(), mtime, ctime)
+		}
+		start := time.Now()
+		for {
+			var st syscall.Stat_t
+			if err := syscall.Stat(od, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Mtim == got.Mtim && st.Ctim == got.Ctim && st.Nlink == got.Nlink && st.Size == got.Size && st.Blocks == got.Blocks {
+				return
+			}
+			if time.Since(start) > upcallBound {
+				t.Fatalf("%s: the mount says mtime %v ctime %v links %d size %d blocks %d; the other mount %v %v %d %d %d", what,
+					got.Mtim, got.Ctim, got.Nlink, got.Size, got.Blocks, st.Mtim, st.Ctim, st.Nlink, st.Size, st.Blocks)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	check("a new directory")
+	// The other mount keeps d's listing; a name it never looked up, made
+	// here, must show in it.
+	if err := listed(od, "f00", false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		p := filepath.Join(d, fmt.Sprintf("f%02d", i))
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		check("after creating " + p)
+		if i == 0 {
+			seen(t, "a create the other mount never looked up, listed", func() error { return listed(od, "f00", true) })
+		}
+	}
+	for i := range 5 {
+		p := filepath.Join(d, fmt.Sprintf("sub%d", i))
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		check("after mkdir " + p)
+	}
+	if err := os.Symlink("f00", filepath.Join(d, "link")); err != nil {
+		t.Fatal(err)
+	}
+	check("after symlink")
+	if err := os.Link(filepath.Join(d, "f00"), filepath.Join(d, "hard")); err != nil {
+		t.Fatal(err)
+	}
+	check("after link")
+	for i := range 20 {
+		if err := os.Remove(filepath.Join(d, fmt.Sprintf("f%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("after unlinking f%02d", i))
+	}
+	for i := range 5 {
+		if err := os.Remove(filepath.Join(d, fmt.Sprintf("sub%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("after rmdir sub%d", i))
+	}
+	if err := os.Rename(filepath.Join(d, "hard"), filepath.Join(d, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	check("after rename")
 }

@@ -1,0 +1,141 @@
+package fop
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+)
+
+// A brick answers a call that makes or removes a name (create, mkdir,
+// mknod, symlink, link, unlink, rmdir) with, after the call's own reply,
+// the attributes its directory has after it, then parentMagic: the
+// kernel asks for a directory's attributes after every change of its
+// entries, and a mount answers that from them instead of asking the
+// bricks again (GlusterFS's replies carry the same "postparent").
+
+// parentMagic ends a reply that carries its directory's attributes.
+const parentMagic = 0x50415254 // "PART"
+
+// EntryOp reports whether op makes or removes a name, so that its reply
+// carries the directory's attributes (AppendParentAttr).
+func EntryOp(op uint16) bool {
+	switch op {
+	case OpCreate, OpMkdir, OpMknod, OpSymlink, OpLink, OpUnlink, OpRmdir, OpUnlinkFile:
+		return true
+	}
+	return false
+}
+
+// AppendParentAttr appends a directory's attributes to an entry call's
+// reply.
+func AppendParentAttr(reply []byte, a Attr) []byte {
+	e := Encoder{b: reply}
+	a.Encode(&e)
+	return binary.BigEndian.AppendUint32(e.b, parentMagic)
+}
+
+// SplitParentAttr takes the directory's attributes off the end of an
+// entry call's reply, when they are there (an older brick sends none).
+func SplitParentAttr(b []byte) ([]byte, Attr, bool) {
+	if len(b) < attrSize+4 || binary.BigEndian.Uint32(b[len(b)-4:]) != parentMagic {
+		return b, Attr{}, false
+	}
+	body, tail := b[:len(b)-4-attrSize], b[len(b)-4-attrSize:len(b)-4]
+	var a Attr
+	if err := Unmarshal(tail, &a); err != nil {
+		return b, Attr{}, false
+	}
+	return body, a, true
+}
+
+// ParentAttrs gathers, for the entry calls made with its context, the
+// attributes their directory has after them, as each brick that did one
+// reported them.
+type ParentAttrs struct {
+	mu   sync.Mutex
+	got  []report
+	miss bool // a brick did an entry call and reported nothing
+}
+
+// report is one brick's report; under a layer over several subvolumes
+// (distribute) tagged with the subvolume and the one whose copy of the
+// directory gives its size and link count (ParentSub).
+type report struct {
+	a         Attr
+	tagged    bool
+	sub, auth int
+}
+
+type parentSubKey struct{}
+
+// ParentSub returns the context for an entry call on subvolume sub of a
+// layer over several whose copies of the directory each hold part of its
+// entries: the directory's times are the latest of its copies', its size
+// and link count subvolume auth's (-1: unknown).
+func ParentSub(ctx context.Context, sub, auth int) context.Context {
+	if ctx.Value(parentAttrsKey{}) == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, parentSubKey{}, [2]int{sub, auth})
+}
+
+type parentAttrsKey struct{}
+
+// WithParentAttrs returns a context whose entry calls report into p.
+func WithParentAttrs(ctx context.Context) (context.Context, *ParentAttrs) {
+	p := &ParentAttrs{}
+	return context.WithValue(ctx, parentAttrsKey{}, p), p
+}
+
+func (p *ParentAttrs) add(ctx context.Context, a Attr, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !ok {
+		p.miss = true
+		return
+	}
+	r := report{a: a}
+	if t, isSub := ctx.Value(parentSubKey{}).([2]int); isSub {
+		r.tagged, r.sub, r.auth = true, t[0], t[1]
+	}
+	p.got = append(p.got, r)
+}
+
+// Merge returns base, the directory's attributes before the calls, with
+// what the bricks reported: each time the latest of base's and theirs;
+// size, block count and link count those of the one copy that gives them
+// (an untagged report: the volume's only copy; a tagged one: the copy of
+// subvolume auth), or base's when that copy was not changed. It reports
+// false when no brick reported, when one that did a call did not, or
+// when the copy that gives the size is unknown.
+func (p *ParentAttrs) Merge(base Attr) (Attr, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.miss || len(p.got) == 0 {
+		return Attr{}, false
+	}
+	a := base
+	for _, r := range p.got {
+		a.Mtime = max(a.Mtime, r.a.Mtime)
+		a.Ctime = max(a.Ctime, r.a.Ctime)
+		a.Atime = max(a.Atime, r.a.Atime)
+		switch {
+		case r.tagged && r.auth < 0:
+			return Attr{}, false
+		case !r.tagged || r.sub == r.auth:
+			a.Size, a.Blocks, a.Nlink = r.a.Size, r.a.Blocks, r.a.Nlink
+		}
+	}
+	return a, true
+}
+
+// ParentAttrsFinal is implemented by layers whose entry calls' reported
+// directory attributes stay as reported until the directory next changes
+// (no later step of the call changes the directory: replicate's
+// changelog on the directory does, so it does not implement it).
+type ParentAttrsFinal interface {
+	ParentAttrsFinal() bool
+}
+
+// ParentAttrsFinal reports that a brick's reports are final.
+func (c *Client) ParentAttrsFinal() bool { return true }
