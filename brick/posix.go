@@ -79,6 +79,9 @@ const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS | unix.RE
 type session struct {
 	log  *slog.Logger
 	ping func() (syscall.Errno, []byte)
+	// features are the additions to replies the client asked for and
+	// this brick sends (fop.OpHello).
+	features atomic.Uint32
 	// rootFD is an O_PATH descriptor of the brick root, or -1 when the
 	// root could not be opened (every file operation then fails with
 	// rootErr).
@@ -174,7 +177,7 @@ func (s *session) Handle(ctx context.Context, op uint16, payload []byte) (status
 	if mutates(op, status) {
 		s.notify(op, payload)
 	}
-	if status == 0 && fop.EntryOp(op) {
+	if status == 0 && fop.EntryOp(op) && s.features.Load()&fop.FeatParentAttrs != 0 {
 		reply = s.withParent(op, payload, reply)
 	}
 	return status, reply
@@ -226,6 +229,15 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 	}
 	if op < fop.OpLookup {
 		return syscall.ENOSYS, nil
+	}
+	if op == fop.OpHello {
+		var req fop.Hello
+		if fop.Unmarshal(payload, &req) != nil {
+			return syscall.EINVAL, nil
+		}
+		f := req.Features & (fop.FeatParentAttrs | fop.FeatListingXattrs)
+		s.features.Store(f)
+		return 0, fop.Marshal(&fop.Hello{Features: f})
 	}
 	if s.rootFD < 0 {
 		return s.rootErr, nil
@@ -1650,10 +1662,12 @@ func (s *session) readdir(req *fop.ReaddirReq) (fop.Message, error) {
 						has[i] = has[i] || string(x) == n
 					}
 				}
-				en.Xattrs = fop.XattrsKnown
-				for i := range has {
-					if has[i] {
-						en.Xattrs |= 1 << i
+				if s.features.Load()&fop.FeatListingXattrs != 0 {
+					en.Xattrs = fop.XattrsKnown
+					for i := range has {
+						if has[i] {
+							en.Xattrs |= 1 << i
+						}
 					}
 				}
 			}

@@ -45,6 +45,7 @@ type testBrick struct {
 	dir     string // the brick root
 	outside string // a sibling of the brick
 	cl      *rpc.Client
+	addr    string // where it serves
 }
 
 func startBrick(t *testing.T) *testBrick {
@@ -61,6 +62,7 @@ func startBrick(t *testing.T) *testBrick {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	log := discardLog()
@@ -72,6 +74,9 @@ func startBrick(t *testing.T) *testBrick {
 		t.Fatal(err)
 	}
 	b.cl = rpc.NewClient(c)
+	if err := fop.SayHello(context.Background(), b.cl); err != nil {
+		t.Fatalf("hello: %v", err)
+	}
 	t.Cleanup(func() {
 		b.cl.Close()
 		cancel()
@@ -1411,5 +1416,41 @@ func TestPosixProcfsXattrs(t *testing.T) {
 		"Root":            TestPosixRootAndStatfs,
 	} {
 		t.Run(name, test)
+	}
+}
+
+// A client that does not say hello (an older mount) gets replies as they
+// were: no directory attributes after an entry call's, no flags after a
+// listing's.
+func TestNoHelloNoAdditions(t *testing.T) {
+	b := startBrick(t)
+	c, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := rpc.NewClient(c)
+	defer old.Close()
+	ctx := context.Background()
+	out, err := old.Call(ctx, fop.OpMkdir, fop.Marshal(&fop.CreateReq{Path: "d", Mode: 0o755, GFID: fop.NewGFID()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a fop.Attr
+	if err := fop.Unmarshal(out, &a); err != nil {
+		t.Fatalf("mkdir reply to a client without hello: %v", err)
+	}
+	out, err = old.Call(ctx, fop.OpReaddir, fop.Marshal(&fop.ReaddirReq{Path: ""}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r fop.ReaddirReply
+	if err := fop.Unmarshal(out, &r); err != nil || len(r.Entries) != 1 || r.Entries[0].Xattrs != 0 {
+		t.Fatalf("listing for a client without hello: %v, %+v", err, r)
+	}
+	// The hello answers the features the brick sends.
+	out, err = old.Call(ctx, fop.OpHello, fop.Marshal(&fop.Hello{Features: fop.ClientFeatures | 1<<30}))
+	var h fop.Hello
+	if err != nil || fop.Unmarshal(out, &h) != nil || h.Features != fop.ClientFeatures {
+		t.Fatalf("hello: %v, features %b", err, h.Features)
 	}
 }

@@ -389,7 +389,7 @@ func (m *ReaddirReply) Encode(e *Encoder) {
 	e.Bool(m.EOF)
 	known := false
 	for i := range m.Entries {
-		known = known || m.Entries[i].Xattrs&XattrsKnown != 0
+		known = known || m.Entries[i].Xattrs != 0
 	}
 	if known {
 		flags := make([]byte, len(m.Entries))
@@ -428,8 +428,13 @@ func (m *ReaddirReply) Decode(d *Decoder) {
 			}
 			return
 		}
+		some := false
 		for i := range m.Entries {
 			m.Entries[i].Xattrs = flags[i]
+			some = some || flags[i] != 0
+		}
+		if !some && d.err == nil {
+			d.err = ErrDecode // sent only when some entry has flags
 		}
 	}
 }

@@ -42,6 +42,7 @@ func samples() []Message {
 		&LkReq{Handle: 9, Owner: 1 << 60, Lk: Lk{Start: 100, End: LkEOF, Type: LockWrite, Pid: 42}, Flags: LkFlock},
 		&Lk{Start: 1, End: 2, Type: LockRead, Pid: 7},
 		&Upcall{Flags: UpcallEntry | UpcallData, GFID: NewGFID(), Path: "d/f"},
+		&Hello{Features: ClientFeatures},
 	}
 }
 
@@ -185,4 +186,25 @@ func TestReaddirReplyXattrs(t *testing.T) {
 	if err := Unmarshal(bad, &ReaddirReply{}); !errors.Is(err, ErrDecode) {
 		t.Fatalf("flags for the wrong number of entries: %v", err)
 	}
+}
+
+// Whatever a brick sends, SplitParentAttr never fails hard: either the
+// reply is left as it is, or it is a body and attributes that
+// AppendParentAttr puts back together into the same bytes.
+func FuzzSplitParentAttr(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(AppendParentAttr(Marshal(&OpenReply{Handle: 3}), Attr{Ino: 9, Mode: 0o40755, Nlink: 3}))
+	f.Add(AppendParentAttr(nil, Attr{}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		body, a, ok := SplitParentAttr(b)
+		if !ok {
+			if !bytes.Equal(body, b) {
+				t.Fatal("a reply without attributes was changed")
+			}
+			return
+		}
+		if got := AppendParentAttr(slices.Clone(body), a); !bytes.Equal(got, b) {
+			t.Fatalf("split and joined %x, input %x", got, b)
+		}
+	})
 }

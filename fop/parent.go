@@ -13,6 +13,39 @@ import (
 // entries, and a mount answers that from them instead of asking the
 // bricks again (GlusterFS's replies carry the same "postparent").
 
+// OpHello tells a brick, first on each connection, which additions to
+// replies the client reads (Hello.Features); the brick answers those it
+// will send. A brick sends them only to a client that asked, so a mount
+// older than the brick still reads its replies; an older brick answers
+// ENOSYS and sends none.
+const OpHello uint16 = 172
+
+// Features a client may ask for in its Hello.
+const (
+	// FeatParentAttrs: entry calls' replies end with their directory's
+	// attributes (AppendParentAttr).
+	FeatParentAttrs uint32 = 1 << iota
+	// FeatListingXattrs: listings end with each entry's Xattrs flags.
+	FeatListingXattrs
+)
+
+// ClientFeatures are the features this client reads.
+const ClientFeatures = FeatParentAttrs | FeatListingXattrs
+
+// Hello is OpHello's request and reply.
+type Hello struct {
+	Features uint32
+}
+
+func (m *Hello) Encode(e *Encoder) { e.U32(m.Features) }
+func (m *Hello) Decode(d *Decoder) { m.Features = d.U32() }
+
+// SayHello sends OpHello with ClientFeatures (rpc.Redialer.Hello).
+func SayHello(ctx context.Context, c Caller) error {
+	_, err := c.Call(ctx, OpHello, Marshal(&Hello{Features: ClientFeatures}))
+	return err
+}
+
 // parentMagic ends a reply that carries its directory's attributes.
 const parentMagic = 0x50415254 // "PART"
 

@@ -29,6 +29,11 @@ type Redialer struct {
 	Events    func(op uint16, payload []byte)
 	connected bool // a connection was made before, guarded by mu
 
+	// Hello, when set, is called on every new connection before any other
+	// call (a protocol's feature negotiation); an ENOSYS from it is an
+	// older server's answer and not an error.
+	Hello func(ctx context.Context, c *Client) error
+
 	lock chan struct{} // a mutex a cancelled caller can stop waiting for
 
 	mu       sync.Mutex // guards the fields below
@@ -91,11 +96,26 @@ func (r *Redialer) conn(ctx context.Context) (*Client, error) {
 		r.log.Info("reconnected", "addr", r.addr)
 	}
 	r.failedAt, r.lastErr = time.Time{}, nil
+	var c *Client
 	if r.Events == nil {
-		r.c = NewClient(nc)
+		c = NewClient(nc)
+	} else {
+		c = NewClientEvents(nc, r.Events)
+	}
+	if r.Hello != nil {
+		r.mu.Unlock()
+		err := r.Hello(ctx, c)
+		r.mu.Lock()
+		if err != nil && !isENOSYS(err) {
+			c.Close()
+			r.failedAt, r.lastErr = time.Now(), err
+			return nil, err
+		}
+	}
+	if r.Events == nil {
+		r.c = c
 		return r.c, nil
 	}
-	c := NewClientEvents(nc, r.Events)
 	r.mu.Unlock()
 	err = c.Subscribe(ctx)
 	r.mu.Lock()

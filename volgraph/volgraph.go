@@ -96,6 +96,7 @@ func Build(cfg Config) (*Graph, error) {
 			if cfg.Upcalls != nil {
 				r.Events = upcallEvents(cfg.Upcalls)
 			}
+			r.Hello = func(ctx context.Context, c *rpc.Client) error { return fop.SayHello(ctx, c) }
 			g.conns = append(g.conns, r)
 			kids = append(kids, fop.NewClient(r))
 		}
