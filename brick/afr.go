@@ -50,8 +50,8 @@ type shared struct {
 	// readBufs keeps read replies' buffers (maxRead bytes) for the next
 	// reads (session.readBuf), frameBufs write calls' frames
 	// (session.FrameBuf).
-	readBufs  sync.Pool
-	frameBufs sync.Pool
+	readBufs  bufPool
+	frameBufs bufPool
 }
 
 type inodeLock struct {
@@ -60,7 +60,13 @@ type inodeLock struct {
 	changed chan struct{} // closed and replaced on every release
 }
 
-func newShared() *shared { return &shared{locks: map[inodeKey]*inodeLock{}} }
+func newShared() *shared {
+	return &shared{
+		locks:     map[inodeKey]*inodeLock{},
+		readBufs:  bufPool{size: maxRead},
+		frameBufs: bufPool{size: frameBufCap},
+	}
+}
 
 func (sh *shared) stripe(k inodeKey) *sync.Mutex {
 	return &sh.stripes[(k.ino^k.dev)%uint64(len(sh.stripes))]

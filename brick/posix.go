@@ -1442,26 +1442,45 @@ func (s *session) read(req *fop.ReadReq) ([]byte, error) {
 	return data, err
 }
 
-// readBuf returns a buffer of n bytes for a read's reply. Big ones come
-// from the brick's pool: a buffer the brick copies a file's pages into
-// again is in memory already, where a new one is zeroed and then faulted
-// in page by page, which on a virtual machine costs more than the copy.
+// bufPool lends buffers of one size, and takes back only those: a
+// buffer the brick copies into again is in memory already, where a new
+// one is zeroed and then faulted in page by page, which on a virtual
+// machine costs more than the copy itself.
+type bufPool struct {
+	size int
+	p    sync.Pool
+}
+
+// get returns a buffer of n bytes (at most size), pooled.
+func (b *bufPool) get(n int) []byte {
+	if bp, ok := b.p.Get().(*[]byte); ok {
+		return (*bp)[:n]
+	}
+	return make([]byte, n, b.size)
+}
+
+// put takes back a buffer get gave.
+func (b *bufPool) put(buf []byte) {
+	if cap(buf) == b.size {
+		full := buf[:b.size]
+		b.p.Put(&full)
+	}
+}
+
+// readBuf returns a buffer of n bytes for a read's reply, a big one from
+// the brick's pool.
 func (s *session) readBuf(n int) []byte {
 	if n < 64<<10 {
 		return make([]byte, n)
 	}
-	if bp, ok := s.sh.readBufs.Get().(*[]byte); ok {
-		return (*bp)[:n]
-	}
-	return make([]byte, n, maxRead)
+	return s.sh.readBufs.get(n)
 }
 
 // ReleaseReply takes a read reply's buffer back once the reply is sent
 // (rpc.ReplyReleaser).
 func (s *session) ReleaseReply(op uint16, reply []byte) {
-	if op == fop.OpRead && cap(reply) == maxRead {
-		b := reply[:maxRead]
-		s.sh.readBufs.Put(&b)
+	if op == fop.OpRead {
+		s.sh.readBufs.put(reply)
 	}
 }
 
@@ -1475,18 +1494,14 @@ func (s *session) FrameBuf(n int) []byte {
 	if n > frameBufCap {
 		return make([]byte, n)
 	}
-	if bp, ok := s.sh.frameBufs.Get().(*[]byte); ok {
-		return (*bp)[:n]
-	}
-	return make([]byte, n, frameBufCap)
+	return s.sh.frameBufs.get(n)
 }
 
 // ReleasePayload takes a frame back once its call is answered: a write's,
 // whose data went to the file and nowhere else.
 func (s *session) ReleasePayload(op uint16, frame []byte) {
-	if op == fop.OpWrite && cap(frame) == frameBufCap {
-		b := frame[:frameBufCap]
-		s.sh.frameBufs.Put(&b)
+	if op == fop.OpWrite {
+		s.sh.frameBufs.put(frame)
 	}
 }
 

@@ -107,20 +107,9 @@ func (s *releasingSession) ReleaseReply(op uint16, reply []byte) {
 
 // A session that pools its replies gets each one back once it is sent.
 func TestReplyReleased(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	s := &releasingSession{released: make(chan []byte, 1)}
-	go rpc.ServeSessions(ctx, slog.New(slog.DiscardHandler), ln, func(net.Conn) rpc.Session { return s })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := rpc.NewClient(c)
-	defer cl.Close()
+	cl := serveOne(t, s)
+	ctx := context.Background()
 	got, err := cl.Call(ctx, 7, []byte("pooled reply"))
 	if err != nil || string(got) != "pooled reply" {
 		t.Fatalf("call: %q, %v", got, err)
@@ -152,20 +141,9 @@ func (s *poolSession) ReleasePayload(op uint16, frame []byte) { s.returned <- fr
 // A big call's frame is read into a buffer the session lends, and given
 // back, holding the call, once the call is answered; small ones are not.
 func TestPayloadPool(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	s := &poolSession{releasingSession: releasingSession{released: make(chan []byte, 2)}, returned: make(chan []byte, 2)}
-	go rpc.ServeSessions(ctx, slog.New(slog.DiscardHandler), ln, func(net.Conn) rpc.Session { return s })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := rpc.NewClient(c)
-	defer cl.Close()
+	cl := serveOne(t, s)
+	ctx := context.Background()
 	if _, err := cl.Call(ctx, 7, []byte("small")); err != nil {
 		t.Fatal(err)
 	}
@@ -185,4 +163,24 @@ func TestPayloadPool(t *testing.T) {
 	if n := s.lent.Load(); n != 1 {
 		t.Fatalf("%d buffers lent for one big call and one small", n)
 	}
+}
+
+// serveOne serves s on a loopback port for the test's length and returns
+// a client connected to it.
+func serveOne(t *testing.T, s rpc.Session) *rpc.Client {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go rpc.ServeSessions(ctx, slog.New(slog.DiscardHandler), ln, func(net.Conn) rpc.Session { return s })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := rpc.NewClient(c)
+	t.Cleanup(func() { cl.Close() })
+	return cl
 }
