@@ -187,26 +187,9 @@ func (s *session) Handle(ctx context.Context, op uint16, payload []byte) (status
 // directory the entry is in, after the call (fop.AppendParentAttr). Its
 // GFID is not read: a mount knows the directory already.
 func (s *session) withParent(op uint16, payload, reply []byte) []byte {
-	var p string
-	switch op {
-	case fop.OpLink:
-		var req fop.RenameReq
-		if fop.Unmarshal(payload, &req) != nil {
-			return reply
-		}
-		p = req.To
-	case fop.OpUnlink, fop.OpRmdir, fop.OpUnlinkFile:
-		var req fop.PathReq
-		if fop.Unmarshal(payload, &req) != nil {
-			return reply
-		}
-		p = req.Path
-	default:
-		var req fop.CreateReq
-		if fop.Unmarshal(payload, &req) != nil {
-			return reply
-		}
-		p = req.Path
+	p, ok := entryPath(op, payload)
+	if !ok {
+		return reply
 	}
 	l, err := s.resolve(p)
 	if err != nil {

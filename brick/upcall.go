@@ -87,15 +87,9 @@ func (s *session) handleGFID(h uint64) fop.GFID {
 func changes(op uint16, payload []byte, handleGFID func(uint64) fop.GFID) []fop.Upcall {
 	entry := func(p string) fop.Upcall { return fop.Upcall{Flags: fop.UpcallEntry, Path: p} }
 	switch op {
-	case fop.OpMkdir, fop.OpMknod, fop.OpSymlink, fop.OpCreate:
-		var req fop.CreateReq
-		if fop.Unmarshal(payload, &req) == nil {
-			return []fop.Upcall{entry(req.Path)}
-		}
-	case fop.OpUnlink, fop.OpRmdir, fop.OpUnlinkFile:
-		var req fop.PathReq
-		if fop.Unmarshal(payload, &req) == nil {
-			return []fop.Upcall{entry(req.Path)}
+	case fop.OpMkdir, fop.OpMknod, fop.OpSymlink, fop.OpCreate, fop.OpUnlink, fop.OpRmdir, fop.OpUnlinkFile:
+		if p, ok := entryPath(op, payload); ok {
+			return []fop.Upcall{entry(p)}
 		}
 	case fop.OpRename:
 		var req fop.RenameReq
@@ -170,4 +164,23 @@ func mutates(op uint16, status syscall.Errno) bool {
 		return true
 	}
 	return false
+}
+
+// entryPath is the name an entry call (fop.EntryOp) makes or removes.
+func entryPath(op uint16, payload []byte) (string, bool) {
+	switch op {
+	case fop.OpLink:
+		var req fop.RenameReq
+		err := fop.Unmarshal(payload, &req)
+		return req.To, err == nil
+	case fop.OpUnlink, fop.OpRmdir, fop.OpUnlinkFile:
+		var req fop.PathReq
+		err := fop.Unmarshal(payload, &req)
+		return req.Path, err == nil
+	case fop.OpMkdir, fop.OpMknod, fop.OpSymlink, fop.OpCreate:
+		var req fop.CreateReq
+		err := fop.Unmarshal(payload, &req)
+		return req.Path, err == nil
+	}
+	return "", false
 }

@@ -85,22 +85,11 @@ func (v *Volume) Fremovexattr(ctx context.Context, h uint64, name string) error 
 	return fx.Fremovexattr(ctx, inner, name)
 }
 
-// WriteAttrsFinal reports whether every subvolume's write replies carry
-// final attributes (fop.WriteAttrs): a file's data lives on one of them.
-func (v *Volume) WriteAttrsFinal() bool {
+// FinalAttrs reports whether every subvolume's replies carry final
+// attributes (fop.FinalAttrs).
+func (v *Volume) FinalAttrs() bool {
 	for _, sub := range v.subs {
-		if w, ok := sub.(fop.WriteAttrs); !ok || !w.WriteAttrsFinal() {
-			return false
-		}
-	}
-	return true
-}
-
-// ParentAttrsFinal reports whether every subvolume's entry calls report
-// final directory attributes (fop.ParentAttrsFinal).
-func (v *Volume) ParentAttrsFinal() bool {
-	for _, sub := range v.subs {
-		if p, ok := sub.(fop.ParentAttrsFinal); !ok || !p.ParentAttrsFinal() {
+		if !fop.HasFinalAttrs(sub) {
 			return false
 		}
 	}

@@ -98,25 +98,19 @@ func (v *Volume) layout(ctx context.Context, dir string) (Layout, error) {
 // subvolumes that lack it and writes every subvolume's record.
 func (v *Volume) heal(ctx context.Context, dir string, found fop.Entry, entries []fop.Entry, errs []error, gen uint32) (Layout, error) {
 	l := Even(len(v.subs), gen)
-	var wg sync.WaitGroup
 	failed := make([]error, len(v.subs))
-	for i, sub := range v.subs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if errs[i] != nil {
-				a := found.Attr
-				_, err := sub.Mkdir(ctx, &fop.CreateReq{Path: dir, Mode: a.Mode & 0o7777, UID: a.UID, GID: a.GID, GFID: a.GFID,
-					Xattrs: []fop.Xattr{{Name: LayoutXattr, Value: l.EncodeRange(i)}}})
-				if err != nil && !errors.Is(err, syscall.EEXIST) {
-					failed[i] = err
-				}
-				return
+	v.eachSub(-1, func(i int, sub fop.Volume) {
+		if errs[i] != nil {
+			a := found.Attr
+			_, err := sub.Mkdir(ctx, &fop.CreateReq{Path: dir, Mode: a.Mode & 0o7777, UID: a.UID, GID: a.GID, GFID: a.GFID,
+				Xattrs: []fop.Xattr{{Name: LayoutXattr, Value: l.EncodeRange(i)}}})
+			if err != nil && !errors.Is(err, syscall.EEXIST) {
+				failed[i] = err
 			}
-			failed[i] = sub.Setxattr(ctx, dir, LayoutXattr, l.EncodeRange(i), 0)
-		}()
-	}
-	wg.Wait()
+			return
+		}
+		failed[i] = sub.Setxattr(ctx, dir, LayoutXattr, l.EncodeRange(i), 0)
+	})
 	if err := firstErr(failed); err != nil {
 		return Layout{}, err
 	}
@@ -129,18 +123,27 @@ func (v *Volume) forget(dir string) {
 	v.mu.Unlock()
 }
 
-func (v *Volume) lookupAll(ctx context.Context, p string) ([]fop.Entry, []error) {
-	entries := make([]fop.Entry, len(v.subs))
-	errs := make([]error, len(v.subs))
+// eachSub runs fn on every subvolume but skip (-1: none) at once, and
+// returns when all are done.
+func (v *Volume) eachSub(skip int, fn func(i int, sub fop.Volume)) {
 	var wg sync.WaitGroup
 	for i, sub := range v.subs {
+		if i == skip {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			entries[i], errs[i] = sub.Lookup(ctx, p)
+			fn(i, sub)
 		}()
 	}
 	wg.Wait()
+}
+
+func (v *Volume) lookupAll(ctx context.Context, p string) ([]fop.Entry, []error) {
+	entries := make([]fop.Entry, len(v.subs))
+	errs := make([]error, len(v.subs))
+	v.eachSub(-1, func(i int, sub fop.Volume) { entries[i], errs[i] = sub.Lookup(ctx, p) })
 	return entries, errs
 }
 
@@ -276,24 +279,15 @@ func (v *Volume) dirAttr(ctx context.Context, p string, i int, a fop.Attr) fop.A
 		return a
 	}
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for j, sub := range v.subs {
-		if j == i {
-			continue
+	v.eachSub(i, func(_ int, sub fop.Volume) {
+		e, err := sub.Lookup(ctx, p)
+		if err != nil || !isDir(e.Attr) {
+			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e, err := sub.Lookup(ctx, p)
-			if err != nil || !isDir(e.Attr) {
-				return
-			}
-			mu.Lock()
-			a = MergeDirTimes(a, e.Attr)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+		mu.Lock()
+		a = MergeDirTimes(a, e.Attr)
+		mu.Unlock()
+	})
 	return a
 }
 
@@ -363,21 +357,15 @@ func (v *Volume) parentSub(ctx context.Context, i int, p string) context.Context
 // subvolume can tell).
 func (v *Volume) emptyEverywhere(ctx context.Context, p string) error {
 	errs := make([]error, len(v.subs))
-	var wg sync.WaitGroup
-	for i, sub := range v.subs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := sub.Readdir(ctx, p, fop.Pos{}, 1)
-			switch {
-			case err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR):
-				errs[i] = err
-			case len(r.Entries) > 0:
-				errs[i] = syscall.ENOTEMPTY
-			}
-		}()
-	}
-	wg.Wait()
+	v.eachSub(-1, func(i int, sub fop.Volume) {
+		r, err := sub.Readdir(ctx, p, fop.Pos{}, 1)
+		switch {
+		case err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR):
+			errs[i] = err
+		case len(r.Entries) > 0:
+			errs[i] = syscall.ENOTEMPTY
+		}
+	})
 	// ENOTEMPTY first: it is the answer whatever else failed.
 	for _, err := range errs {
 		if errors.Is(err, syscall.ENOTEMPTY) {
@@ -394,15 +382,7 @@ func (v *Volume) onAll(ctx context.Context, first int, fn func(i int, sub fop.Vo
 	if err != nil {
 		return a, err
 	}
-	var wg sync.WaitGroup
-	for i, sub := range v.subs {
-		if i == first {
-			continue
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _, _ = fn(i, sub) }()
-	}
-	wg.Wait()
+	v.eachSub(first, func(i int, sub fop.Volume) { _, _ = fn(i, sub) })
 	return a, nil
 }
 
@@ -618,16 +598,8 @@ func (v *Volume) Rmdir(ctx context.Context, p string) error {
 	if err := v.emptyEverywhere(ctx, p); err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
 	errs := make([]error, len(v.subs))
-	for i, sub := range v.subs {
-		if i == h {
-			continue
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = sub.Rmdir(v.parentSub(ctx, i, p), p) }()
-	}
-	wg.Wait()
+	v.eachSub(h, func(i int, sub fop.Volume) { errs[i] = sub.Rmdir(v.parentSub(ctx, i, p), p) })
 	v.forget(p)
 	if err := v.subs[h].Rmdir(v.parentSub(ctx, h, p), p); err != nil {
 		return err

@@ -161,14 +161,3 @@ func (p *ParentAttrs) Merge(base Attr) (Attr, bool) {
 	}
 	return a, true
 }
-
-// ParentAttrsFinal is implemented by layers whose entry calls' reported
-// directory attributes stay as reported until the directory next changes
-// (no later step of the call changes the directory: replicate's
-// changelog on the directory does, so it does not implement it).
-type ParentAttrsFinal interface {
-	ParentAttrsFinal() bool
-}
-
-// ParentAttrsFinal reports that a brick's reports are final.
-func (c *Client) ParentAttrsFinal() bool { return true }

@@ -237,20 +237,27 @@ type Flusher interface {
 // AttrFlusher is a Flusher that also gives the file's attributes after
 // the handle's writes, as a getattr right after would return them, when
 // it knows them (ok): the handle wrote, every write succeeded, and the
-// layers below report them final (WriteAttrs). A mount answers the
+// layers below report them final (FinalAttrs). A mount answers the
 // kernel's getattr after a close with them, without a round trip.
 type AttrFlusher interface {
 	FlushAttr(ctx context.Context, h uint64) (a Attr, ok bool, err error)
 }
 
-// WriteAttrs is implemented by layers whose write replies carry the
-// file's attributes as they stay until the file next changes: no later
-// step of the write changes them (a replica's changelog, cleared when
-// the file is closed, does: replicate does not implement it).
-type WriteAttrs interface {
-	WriteAttrsFinal() bool
+// FinalAttrs is implemented by layers whose replies carry attributes as
+// they stay until the next change: a write's, the file's after it; an
+// entry call's, its directory's after it (ParentAttrs). No later step of
+// the call changes them; replicate's changelog, cleared after the call,
+// does, so replicate does not implement it.
+type FinalAttrs interface {
+	FinalAttrs() bool
 }
 
-// WriteAttrsFinal reports that a brick's write reply carries the file's
-// attributes after the write (fstat of the written file).
-func (c *Client) WriteAttrsFinal() bool { return true }
+// FinalAttrs reports that a brick's replies carry the attributes after
+// the call (fstat of the file or directory).
+func (c *Client) FinalAttrs() bool { return true }
+
+// HasFinalAttrs reports whether v implements FinalAttrs and says so.
+func HasFinalAttrs(v any) bool {
+	f, ok := v.(FinalAttrs)
+	return ok && f.FinalAttrs()
+}

@@ -148,17 +148,9 @@ func (n *node) freshAttr() (fop.Attr, bool) {
 	return n.fresh, true
 }
 
-// remember keeps the attributes last seen, for fstat of a directory that
-// is gone.
-func (n *node) remember(a *fop.Attr) {
-	n.mu.Lock()
-	n.last = *a
-	n.mu.Unlock()
-}
-
 // rememberAt keeps a, read from the bricks by a call that began when the
-// change count was inv, as the attributes to build on when nothing
-// changed since.
+// change count was inv: as the attributes last seen (for fstat of a
+// directory that is gone), and to build on when nothing changed since.
 func (n *node) rememberAt(a *fop.Attr, inv uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -191,9 +183,8 @@ type entryCall struct {
 // after it.
 func (n *node) beginEntry(ctx context.Context) *entryCall {
 	c := &entryCall{n: n, ctx: ctx}
-	final, _ := n.vol.(fop.ParentAttrsFinal)
 	n.mu.Lock()
-	c.ok = n.cache != nil && final != nil && final.ParentAttrsFinal() && n.baseOK && n.baseInv == n.inv
+	c.ok = n.cache != nil && n.opts.finalAttrs && n.baseOK && n.baseInv == n.inv
 	c.base = n.last
 	n.inv++
 	n.freshInv = 0
@@ -239,6 +230,10 @@ type Options struct {
 	// GlusterFS's selinux mount option; without it they are not
 	// supported.
 	SELinux bool
+
+	// finalAttrs is set by Root when the volume's replies carry final
+	// attributes (fop.FinalAttrs).
+	finalAttrs bool
 }
 
 // unsupported answers EOPNOTSUPP for an extended attribute the options
@@ -406,9 +401,11 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 			return errno(err)
 		}
 	}
-	if a, ok := n.freshAttr(); ok && f == nil {
-		fillAttr(&a, &out.Attr)
-		return 0
+	if f == nil {
+		if a, ok := n.freshAttr(); ok {
+			fillAttr(&a, &out.Attr)
+			return 0
+		}
 	}
 	p, e := n.path()
 	if e != 0 {
@@ -986,13 +983,11 @@ type file struct {
 	// h is the volume's handle. A read-only open is made on the bricks
 	// only when a call needs the handle (open-behind, as GlusterFS's): a
 	// file whose pages the kernel keeps is read without asking them.
-	// deferred holds the open's flags until then; mu guards h, deferred
-	// and opened.
-	mu       sync.Mutex
-	h        uint64
-	deferred bool
-	flags    uint32
-	opened   bool
+	// flags are the deferred open's; mu guards h and opened.
+	mu     sync.Mutex
+	h      uint64
+	flags  uint32
+	opened bool
 }
 
 func newFile(n *node, h uint64) *file {
@@ -1003,7 +998,7 @@ func newFile(n *node, h uint64) *file {
 
 // deferredFile is a read-only open of n not yet made on the bricks.
 func deferredFile(n *node, flags uint32) *file {
-	f := &file{n: n, vol: n.vol, deferred: true, flags: flags}
+	f := &file{n: n, vol: n.vol, flags: flags}
 	n.addFile(f)
 	return f
 }

@@ -280,11 +280,8 @@ func (v *Volume) Flush(ctx context.Context, h uint64) error {
 	return nil
 }
 
-// ParentAttrsFinal forwards the layer below's (fop.ParentAttrsFinal).
-func (v *Volume) ParentAttrsFinal() bool {
-	p, ok := v.inner.(fop.ParentAttrsFinal)
-	return ok && p.ParentAttrsFinal()
-}
+// FinalAttrs forwards the layer below's (fop.FinalAttrs).
+func (v *Volume) FinalAttrs() bool { return fop.HasFinalAttrs(v.inner) }
 
 // FlushAttr is Flush, with the file's attributes after the handle's
 // writes when the layers below give final ones (fop.AttrFlusher).
@@ -296,8 +293,7 @@ func (v *Volume) FlushAttr(ctx context.Context, h uint64) (fop.Attr, bool, error
 	if err := f.drain(); err != nil {
 		return fop.Attr{}, false, err
 	}
-	w, final := v.inner.(fop.WriteAttrs)
-	if !final || !w.WriteAttrsFinal() {
+	if !fop.HasFinalAttrs(v.inner) {
 		return fop.Attr{}, false, nil
 	}
 	f.mu.Lock()

@@ -145,7 +145,7 @@ func TestAppendWrittenThrough(t *testing.T) {
 	}
 }
 
-// noFinalAttrs hides the brick client's fop.WriteAttrs, as replicate
+// noFinalAttrs hides the brick client's fop.FinalAttrs, as replicate
 // does not offer it.
 type noFinalAttrs struct{ fop.Volume }
 
