@@ -182,8 +182,11 @@ func TestXattropRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := cls[0].XattropRelease(ctx, &fop.XattropReq{Path: "g", Delta: []int32{-1, 0, 0}, Lock: fop.Unlock, Handle: r.Handle})
-	if err != nil || !reflect.DeepEqual(got, []int32{0, 0, 0}) {
+	if err != nil || !reflect.DeepEqual(got.Counters, []int32{0, 0, 0}) {
 		t.Fatalf("xattrop-release: %v %v", got, err)
+	}
+	if got.HasAttr {
+		t.Fatal("a client that did not ask for FeatReleaseAttrs got the file's attributes")
 	}
 	if _, err := cls[0].Read(ctx, r.Handle, 0, 1); !errors.Is(err, syscall.EBADF) {
 		t.Fatalf("handle after release: %v, want EBADF", err)
@@ -193,6 +196,40 @@ func TestXattropRelease(t *testing.T) {
 	}
 	if _, err := cls[0].XattropRelease(ctx, &fop.XattropReq{Path: "g", Delta: []int32{0, 0, 0}}); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("xattrop-release without a handle: %v", err)
+	}
+}
+
+// A client that asked for FeatReleaseAttrs learns, at release, the
+// file's attributes after the changelog update: as a getattr then sees
+// them, change time included.
+func TestXattropReleaseAttr(t *testing.T) {
+	_, cls, raws := afrBrick(t, 1)
+	ctx := context.Background()
+	if err := fop.SayHello(ctx, raws[0]); err != nil {
+		t.Fatal(err)
+	}
+	r, err := cls[0].Create(ctx, &fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID(), Flags: unix.O_RDWR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cls[0].WriteDirty(ctx, &fop.WriteDirtyReq{Handle: r.Handle, Path: "f", Delta: []int32{1, 0, 0}, Data: []byte("data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // the post-op's change time differs from the write's
+	got, err := cls[0].XattropRelease(ctx, &fop.XattropReq{Path: "f", Delta: []int32{-1, 0, 0}, Lock: fop.Unlock, Handle: r.Handle})
+	if err != nil || !got.HasAttr {
+		t.Fatalf("xattrop-release: %+v %v", got, err)
+	}
+	a, err := cls[0].Getattr(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Attr != a {
+		t.Fatalf("release's attributes %+v, getattr's %+v", got.Attr, a)
+	}
+	if got.Attr.Ctime == w.Attr.Ctime {
+		t.Fatalf("change time %v: the write's, not the post-op's", got.Attr.Ctime)
 	}
 }
 

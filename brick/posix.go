@@ -218,7 +218,7 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 		if fop.Unmarshal(payload, &req) != nil {
 			return syscall.EINVAL, nil
 		}
-		f := req.Features & (fop.FeatParentAttrs | fop.FeatListingXattrs)
+		f := req.Features & (fop.FeatParentAttrs | fop.FeatListingXattrs | fop.FeatReleaseAttrs)
 		s.features.Store(f)
 		return 0, fop.Marshal(&fop.Hello{Features: f})
 	}
@@ -291,16 +291,11 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 	case fop.OpWriteDirty:
 		return call(payload, func(r *fop.WriteDirtyReq) (fop.Message, error) { return s.writeDirty(ctx, r) })
 	case fop.OpXattropRelease:
-		return call(payload, func(r *fop.XattropReq) (fop.Message, error) {
-			if r.Handle == 0 {
-				return nil, unix.EINVAL
-			}
-			out, err := s.xattrop(ctx, r)
-			if _, rerr := s.release(&fop.HandleReq{Handle: r.Handle}); err == nil && rerr != nil {
-				err = rerr
-			}
-			return out, err
-		})
+		var r fop.XattropReq
+		if fop.Unmarshal(payload, &r) != nil || r.Handle == 0 {
+			return syscall.EINVAL, nil
+		}
+		return s.xattropRelease(ctx, &r)
 	case fop.OpFgetattr:
 		return call(payload, s.fgetattr)
 	case fop.OpFsetattr:
@@ -323,6 +318,32 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 
 // call decodes a request, serves it and encodes the reply; a request that
 // does not decode gets EINVAL.
+// xattropRelease applies an xattrop by handle and releases the handle,
+// even when the xattrop fails; for a client that asked
+// (fop.FeatReleaseAttrs), the reply ends with the file's attributes
+// after the update.
+func (s *session) xattropRelease(ctx context.Context, r *fop.XattropReq) (syscall.Errno, []byte) {
+	out, err := s.xattrop(ctx, r)
+	var a fop.Attr
+	withAttr := err == nil && s.features.Load()&fop.FeatReleaseAttrs != 0 &&
+		s.use(r.Handle, func(h *handle) error {
+			var err error
+			a, err = fdAttr(h.fd, h.gfid)
+			return err
+		}) == nil
+	if _, rerr := s.release(&fop.HandleReq{Handle: r.Handle}); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		return errnoOf(err), nil
+	}
+	reply := fop.Marshal(out)
+	if withAttr {
+		reply = fop.AppendFileAttr(reply, a)
+	}
+	return 0, reply
+}
+
 func call[T any, PT interface {
 	*T
 	fop.Message

@@ -85,13 +85,25 @@ func (v *Volume) Fremovexattr(ctx context.Context, h uint64, name string) error 
 	return fx.Fremovexattr(ctx, inner, name)
 }
 
-// FinalAttrs reports whether every subvolume's replies carry final
-// attributes (fop.FinalAttrs).
-func (v *Volume) FinalAttrs() bool {
+// FinalAttrs reports which replies carry final attributes on every
+// subvolume (fop.FinalAttrs).
+func (v *Volume) FinalAttrs() fop.Final {
+	f := fop.FinalWrites | fop.FinalEntries
 	for _, sub := range v.subs {
-		if !fop.HasFinalAttrs(sub) {
-			return false
-		}
+		f &= fop.FinalOf(sub)
 	}
-	return true
+	return f
+}
+
+// ReleaseAttr releases the handle on its subvolume, with the file's
+// attributes when that subvolume learns them (fop.ReleaseAttrer).
+func (v *Volume) ReleaseAttr(ctx context.Context, h uint64) (fop.Attr, bool, error) {
+	sub, inner, err := v.sub(h)
+	if err != nil {
+		return fop.Attr{}, false, err
+	}
+	if ra, ok := sub.(fop.ReleaseAttrer); ok {
+		return ra.ReleaseAttr(ctx, inner)
+	}
+	return fop.Attr{}, false, sub.Release(ctx, inner)
 }

@@ -231,7 +231,7 @@ func (m *IndexReply) Decode(d *Decoder) {
 type Bookkeeper interface {
 	Xattrop(ctx context.Context, req *XattropReq) ([]int32, error)
 	WriteDirty(ctx context.Context, req *WriteDirtyReq) (WriteReply, error)
-	XattropRelease(ctx context.Context, req *XattropReq) ([]int32, error)
+	XattropRelease(ctx context.Context, req *XattropReq) (ReleaseReply, error)
 	Inodelk(ctx context.Context, req *InodelkReq) error
 	Index(ctx context.Context) ([]IndexEntry, error)
 }
@@ -248,12 +248,30 @@ func (c *Client) Inodelk(ctx context.Context, req *InodelkReq) error {
 	return c.call(ctx, OpInodelk, req, nil)
 }
 
+// ReleaseReply is what XattropRelease learns: the changelog after the
+// update and, from a brick that sends them (FeatReleaseAttrs), the file's
+// attributes after it.
+type ReleaseReply struct {
+	Counters []int32
+	Attr     Attr
+	HasAttr  bool
+}
+
 // XattropRelease applies req (by req.Handle) and releases the handle;
 // the handle is released even when the changelog update fails.
-func (c *Client) XattropRelease(ctx context.Context, req *XattropReq) ([]int32, error) {
-	var r Changelog
-	err := c.call(ctx, OpXattropRelease, req, &r)
-	return r.Counters, err
+func (c *Client) XattropRelease(ctx context.Context, req *XattropReq) (ReleaseReply, error) {
+	out, err := c.c.Call(ctx, OpXattropRelease, Marshal(req))
+	if err != nil {
+		return ReleaseReply{}, Errno(err)
+	}
+	var r ReleaseReply
+	out, r.Attr, r.HasAttr = SplitFileAttr(out)
+	var cl Changelog
+	if err := Unmarshal(out, &cl); err != nil {
+		return ReleaseReply{}, syscall.EIO
+	}
+	r.Counters = cl.Counters
+	return r, nil
 }
 
 func (c *Client) Index(ctx context.Context) ([]IndexEntry, error) {

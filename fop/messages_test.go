@@ -2,6 +2,7 @@ package fop
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"reflect"
 	"slices"
@@ -188,23 +189,77 @@ func TestReaddirReplyXattrs(t *testing.T) {
 	}
 }
 
-// Whatever a brick sends, SplitParentAttr never fails hard: either the
-// reply is left as it is, or it is a body and attributes that
-// AppendParentAttr puts back together into the same bytes.
+// Whatever a brick sends, SplitParentAttr and SplitFileAttr never fail
+// hard: either the reply is left as it is, or it is a body and attributes
+// that AppendParentAttr (AppendFileAttr) puts back together into the same
+// bytes.
 func FuzzSplitParentAttr(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(AppendParentAttr(Marshal(&OpenReply{Handle: 3}), Attr{Ino: 9, Mode: 0o40755, Nlink: 3}))
 	f.Add(AppendParentAttr(nil, Attr{}))
+	f.Add(AppendFileAttr(Marshal(&Changelog{Counters: []int32{0, 0, 0}}), Attr{Ino: 7, Mode: 0o100644, Size: 4096}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		body, a, ok := SplitParentAttr(b)
-		if !ok {
-			if !bytes.Equal(body, b) {
-				t.Fatal("a reply without attributes was changed")
+		for _, c := range []struct {
+			split func([]byte) ([]byte, Attr, bool)
+			join  func([]byte, Attr) []byte
+		}{{SplitParentAttr, AppendParentAttr}, {SplitFileAttr, AppendFileAttr}} {
+			body, a, ok := c.split(b)
+			if !ok {
+				if !bytes.Equal(body, b) {
+					t.Fatal("a reply without attributes was changed")
+				}
+				continue
 			}
-			return
-		}
-		if got := AppendParentAttr(slices.Clone(body), a); !bytes.Equal(got, b) {
-			t.Fatalf("split and joined %x, input %x", got, b)
+			if got := c.join(slices.Clone(body), a); !bytes.Equal(got, b) {
+				t.Fatalf("split and joined %x, input %x", got, b)
+			}
 		}
 	})
+}
+
+// A replica set's copies each report the directory's attributes; the one
+// picked is passed on, tagged as the layer above tags the call, and a
+// set that cannot tell passes on a miss.
+func TestParentCopies(t *testing.T) {
+	base := Attr{Mtime: 1, Ctime: 1, Size: 10, Nlink: 2}
+	copyAttr := []Attr{{Mtime: 5, Ctime: 6, Size: 40, Nlink: 3}, {Mtime: 7, Ctime: 8, Size: 50, Nlink: 3}}
+	run := func(ctx context.Context, pick int, ok bool) {
+		ctxs, done := ParentCopies(ctx, 2)
+		for i, c := range ctxs {
+			p, _ := c.Value(parentAttrsKey{}).(*ParentAttrs)
+			if p == nil {
+				t.Fatal("a copy's context gathers nothing")
+			}
+			p.add(c, copyAttr[i], true)
+		}
+		done(pick, ok)
+	}
+	ctx, pa := WithParentAttrs(context.Background())
+	run(ctx, 1, true)
+	got, ok := pa.Merge(base)
+	if want := (Attr{Mtime: 7, Ctime: 8, Size: 50, Nlink: 3}); !ok || got != want {
+		t.Fatalf("picked copy 1: %+v %v, want %+v", got, ok, want)
+	}
+	// Under distribute: subvolume 0's report is not the one that gives
+	// the size.
+	ctx, pa = WithParentAttrs(context.Background())
+	run(ParentSub(ctx, 0, 1), 0, true)
+	got, ok = pa.Merge(base)
+	if want := (Attr{Mtime: 5, Ctime: 6, Size: 10, Nlink: 2}); !ok || got != want {
+		t.Fatalf("tagged: %+v %v, want %+v", got, ok, want)
+	}
+	ctx, pa = WithParentAttrs(context.Background())
+	run(ctx, 0, false)
+	if _, ok := pa.Merge(base); ok {
+		t.Fatal("copies that disagree gave attributes")
+	}
+	// Without a collector every copy's context is the caller's.
+	plain := context.Background()
+	ctxs, done := ParentCopies(plain, 3)
+	for _, c := range ctxs {
+		if c != plain {
+			t.Fatal("a context was made for nothing to gather")
+		}
+	}
+	done(0, true)
 }

@@ -27,10 +27,13 @@ const (
 	FeatParentAttrs uint32 = 1 << iota
 	// FeatListingXattrs: listings end with each entry's Xattrs flags.
 	FeatListingXattrs
+	// FeatReleaseAttrs: OpXattropRelease's reply ends with the file's
+	// attributes after the changelog update (AppendFileAttr).
+	FeatReleaseAttrs
 )
 
 // ClientFeatures are the features this client reads.
-const ClientFeatures = FeatParentAttrs | FeatListingXattrs
+const ClientFeatures = FeatParentAttrs | FeatListingXattrs | FeatReleaseAttrs
 
 // Hello is OpHello's request and reply.
 type Hello struct {
@@ -46,8 +49,12 @@ func SayHello(ctx context.Context, c Caller) error {
 	return err
 }
 
-// parentMagic ends a reply that carries its directory's attributes.
-const parentMagic = 0x50415254 // "PART"
+// parentMagic ends a reply that carries its directory's attributes,
+// fileMagic one that carries its file's (OpXattropRelease's).
+const (
+	parentMagic = 0x50415254 // "PART"
+	fileMagic   = 0x46415454 // "FATT"
+)
 
 // EntryOp reports whether op makes or removes a name, so that its reply
 // carries the directory's attributes (AppendParentAttr).
@@ -61,16 +68,27 @@ func EntryOp(op uint16) bool {
 
 // AppendParentAttr appends a directory's attributes to an entry call's
 // reply.
-func AppendParentAttr(reply []byte, a Attr) []byte {
-	e := Encoder{b: reply}
-	a.Encode(&e)
-	return binary.BigEndian.AppendUint32(e.b, parentMagic)
-}
+func AppendParentAttr(reply []byte, a Attr) []byte { return appendAttr(reply, a, parentMagic) }
 
 // SplitParentAttr takes the directory's attributes off the end of an
 // entry call's reply, when they are there (an older brick sends none).
-func SplitParentAttr(b []byte) ([]byte, Attr, bool) {
-	if len(b) < attrSize+4 || binary.BigEndian.Uint32(b[len(b)-4:]) != parentMagic {
+func SplitParentAttr(b []byte) ([]byte, Attr, bool) { return splitAttr(b, parentMagic) }
+
+// AppendFileAttr appends a file's attributes to OpXattropRelease's reply.
+func AppendFileAttr(reply []byte, a Attr) []byte { return appendAttr(reply, a, fileMagic) }
+
+// SplitFileAttr takes the file's attributes off the end of
+// OpXattropRelease's reply, when they are there.
+func SplitFileAttr(b []byte) ([]byte, Attr, bool) { return splitAttr(b, fileMagic) }
+
+func appendAttr(reply []byte, a Attr, magic uint32) []byte {
+	e := Encoder{b: reply}
+	a.Encode(&e)
+	return binary.BigEndian.AppendUint32(e.b, magic)
+}
+
+func splitAttr(b []byte, magic uint32) ([]byte, Attr, bool) {
+	if len(b) < attrSize+4 || binary.BigEndian.Uint32(b[len(b)-4:]) != magic {
 		return b, Attr{}, false
 	}
 	body, tail := b[:len(b)-4-attrSize], b[len(b)-4-attrSize:len(b)-4]
@@ -160,4 +178,48 @@ func (p *ParentAttrs) Merge(base Attr) (Attr, bool) {
 		}
 	}
 	return a, true
+}
+
+// ParentCopies is for a layer over n copies of one tree (replicate): it
+// returns a context per copy, whose entry calls report into a collector
+// of their own, and a function to call once they are done, which passes
+// copy pick's reports on to ctx's collector (tagged as ctx tags them),
+// or, when ok is false (the copies no longer agree, or the layer changes
+// the directory after the calls), records that nothing can be known.
+// When ctx gathers nothing, every copy's context is ctx.
+func ParentCopies(ctx context.Context, n int) ([]context.Context, func(pick int, ok bool)) {
+	ctxs := make([]context.Context, n)
+	outer, _ := ctx.Value(parentAttrsKey{}).(*ParentAttrs)
+	if outer == nil {
+		for i := range ctxs {
+			ctxs[i] = ctx
+		}
+		return ctxs, func(int, bool) {}
+	}
+	inner := make([]*ParentAttrs, n)
+	for i := range ctxs {
+		// The copy's own collector, with no subvolume tag of the layers
+		// above: those apply when the report is passed on.
+		c := context.WithValue(ctx, parentSubKey{}, nil)
+		ctxs[i], inner[i] = WithParentAttrs(c)
+	}
+	return ctxs, func(pick int, ok bool) {
+		if pick < 0 || pick >= n {
+			ok = false
+		}
+		if !ok {
+			outer.add(ctx, Attr{}, false)
+			return
+		}
+		in := inner[pick]
+		in.mu.Lock()
+		got, miss := in.got, in.miss
+		in.mu.Unlock()
+		if miss {
+			outer.add(ctx, Attr{}, false)
+		}
+		for _, r := range got {
+			outer.add(ctx, r.a, true)
+		}
+	}
 }

@@ -237,27 +237,52 @@ type Flusher interface {
 // AttrFlusher is a Flusher that also gives the file's attributes after
 // the handle's writes, as a getattr right after would return them, when
 // it knows them (ok): the handle wrote, every write succeeded, and the
-// layers below report them final (FinalAttrs). A mount answers the
-// kernel's getattr after a close with them, without a round trip.
+// layers below report writes' attributes final (FinalWrites). A mount
+// answers the kernel's getattr after a close with them, without a round
+// trip.
 type AttrFlusher interface {
 	FlushAttr(ctx context.Context, h uint64) (a Attr, ok bool, err error)
 }
 
+// ReleaseAttrer is implemented by layers that learn, when a handle that
+// wrote is released, the file's attributes after everything the handle
+// did, when write replies could not give them (replicate: its changelog
+// is cleared at release). ok is false when they are not known.
+type ReleaseAttrer interface {
+	ReleaseAttr(ctx context.Context, h uint64) (a Attr, ok bool, err error)
+}
+
+// Final says which replies carry attributes as they stay until the next
+// change (FinalAttrs).
+type Final uint8
+
+const (
+	// FinalWrites: a write's reply carries the file's attributes after
+	// it.
+	FinalWrites Final = 1 << iota
+	// FinalEntries: an entry call's reports of its directory's
+	// attributes (ParentAttrs) are those after it.
+	FinalEntries
+)
+
 // FinalAttrs is implemented by layers whose replies carry attributes as
-// they stay until the next change: a write's, the file's after it; an
-// entry call's, its directory's after it (ParentAttrs). No later step of
-// the call changes them; replicate's changelog, cleared after the call,
-// does, so replicate does not implement it.
+// they stay until the next change: no later step of the call changes
+// them. Replicate's changelog, cleared when a handle that wrote is
+// released, changes the file after its writes, so replicate gives
+// FinalEntries only.
 type FinalAttrs interface {
-	FinalAttrs() bool
+	FinalAttrs() Final
 }
 
 // FinalAttrs reports that a brick's replies carry the attributes after
 // the call (fstat of the file or directory).
-func (c *Client) FinalAttrs() bool { return true }
+func (c *Client) FinalAttrs() Final { return FinalWrites | FinalEntries }
 
-// HasFinalAttrs reports whether v implements FinalAttrs and says so.
-func HasFinalAttrs(v any) bool {
-	f, ok := v.(FinalAttrs)
-	return ok && f.FinalAttrs()
+// FinalOf returns what v's FinalAttrs says, or nothing when v does not
+// implement it.
+func FinalOf(v any) Final {
+	if f, ok := v.(FinalAttrs); ok {
+		return f.FinalAttrs()
+	}
+	return 0
 }

@@ -49,7 +49,7 @@ func NewCache() *Cache {
 
 // Root returns the root node of a volume's file system, kept by c.
 func (c *Cache) Root(vol fop.Volume, o Options) fs.InodeEmbedder {
-	o.finalAttrs = fop.HasFinalAttrs(vol)
+	o.final = fop.FinalOf(vol)
 	n := &node{vol: vol, cache: c, opts: &o}
 	c.mu.Lock()
 	c.root = n

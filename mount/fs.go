@@ -127,11 +127,15 @@ func (n *node) changedIn(name string) {
 // learned keeps a, the file's attributes after this mount's last write,
 // when nothing changed the file since (inv is what changed returned for
 // that write).
-func (n *node) learned(a fop.Attr, inv uint64) {
+func (n *node) learned(a fop.Attr, inv uint64) { n.learnedWith(a, inv, 1) }
+
+// learnedWith is learned, by a handle's flush (open 1: the handle is
+// still open) or its release (open 0).
+func (n *node) learnedWith(a fop.Attr, inv uint64, open int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// With another handle open, its writes may still be on their way.
-	if n.inv == inv && n.cache != nil && len(n.files) == 1 {
+	if n.inv == inv && n.cache != nil && len(n.files) == open {
 		n.fresh, n.freshInv = a, inv+1 // never 0
 		n.inv++                        // freshInv names this state
 	}
@@ -184,7 +188,7 @@ type entryCall struct {
 func (n *node) beginEntry(ctx context.Context) *entryCall {
 	c := &entryCall{n: n, ctx: ctx}
 	n.mu.Lock()
-	c.ok = n.cache != nil && n.opts.finalAttrs && n.baseOK && n.baseInv == n.inv
+	c.ok = n.cache != nil && n.opts.final&fop.FinalEntries != 0 && n.baseOK && n.baseInv == n.inv
 	c.base = n.last
 	n.inv++
 	n.freshInv = 0
@@ -231,9 +235,9 @@ type Options struct {
 	// supported.
 	SELinux bool
 
-	// finalAttrs is set by Root when the volume's replies carry final
+	// final is set by Root: which of the volume's replies carry final
 	// attributes (fop.FinalAttrs).
-	finalAttrs bool
+	final fop.Final
 }
 
 // unsupported answers EOPNOTSUPP for an extended attribute the options
@@ -1079,6 +1083,18 @@ func (f *file) Release(ctx context.Context) syscall.Errno {
 	h, opened := f.openedHandle()
 	if !opened {
 		return 0 // a deferred open never made
+	}
+	if ra, ok := f.vol.(fop.ReleaseAttrer); ok && f.n.cache != nil {
+		if inv := f.wrote.Load(); inv != 0 {
+			// The layers learn the attributes only now (replicate
+			// clears its changelog at release): the getattr after a
+			// close that comes after this is answered with them.
+			a, known, err := ra.ReleaseAttr(uninterrupted(ctx), h)
+			if err == nil && known {
+				f.n.learnedWith(a, inv, 0)
+			}
+			return errno(err)
+		}
 	}
 	return errno(f.vol.Release(uninterrupted(ctx), h))
 }

@@ -58,7 +58,17 @@ type Volume struct {
 	recent  *pathcache.Cache[view]
 }
 
-var _ fop.Volume = (*Volume)(nil)
+var (
+	_ fop.Volume        = (*Volume)(nil)
+	_ fop.ReleaseAttrer = (*Volume)(nil)
+	_ fop.FinalAttrs    = (*Volume)(nil)
+)
+
+// FinalAttrs reports that entry calls' reports of their directory's
+// attributes are final (fop.FinalAttrs): the layer changes a directory's
+// changelog only when a brick missed the call, and then reports nothing.
+// Writes' are not: the changelog is cleared at release (ReleaseAttr).
+func (v *Volume) FinalAttrs() fop.Final { return fop.FinalEntries }
 
 type child struct {
 	b       Brick
@@ -291,6 +301,22 @@ func (v *Volume) change(ctx context.Context, k Kind, recordOn []string, fn func(
 	return ok, nil
 }
 
+// entryChange is change for an entry call in directory dir. The bricks'
+// reports of the directory's attributes after it (fop.ParentAttrs) are
+// passed on from the brick a lookup reads from, when every brick did
+// the call: otherwise the changelog records the miss, which changes the
+// directory after the call.
+func (v *Volume) entryChange(ctx context.Context, dir string, fn func(ctx context.Context, i int, b Brick) error) ([]int, error) {
+	ctxs, done := fop.ParentCopies(ctx, len(v.kids))
+	ok, err := v.change(ctx, Entry, []string{dir}, func(i int, b Brick) error { return fn(ctxs[i], i, b) })
+	if len(ok) == 0 {
+		done(-1, false)
+	} else {
+		done(v.dataKid(ok), err == nil && len(ok) == len(v.kids))
+	}
+	return ok, err
+}
+
 func (v *Volume) healNeeded(paths ...string) {
 	if v.opts.OnHealNeeded == nil {
 		return
@@ -521,11 +547,11 @@ func (v *Volume) Setattr(ctx context.Context, req *fop.SetattrReq) (fop.Attr, er
 
 // create runs an entry change that makes p, and returns the new entry's
 // attributes.
-func (v *Volume) create(ctx context.Context, p string, fn func(i int, b Brick) (fop.Attr, error)) (fop.Attr, error) {
+func (v *Volume) create(ctx context.Context, p string, fn func(ctx context.Context, b Brick) (fop.Attr, error)) (fop.Attr, error) {
 	attrs := make([]fop.Attr, len(v.kids))
-	ok, err := v.change(ctx, Entry, []string{parent(p)}, func(i int, b Brick) error {
+	ok, err := v.entryChange(ctx, parent(p), func(ctx context.Context, i int, b Brick) error {
 		var err error
-		attrs[i], err = fn(i, b)
+		attrs[i], err = fn(ctx, b)
 		return err
 	})
 	if len(ok) == 0 {
@@ -535,29 +561,29 @@ func (v *Volume) create(ctx context.Context, p string, fn func(i int, b Brick) (
 }
 
 func (v *Volume) Mkdir(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
-	return v.create(ctx, req.Path, func(_ int, b Brick) (fop.Attr, error) { return b.Mkdir(ctx, req) })
+	return v.create(ctx, req.Path, func(ctx context.Context, b Brick) (fop.Attr, error) { return b.Mkdir(ctx, req) })
 }
 
 func (v *Volume) Mknod(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
-	return v.create(ctx, req.Path, func(_ int, b Brick) (fop.Attr, error) { return b.Mknod(ctx, req) })
+	return v.create(ctx, req.Path, func(ctx context.Context, b Brick) (fop.Attr, error) { return b.Mknod(ctx, req) })
 }
 
 func (v *Volume) Symlink(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
-	return v.create(ctx, req.Path, func(_ int, b Brick) (fop.Attr, error) { return b.Symlink(ctx, req) })
+	return v.create(ctx, req.Path, func(ctx context.Context, b Brick) (fop.Attr, error) { return b.Symlink(ctx, req) })
 }
 
 func (v *Volume) Link(ctx context.Context, from, to string) (fop.Attr, error) {
-	return v.create(ctx, to, func(_ int, b Brick) (fop.Attr, error) { return b.Link(ctx, from, to) })
+	return v.create(ctx, to, func(ctx context.Context, b Brick) (fop.Attr, error) { return b.Link(ctx, from, to) })
 }
 
 func (v *Volume) Unlink(ctx context.Context, p string) error {
 	v.forgetView(p)
-	_, err := v.change(ctx, Entry, []string{parent(p)}, func(_ int, b Brick) error { return b.Unlink(ctx, p) })
+	_, err := v.entryChange(ctx, parent(p), func(ctx context.Context, _ int, b Brick) error { return b.Unlink(ctx, p) })
 	return err
 }
 
 func (v *Volume) Rmdir(ctx context.Context, p string) error {
-	_, err := v.change(ctx, Entry, []string{parent(p)}, func(_ int, b Brick) error { return b.Rmdir(ctx, p) })
+	_, err := v.entryChange(ctx, parent(p), func(ctx context.Context, _ int, b Brick) error { return b.Rmdir(ctx, p) })
 	v.mu.Lock()
 	delete(v.dirKid, p)
 	v.mu.Unlock()
@@ -682,7 +708,7 @@ func (h *handle) drop(idx []int, errs []error) []int {
 
 func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply, error) {
 	replies := make([]fop.OpenReply, len(v.kids))
-	ok, err := v.change(ctx, Entry, []string{parent(req.Path)}, func(i int, b Brick) error {
+	ok, err := v.entryChange(ctx, parent(req.Path), func(ctx context.Context, i int, b Brick) error {
 		var err error
 		replies[i], err = b.Create(ctx, req)
 		return err
@@ -977,39 +1003,76 @@ func (v *Volume) Fsync(ctx context.Context, id uint64, datasync bool) error {
 }
 
 func (v *Volume) Release(ctx context.Context, id uint64) error {
+	_, _, err := v.ReleaseAttr(ctx, id)
+	return err
+}
+
+// ReleaseAttr releases the handle and, when it wrote and every brick it
+// wrote to cleared its changelog, returns the file's attributes after
+// that, as the brick reads go to has them (fop.ReleaseAttrer).
+func (v *Volume) ReleaseAttr(ctx context.Context, id uint64) (fop.Attr, bool, error) {
 	v.mu.Lock()
 	h := v.handles[id]
 	delete(v.handles, id)
 	v.mu.Unlock()
 	if h == nil {
-		return syscall.EBADF
+		return fop.Attr{}, false, syscall.EBADF
 	}
 	ctx = context.WithoutCancel(ctx)
 	// A handle that marked any brick dirty undoes it, even where the mark
 	// failed (counters stop at zero, a lock not held is not dropped): no
 	// lock may outlive the handle.
 	h.mu.Lock()
-	dirtied := h.dirtied
+	dirtied, read, dirtyErr := h.dirtied, h.read, h.dirtyErr
+	kids := h.kids
+	h.kids = map[int]uint64{}
 	h.mu.Unlock()
-	if dirtied {
-		// The post-op and the release, in one round trip per brick.
-		d := DirtyDelta(len(v.kids), Data, -1)
-		h.mu.Lock()
-		kids := h.kids
-		h.kids = map[int]uint64{}
-		h.mu.Unlock()
+	if !dirtied {
 		idx := make([]int, 0, len(kids))
 		for i := range kids {
 			idx = append(idx, i)
 		}
-		v.fanout(idx, func(i int, b Brick) error {
-			_, err := b.XattropRelease(ctx, &fop.XattropReq{Path: h.name(), Delta: d, Lock: fop.Unlock, Handle: kids[i]})
-			return err
-		})
-		return nil
+		v.fanout(idx, func(i int, b Brick) error { return b.Release(ctx, kids[i]) })
+		return fop.Attr{}, false, nil
 	}
-	v.releaseKids(ctx, h)
-	return nil
+	// The post-op and the release, in one round trip per brick.
+	d := DirtyDelta(len(v.kids), Data, -1)
+	idx := make([]int, 0, len(kids))
+	for i := range kids {
+		idx = append(idx, i)
+	}
+	replies := make([]fop.ReleaseReply, len(v.kids))
+	errs := v.fanout(idx, func(i int, b Brick) error {
+		var err error
+		replies[i], err = b.XattropRelease(ctx, &fop.XattropReq{Path: h.name(), Delta: d, Lock: fop.Unlock, Handle: kids[i]})
+		return err
+	})
+	// Known only when every brick of the set took every write and
+	// cleared its mark: then the copies agree, and the next lookup reads
+	// from the brick reads went to.
+	if dirtyErr != nil || len(idx) != len(v.kids) {
+		return fop.Attr{}, false, nil
+	}
+	for _, i := range idx {
+		if errs[i] != nil || !replies[i].HasAttr || !changelogClear(replies[i].Counters) {
+			return fop.Attr{}, false, nil
+		}
+	}
+	if _, ok := kids[read]; !ok || v.kids[read].arbiter {
+		return fop.Attr{}, false, nil
+	}
+	return replies[read].Attr, true, nil
+}
+
+// changelogClear reports whether a changelog records nothing: no change
+// in flight, none missed.
+func changelogClear(c []int32) bool {
+	for _, n := range c {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (v *Volume) releaseKids(ctx context.Context, h *handle) {

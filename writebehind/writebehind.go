@@ -281,7 +281,7 @@ func (v *Volume) Flush(ctx context.Context, h uint64) error {
 }
 
 // FinalAttrs forwards the layer below's (fop.FinalAttrs).
-func (v *Volume) FinalAttrs() bool { return fop.HasFinalAttrs(v.inner) }
+func (v *Volume) FinalAttrs() fop.Final { return fop.FinalOf(v.inner) }
 
 // FlushAttr is Flush, with the file's attributes after the handle's
 // writes when the layers below give final ones (fop.AttrFlusher).
@@ -293,7 +293,7 @@ func (v *Volume) FlushAttr(ctx context.Context, h uint64) (fop.Attr, bool, error
 	if err := f.drain(); err != nil {
 		return fop.Attr{}, false, err
 	}
-	if !fop.HasFinalAttrs(v.inner) {
+	if fop.FinalOf(v.inner)&fop.FinalWrites == 0 {
 		return fop.Attr{}, false, nil
 	}
 	f.mu.Lock()
@@ -302,11 +302,28 @@ func (v *Volume) FlushAttr(ctx context.Context, h uint64) (fop.Attr, bool, error
 }
 
 func (v *Volume) Release(ctx context.Context, h uint64) error {
+	v.forget(h)
+	return v.inner.Release(ctx, h)
+}
+
+// ReleaseAttr is Release, with the file's attributes when the layer
+// below learns them (fop.ReleaseAttrer).
+func (v *Volume) ReleaseAttr(ctx context.Context, h uint64) (fop.Attr, bool, error) {
+	if ra, ok := v.inner.(fop.ReleaseAttrer); ok && v.forget(h) == nil {
+		return ra.ReleaseAttr(ctx, h)
+	}
+	return fop.Attr{}, false, v.inner.Release(ctx, h)
+}
+
+// forget waits for the handle's writes and drops what the layer keeps of
+// it; it returns the error of a write that failed.
+func (v *Volume) forget(h uint64) error {
 	v.mu.Lock()
 	f := v.files[h]
 	v.mu.Unlock()
+	var err error
 	if f != nil {
-		_ = f.drain()
+		err = f.drain()
 		v.mu.Lock()
 		delete(v.files, h)
 		if set := v.paths[f.path]; set != nil {
@@ -317,7 +334,7 @@ func (v *Volume) Release(ctx context.Context, h uint64) error {
 		}
 		v.mu.Unlock()
 	}
-	return v.inner.Release(ctx, h)
+	return err
 }
 
 func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply, error) {

@@ -327,20 +327,45 @@ func listed(dir, name string, want bool) error {
 // directory's attributes again; the mount answers with what the bricks
 // reported with the call (the directory's attributes after it). They must
 // be what the bricks hold: what another mount, which reads them from the
-// bricks once the change's upcall drops its cache, says; and the latest
-// times of the bricks' copies.
+// bricks once the change's upcall drops its cache, says; on distribute
+// the latest times of the bricks' copies, on a replica set those of the
+// copy lookups read from (the first brick's). And after a close, the
+// file's attributes are those the bricks hold (on a replica set, after
+// the changelog is cleared at release).
 func TestDirAttrsAfterEntryCalls(t *testing.T) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse")
 	}
 	c := clustertest.New(t)
 	n := c.Pool(1)[0]
-	b1, b2 := n.Brick("da1"), n.Brick("da2")
-	n.MustCLI("volume", "create", "davol", b1, b2)
-	n.MustCLI("volume", "start", "davol")
-	mnt := mountPublic(t, c, n, "davol", "da")
-	other := mountPublic(t, c, n, "davol", "da-other")
-	copies := []string{b1[strings.Index(b1, ":")+1:], b2[strings.Index(b2, ":")+1:]}
+	for _, tc := range []struct {
+		name    string
+		replica bool
+	}{{"distribute", false}, {"replica2", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			vol := "da" + tc.name[:4]
+			b1, b2 := n.Brick(vol+"1"), n.Brick(vol+"2")
+			args := []string{"volume", "create", vol, b1, b2}
+			if tc.replica {
+				args = []string{"volume", "create", vol, "replica", "2", b1, b2, "force"}
+			}
+			n.MustCLI(args...)
+			n.MustCLI("volume", "start", vol)
+			mnt := mountPublic(t, c, n, vol, vol)
+			other := mountPublic(t, c, n, vol, vol+"-other")
+			copies := []string{b1[strings.Index(b1, ":")+1:], b2[strings.Index(b2, ":")+1:]}
+			if tc.replica {
+				copies = copies[:1]
+			}
+			entryCallCases(t, mnt, other, copies)
+		})
+	}
+}
+
+// entryCallCases runs TestDirAttrsAfterEntryCalls's calls on mount mnt,
+// checking the directory's attributes against the other mount and
+// against copies, the brick directories whose latest times it must show.
+func entryCallCases(t *testing.T, mnt, other string, copies []string) {
 	d, od := filepath.Join(mnt, "d"), filepath.Join(other, "d")
 	if err := os.Mkdir(d, 0o755); err != nil {
 		t.Fatal(err)
@@ -378,6 +403,22 @@ func TestDirAttrsAfterEntryCalls(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	// A file's attributes after its close, as the bricks hold them: the
+	// other mount has never seen the file and asks them.
+	checkFile := func(p string) {
+		t.Helper()
+		var got, want syscall.Stat_t
+		if err := syscall.Stat(p, &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Stat(filepath.Join(other, strings.TrimPrefix(p, mnt)), &want); err != nil {
+			t.Fatal(err)
+		}
+		if got.Mtim != want.Mtim || got.Ctim != want.Ctim || got.Size != want.Size || got.Blocks != want.Blocks || got.Nlink != want.Nlink {
+			t.Fatalf("%s after its close: the mount says mtime %v ctime %v size %d blocks %d links %d; the bricks %v %v %d %d %d", p,
+				got.Mtim, got.Ctim, got.Size, got.Blocks, got.Nlink, want.Mtim, want.Ctim, want.Size, want.Blocks, want.Nlink)
+		}
+	}
 	check("a new directory")
 	// The other mount keeps d's listing; a name it never looked up, made
 	// here, must show in it.
@@ -390,6 +431,7 @@ func TestDirAttrsAfterEntryCalls(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("after creating " + p)
+		checkFile(p)
 		if i == 0 {
 			seen(t, "a create the other mount never looked up, listed", func() error { return listed(od, "f00", true) })
 		}
