@@ -51,7 +51,7 @@ func Serve(ctx context.Context, log *slog.Logger, cfg ServerConfig, ready func(n
 	if err != nil {
 		return fmt.Errorf("brick %s: listen on %s: %w", cfg.Path, cfg.Listen, err)
 	}
-	tln := tls.NewListener(ln, cfg.TLS)
+	tln := rpc.TLSListener(ln, cfg.TLS)
 	if ready != nil {
 		ready(ln.Addr())
 	}

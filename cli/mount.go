@@ -29,6 +29,8 @@ import (
 	"github.com/cais-platform/cais/pki"
 	"github.com/cais-platform/cais/volgraph"
 	"github.com/cais-platform/cais/volume"
+
+	"github.com/cais-platform/cais/rpc"
 )
 
 func (a *app) mountCmd() *cobra.Command {
@@ -231,14 +233,14 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts m
 	debug.SetGCPercent(brick.GCPercent)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	dialer := tls.Dialer{Config: tlsCfg, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	// With features.cache-invalidation the bricks tell the mount what
 	// other clients change, and the kernel keeps entries and attributes
 	// for performance.md-cache-timeout (mount.Cache).
 	timeout, inval := volgraph.CacheTimeout(&v)
 	cache := mount.NewCache()
 	gcfg := volgraph.Config{Volume: v, Addrs: addrs, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
-		return dialer.DialContext(ctx, "tcp", addr)
+		return rpc.DialTLS(ctx, dialer, addr, tlsCfg)
 	}, Log: log}
 	if inval {
 		gcfg.Upcalls = cache

@@ -9,7 +9,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +24,8 @@ import (
 	"github.com/cais-platform/cais/replicate"
 	"github.com/cais-platform/cais/volgraph"
 	"github.com/cais-platform/cais/volume"
+
+	"github.com/cais-platform/cais/rpc"
 )
 
 // healInterval is how often a node crawls its bricks' indexes.
@@ -88,9 +89,11 @@ func (d *Daemon) healGraph(ctx context.Context, m *member, v volume.Volume) (*he
 		if hg != nil {
 			hg.g.Close()
 		}
-		dialer := tls.Dialer{Config: m.nodeTLS, NetDialer: &net.Dialer{Timeout: 5 * time.Second}}
+		dialer := &net.Dialer{Timeout: 5 * time.Second}
 		g, err := volgraph.Build(volgraph.Config{Volume: v, Addrs: addrs, Log: d.log.With("component", "self-heal", "volume", v.Name),
-			Dial: func(ctx context.Context, addr string) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }})
+			Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+				return rpc.DialTLS(ctx, dialer, addr, m.nodeTLS)
+			}})
 		if err != nil {
 			return nil, err
 		}

@@ -113,10 +113,16 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 	var wmu sync.Mutex
 	w := bufio.NewWriter(c)
 	r := bufio.NewReaderSize(c, 64<<10)
+	bc := batcher(c)
 	ev := newEvents(func(fs []Frame) error {
 		wmu.Lock()
 		defer wmu.Unlock()
-		return writeFrames(w, fs)
+		hold(bc)
+		err := writeFrames(w, fs)
+		if ferr := flush(bc); err == nil {
+			err = ferr
+		}
+		return err
 	})
 	defer ev.close()
 	es, events := h.(EventSession)
@@ -178,6 +184,8 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 			}
 			wmu.Lock()
 			defer wmu.Unlock()
+			hold(bc)
+			defer flush(bc)
 			// A big reply goes from its own buffer to the connection.
 			if _, err := w.Write(hdr); err != nil {
 				return
@@ -192,6 +200,7 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 // Client is one connection to a brick with calls pipelined over it.
 type Client struct {
 	c    net.Conn
+	bc   *BatchConn // under c's TLS, if any
 	wmu  sync.Mutex
 	mu   sync.Mutex
 	next uint64
@@ -204,7 +213,7 @@ type Client struct {
 
 // NewClient starts reading replies on c.
 func NewClient(c net.Conn) *Client {
-	cl := &Client{c: c, wait: map[uint64]chan Frame{}, done: make(chan struct{})}
+	cl := &Client{c: c, bc: batcher(c), wait: map[uint64]chan Frame{}, done: make(chan struct{})}
 	go cl.readLoop()
 	return cl
 }
@@ -287,10 +296,14 @@ func (cl *Client) send(ctx context.Context, xid uint64, ch chan Frame, op uint16
 		}
 	}
 	cl.wmu.Lock()
+	hold(cl.bc)
 	for _, b := range bufs {
 		if _, err = cl.c.Write(b); err != nil {
 			break
 		}
+	}
+	if ferr := flush(cl.bc); err == nil {
+		err = ferr
 	}
 	cl.wmu.Unlock()
 	if err != nil {

@@ -1,0 +1,146 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+)
+
+// batchSize is how much a BatchConn reads at once and gathers before it
+// writes.
+const batchSize = 256 << 10
+
+// BatchConn is a connection under TLS that reads in large steps and, while
+// held, gathers what is written until Flush. TLS writes a frame of 1 MiB
+// as 64 records, each its own write(2) to the socket, and reads them about
+// one read(2) each; under it, the records of one frame go out, and come
+// in, a few hundred KiB per system call. Writes outside Hold and Flush
+// (the TLS handshake's) go out at once.
+type BatchConn struct {
+	net.Conn
+	r *bufio.Reader
+
+	mu   sync.Mutex
+	held int
+	w    *bufio.Writer
+}
+
+// NewBatchConn wraps c.
+func NewBatchConn(c net.Conn) *BatchConn {
+	return &BatchConn{Conn: c, r: bufio.NewReaderSize(c, batchSize), w: bufio.NewWriterSize(c, batchSize)}
+}
+
+func (b *BatchConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *BatchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held == 0 {
+		if err := b.w.Flush(); err != nil {
+			return 0, err
+		}
+		return b.Conn.Write(p)
+	}
+	return b.w.Write(p)
+}
+
+// Hold makes writes wait in the buffer (while it has room) until Flush.
+func (b *BatchConn) Hold() {
+	b.mu.Lock()
+	b.held++
+	b.mu.Unlock()
+}
+
+// Flush ends a Hold and, when no other Hold is on, writes what waits.
+func (b *BatchConn) Flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held > 0 {
+		b.held--
+	}
+	if b.held > 0 {
+		return nil
+	}
+	return b.w.Flush()
+}
+
+// batcher returns the BatchConn under c (a *tls.Conn over one), if any.
+func batcher(c net.Conn) *BatchConn {
+	if b, ok := c.(*BatchConn); ok {
+		return b
+	}
+	if t, ok := c.(interface{ NetConn() net.Conn }); ok {
+		if b, ok := t.NetConn().(*BatchConn); ok {
+			return b
+		}
+	}
+	return nil
+}
+
+// hold and flush bracket the writes of one frame (or one batch of
+// frames) to c; without a BatchConn under c they do nothing.
+func hold(b *BatchConn) {
+	if b != nil {
+		b.Hold()
+	}
+}
+
+func flush(b *BatchConn) error {
+	if b != nil {
+		return b.Flush()
+	}
+	return nil
+}
+
+// batchListener hands out accepted connections as BatchConns.
+type batchListener struct{ net.Listener }
+
+func (l batchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return NewBatchConn(c), nil
+}
+
+// TLSListener is tls.NewListener over ln, with a BatchConn under each
+// connection's TLS.
+func TLSListener(ln net.Listener, cfg *tls.Config) net.Listener {
+	return tls.NewListener(batchListener{ln}, cfg)
+}
+
+// DialTLS dials addr with d and makes a TLS client connection over a
+// BatchConn, as tls.Dialer would (the server name is addr's host when
+// cfg names none).
+func DialTLS(ctx context.Context, d *net.Dialer, addr string, cfg *tls.Config) (net.Conn, error) {
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		cfg = cfg.Clone()
+		cfg.ServerName = host
+	}
+	c := tls.Client(NewBatchConn(raw), cfg)
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	if err := c.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return c, nil
+}
