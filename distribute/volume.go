@@ -3,6 +3,7 @@ package distribute
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path"
 	"strconv"
 	"sync"
@@ -33,6 +34,8 @@ type Volume struct {
 	// only while files created under an older layout have not been moved
 	// (rebalance). Off, a missing name costs one lookup, not one per brick.
 	LookupUnhashed bool
+	// Log, if set, takes what the layer has to report (nil: nothing).
+	Log *slog.Logger
 
 	subs []fop.Volume
 	mu   sync.Mutex
@@ -48,6 +51,13 @@ var _ fop.Volume = (*Volume)(nil)
 // New returns a distribute layer over subs (at most 255).
 func New(subs []fop.Volume) *Volume {
 	return &Volume{subs: subs, layouts: map[string]Layout{}, recent: pathcache.New[int](recentTTL, 65536)}
+}
+
+func (v *Volume) log() *slog.Logger {
+	if v.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return v.Log
 }
 
 func split(p string) (dir, name string) {
@@ -588,6 +598,12 @@ func (v *Volume) unlinkHashed(ctx context.Context, p string) (bool, error) {
 	return true, nil
 }
 
+// Rmdir removes directory p in two round trips: first every copy is
+// checked for emptiness, at once; then every copy is removed, at once.
+// A copy that cannot be removed after the check (another client made an
+// entry in it meanwhile) keeps the directory: its hashed copy, if it
+// went, is made again from that copy, and the layout healed, so that
+// lookups find the directory.
 func (v *Volume) Rmdir(ctx context.Context, p string) error {
 	h, err := v.hashed(ctx, p)
 	if err != nil {
@@ -599,17 +615,43 @@ func (v *Volume) Rmdir(ctx context.Context, p string) error {
 		return err
 	}
 	errs := make([]error, len(v.subs))
-	v.eachSub(h, func(i int, sub fop.Volume) { errs[i] = sub.Rmdir(v.parentSub(ctx, i, p), p) })
+	v.eachSub(-1, func(i int, sub fop.Volume) { errs[i] = sub.Rmdir(v.parentSub(ctx, i, p), p) })
 	v.forget(p)
-	if err := v.subs[h].Rmdir(v.parentSub(ctx, h, p), p); err != nil {
+	if err := errs[h]; err != nil {
+		// The copies that went are made again by the layout's heal.
+		if _, lerr := v.layout(context.WithoutCancel(ctx), p); lerr != nil {
+			v.log().Error("distribute: cannot heal a directory whose rmdir failed", "path", p, "err", lerr)
+		}
 		return err
 	}
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, syscall.ENOENT) {
-			return err
+	for i, err := range errs {
+		if err == nil || errors.Is(err, syscall.ENOENT) {
+			continue
 		}
+		v.restore(context.WithoutCancel(ctx), p, h, i)
+		return err
 	}
 	return nil
+}
+
+// restore makes directory p again on subvolume h, from its copy on
+// subvolume from, and heals its layout.
+func (v *Volume) restore(ctx context.Context, p string, h, from int) {
+	log := v.log().With("path", p)
+	log.Warn("distribute: a directory's copy could not be removed after the others; the directory stays", "subvolume", from)
+	e, err := v.subs[from].Lookup(ctx, p)
+	if err != nil {
+		log.Error("distribute: cannot read the directory to restore it", "subvolume", from, "err", err)
+		return
+	}
+	a := e.Attr
+	if _, err := v.subs[h].Mkdir(ctx, &fop.CreateReq{Path: p, Mode: a.Mode, UID: a.UID, GID: a.GID, GFID: a.GFID}); err != nil {
+		log.Error("distribute: cannot restore the directory's hashed copy", "subvolume", h, "err", err)
+		return
+	}
+	if _, err := v.layout(ctx, p); err != nil {
+		log.Error("distribute: cannot heal the restored directory's layout", "err", err)
+	}
 }
 
 // linkTo leaves a pointer entry for p on subvolume at, naming target.

@@ -123,6 +123,7 @@ func Build(cfg Config) (*Graph, error) {
 		g.Root = subs[0]
 	} else {
 		d := distribute.New(subs)
+		d.Log = cfg.Log
 		opt, _ := v.Option("cluster.lookup-optimize")
 		d.LookupUnhashed = opt == "off" || opt == "false" || opt == "disable"
 		g.Root = d
