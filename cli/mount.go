@@ -252,6 +252,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts m
 	}
 	defer g.Close()
 	go a.followBricks(ctx, volName, g, pool, tlsCfg, log)
+	mopts.ReleaseRead = g.Buffers.Put
 	root := cache.Root(g.Root, mopts)
 	opts := &fs.Options{
 		EntryTimeout:    &timeout,

@@ -235,6 +235,10 @@ type Options struct {
 	// supported.
 	SELinux bool
 
+	// ReleaseRead, when set, takes back the data a read of the volume
+	// returned once the kernel has it (volgraph.Graph.Buffers' Put).
+	ReleaseRead func([]byte)
+
 	// final is set by Root: which of the volume's replies carry final
 	// attributes (fop.FinalAttrs).
 	final fop.Final
@@ -1054,7 +1058,27 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 	if err != nil {
 		return nil, errno(err)
 	}
+	if release := f.n.opts.ReleaseRead; release != nil {
+		return &releasedResult{data: b, release: release}, 0
+	}
 	return fuse.ReadResultData(b), 0
+}
+
+// releasedResult is a read's data, given back (Options.ReleaseRead) once
+// the kernel has it.
+type releasedResult struct {
+	data    []byte
+	release func([]byte)
+	done    atomic.Bool
+}
+
+func (r *releasedResult) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
+func (r *releasedResult) Size() int                          { return len(r.data) }
+
+func (r *releasedResult) Done() {
+	if !r.done.Swap(true) {
+		r.release(r.data)
+	}
 }
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {

@@ -201,6 +201,7 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 type Client struct {
 	c    net.Conn
 	bc   *BatchConn // under c's TLS, if any
+	pool *BufPool   // big replies' buffers, or nil
 	wmu  sync.Mutex
 	mu   sync.Mutex
 	next uint64
@@ -213,7 +214,15 @@ type Client struct {
 
 // NewClient starts reading replies on c.
 func NewClient(c net.Conn) *Client {
-	cl := &Client{c: c, bc: batcher(c), wait: map[uint64]chan Frame{}, done: make(chan struct{})}
+	return NewClientPool(c, nil)
+}
+
+// NewClientPool is NewClient with big reply payloads read into buffers
+// from pool (BufPool), which their readers may give back.
+func NewClientPool(c net.Conn, pool *BufPool) *Client { return newClient(c, pool, nil) }
+
+func newClient(c net.Conn, pool *BufPool, events func(op uint16, payload []byte)) *Client {
+	cl := &Client{c: c, bc: batcher(c), pool: pool, wait: map[uint64]chan Frame{}, done: make(chan struct{}), events: events}
 	go cl.readLoop()
 	return cl
 }
@@ -221,7 +230,7 @@ func NewClient(c net.Conn) *Client {
 func (cl *Client) readLoop() {
 	r := bufio.NewReaderSize(cl.c, 64<<10)
 	for {
-		f, err := ReadFrame(r)
+		f, err := ReadFramePool(r, cl.pool)
 		if err == nil && f.Kind == KindEvent {
 			if cl.events != nil {
 				cl.events(f.Op, f.Payload)

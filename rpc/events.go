@@ -146,9 +146,7 @@ func (cl *Client) Subscribe(ctx context.Context) error {
 // the server sends is passed to events, on the connection's reader, so
 // events must not block (hand the work to another goroutine).
 func NewClientEvents(c net.Conn, events func(op uint16, payload []byte)) *Client {
-	cl := &Client{c: c, wait: map[uint64]chan Frame{}, done: make(chan struct{}), events: events}
-	go cl.readLoop()
-	return cl
+	return newClient(c, nil, events)
 }
 
 // isENOSYS reports a server that does not know an operation.

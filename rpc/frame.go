@@ -72,8 +72,21 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	return f, err
 }
 
-// readFrame reads one frame from r; a frame over 64 KiB is read into a
-// buffer from alloc (when not nil), which it returns with the frame.
+// ReadFramePool is ReadFrame with a payload over 64 KiB read into a
+// buffer from pool, when pool has one of that size.
+func ReadFramePool(r io.Reader, pool *BufPool) (Frame, error) {
+	var alloc func(int) []byte
+	if pool != nil {
+		alloc = pool.Get
+	}
+	f, _, err := readFrame(r, alloc)
+	return f, err
+}
+
+// readFrame reads one frame from r. A payload over 64 KiB goes into a
+// buffer from alloc, when alloc is not nil and has one at hand (it
+// returns nil when it has none); readFrame returns that buffer, which is
+// the payload, with the frame.
 func readFrame(r io.Reader, alloc func(n int) []byte) (Frame, []byte, error) {
 	var lenBuf [4]byte
 	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
@@ -83,32 +96,46 @@ func readFrame(r io.Reader, alloc func(n int) []byte) (Frame, []byte, error) {
 	if n < headerLen || n > headerLen+MaxPayload {
 		return Frame{}, nil, fmt.Errorf("%w: length %d", ErrFrame, n)
 	}
+	var head [headerLen]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return Frame{}, nil, truncated(err)
+	}
+	f, err := DecodeBody(head[:])
+	if err != nil {
+		return Frame{}, nil, err
+	}
+	m := int(n) - headerLen
+	if m == 0 {
+		return f, nil, nil
+	}
+	const first = 64 << 10
+	if m > first && alloc != nil {
+		if lent := alloc(m); lent != nil {
+			if _, err := io.ReadFull(r, lent); err != nil {
+				return Frame{}, nil, truncated(err)
+			}
+			f.Payload = lent
+			return f, lent, nil
+		}
+	}
 	// Memory follows the bytes that arrive, not what the length field
-	// claims: the first 64 KiB are read before the whole frame's buffer is
-	// made, so a peer cannot pin 16 MiB by sending a header alone, and a
-	// big frame is read straight into its buffer, without regrowing.
-	first := min(int(n), 64<<10)
-	body := make([]byte, first)
+	// claims: the first 64 KiB are read before the whole payload's buffer
+	// is made, so a peer cannot pin 16 MiB by sending a header alone, and
+	// a big payload is read straight into its buffer, without regrowing.
+	body := make([]byte, min(m, first))
 	if _, err := io.ReadFull(r, body); err != nil {
 		return Frame{}, nil, truncated(err)
 	}
-	var lent []byte
-	if int(n) > first {
-		var whole []byte
-		if alloc != nil {
-			whole = alloc(int(n))
-			lent = whole
-		} else {
-			whole = make([]byte, n)
-		}
+	if m > len(body) {
+		whole := make([]byte, m)
 		copy(whole, body)
-		if _, err := io.ReadFull(r, whole[first:]); err != nil {
+		if _, err := io.ReadFull(r, whole[len(body):]); err != nil {
 			return Frame{}, nil, truncated(err)
 		}
 		body = whole
 	}
-	f, err := DecodeBody(body)
-	return f, lent, err
+	f.Payload = body
+	return f, nil, nil
 }
 
 func truncated(err error) error {

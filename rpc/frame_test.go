@@ -274,29 +274,47 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(lengthOnly(math.MaxUint32, 8))
 	f.Add(lengthOnly(headerLen-1, 20))
 	f.Add(lengthOnly(headerLen+100, 20))
+	big, _ := rpc.AppendFrame(nil, rpc.Frame{Kind: rpc.KindReply, XID: 3, Payload: bytes.Repeat([]byte{9}, 70<<10)})
+	f.Add(big)
+	f.Add(big[:len(big)-1])
+	pool := rpc.NewBufPool(128 << 10) // payloads over 64 KiB go into it
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := bytes.NewReader(data)
-		for {
-			off := len(data) - r.Len()
-			fr, err := rpc.ReadFrame(r)
-			if err != nil {
-				if err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, rpc.ErrFrame) {
-					t.Fatalf("ReadFrame error %v is neither ErrFrame nor an io error", err)
-				}
-				if err == io.EOF && off != len(data) {
-					t.Fatalf("io.EOF with %d bytes left", len(data)-off)
-				}
-				return
-			}
-			// A frame read is exactly the bytes it re-encodes to.
-			enc, err := rpc.AppendFrame(nil, fr)
-			if err != nil {
-				t.Fatalf("re-encoding %+v: %v", fr, err)
-			}
-			end := len(data) - r.Len()
-			if !bytes.Equal(enc, data[off:end]) {
-				t.Fatalf("frame read from % x re-encodes as % x", data[off:end], enc)
-			}
+		for _, withPool := range []bool{false, true} {
+			readFrames(t, data, withPool, pool)
 		}
 	})
+}
+
+// readFrames reads frames from data until an error, checking each.
+func readFrames(t *testing.T, data []byte, withPool bool, pool *rpc.BufPool) {
+	r := bytes.NewReader(data)
+	for {
+		off := len(data) - r.Len()
+		var fr rpc.Frame
+		var err error
+		if withPool {
+			fr, err = rpc.ReadFramePool(r, pool)
+		} else {
+			fr, err = rpc.ReadFrame(r)
+		}
+		if err != nil {
+			if err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, rpc.ErrFrame) {
+				t.Fatalf("ReadFrame error %v is neither ErrFrame nor an io error", err)
+			}
+			if err == io.EOF && off != len(data) {
+				t.Fatalf("io.EOF with %d bytes left", len(data)-off)
+			}
+			return
+		}
+		// A frame read is exactly the bytes it re-encodes to.
+		enc, err := rpc.AppendFrame(nil, fr)
+		if err != nil {
+			t.Fatalf("re-encoding %+v: %v", fr, err)
+		}
+		end := len(data) - r.Len()
+		if !bytes.Equal(enc, data[off:end]) {
+			t.Fatalf("frame read from % x re-encodes as % x", data[off:end], enc)
+		}
+		pool.Put(fr.Payload)
+	}
 }

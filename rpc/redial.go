@@ -34,6 +34,10 @@ type Redialer struct {
 	// older server's answer and not an error.
 	Hello func(ctx context.Context, c *Client) error
 
+	// Pool, when set before the first call, lends the buffers big replies
+	// are read into (NewClientPool).
+	Pool *BufPool
+
 	lock chan struct{} // a mutex a cancelled caller can stop waiting for
 
 	mu       sync.Mutex // guards the fields below
@@ -96,12 +100,7 @@ func (r *Redialer) conn(ctx context.Context) (*Client, error) {
 		r.log.Info("reconnected", "addr", r.addr)
 	}
 	r.failedAt, r.lastErr = time.Time{}, nil
-	var c *Client
-	if r.Events == nil {
-		c = NewClient(nc)
-	} else {
-		c = NewClientEvents(nc, r.Events)
-	}
+	c := newClient(nc, r.Pool, r.Events)
 	if r.Hello != nil {
 		r.mu.Unlock()
 		err := r.Hello(ctx, c)

@@ -52,6 +52,10 @@ type Upcaller interface {
 	Lost()
 }
 
+// MaxRead is the largest read the pooled buffers hold (Graph.Buffers):
+// a mount's largest.
+const MaxRead = 1 << 20
+
 // Graph is a built client stack.
 type Graph struct {
 	// Root is the top layer, what a mount serves.
@@ -61,6 +65,10 @@ type Graph struct {
 	Sets []*replicate.Volume
 	// SetBricks are the volume's bricks per set, in layout order.
 	SetBricks [][]volume.Brick
+	// Buffers lends the buffers big replies are read into: a reader done
+	// with the data a Read returned may give it back (Buffers.Put), and
+	// the next read's data goes into the same memory.
+	Buffers *rpc.BufPool
 
 	mu    sync.Mutex
 	addrs map[string]string
@@ -76,7 +84,7 @@ func Build(cfg Config) (*Graph, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	g := &Graph{addrs: map[string]string{}}
+	g := &Graph{addrs: map[string]string{}, Buffers: rpc.NewBufPool(MaxRead)}
 	for id, a := range cfg.Addrs {
 		g.addrs[id] = a
 	}
@@ -97,6 +105,7 @@ func Build(cfg Config) (*Graph, error) {
 				r.Events = upcallEvents(cfg.Upcalls)
 			}
 			r.Hello = func(ctx context.Context, c *rpc.Client) error { return fop.SayHello(ctx, c) }
+			r.Pool = g.Buffers
 			g.conns = append(g.conns, r)
 			kids = append(kids, fop.NewClient(r))
 		}
