@@ -309,7 +309,8 @@ func (v *Volume) Release(ctx context.Context, h uint64) error {
 // ReleaseAttr is Release, with the file's attributes when the layer
 // below learns them (fop.ReleaseAttrer).
 func (v *Volume) ReleaseAttr(ctx context.Context, h uint64) (fop.Attr, bool, error) {
-	if ra, ok := v.inner.(fop.ReleaseAttrer); ok && v.forget(h) == nil {
+	failed := v.forget(h) != nil
+	if ra, ok := v.inner.(fop.ReleaseAttrer); ok && !failed {
 		return ra.ReleaseAttr(ctx, h)
 	}
 	return fop.Attr{}, false, v.inner.Release(ctx, h)

@@ -201,3 +201,29 @@ func TestFlushAttrMatchesGetattr(t *testing.T) {
 	}
 	w.Release(ctx, h)
 }
+
+// ReleaseAttr over a layer that learns nothing at release is Release:
+// the handle's writes land before it, and the layer forgets the handle.
+func TestReleaseAttrWaitsForWrites(t *testing.T) {
+	inner, dir, _ := realBrick(t)
+	v := New(inner, 0)
+	h := create(t, v, "f", syscall.O_WRONLY)
+	data := bytes.Repeat([]byte("w"), 1<<20)
+	for i := range 8 {
+		if _, err := v.Write(ctx, h, int64(i)<<20, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, known, err := v.ReleaseAttr(ctx, h); err != nil || known {
+		t.Fatalf("release: known %v, %v", known, err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "f")); err != nil || st.Size() != 8<<20 {
+		t.Fatalf("after release the brick holds %v bytes (%v), want %d", st.Size(), err, 8<<20)
+	}
+	v.mu.Lock()
+	left := len(v.files) + len(v.paths)
+	v.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("the layer still keeps %d records of the released handle", left)
+	}
+}
