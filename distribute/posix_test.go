@@ -96,3 +96,38 @@ func TestRenameDirOverNonEmpty(t *testing.T) {
 		t.Fatalf("an empty target: renamed %v %v", a.renamed, b.renamed)
 	}
 }
+
+// mkdirTree answers Mkdir with the times it is set to.
+type mkdirTree struct {
+	*fakeTree
+	made fop.Attr
+}
+
+func (m *mkdirTree) Mkdir(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
+	m.dirs[req.Path] = m.made
+	return m.made, nil
+}
+
+// A new directory's attributes are, as a getattr's, the latest times of
+// its copies: the copies are made one after the other, and may fall on
+// either side of a clock tick.
+func TestMkdirTimesMerged(t *testing.T) {
+	a := &mkdirTree{fakeTree: &fakeTree{}}
+	b := &mkdirTree{fakeTree: &fakeTree{index: 1}}
+	v := New([]fop.Volume{a, b})
+	// Whichever copy the name hashes to, the earlier or the later.
+	for _, early := range []*mkdirTree{a, b} {
+		for _, m := range []*mkdirTree{a, b} {
+			m.made, m.dirs = dirAttrAt(44, 44, 44), map[string]fop.Attr{"": dirAttrAt(1, 1, 1)}
+		}
+		early.made = dirAttrAt(40, 40, 40)
+		got, err := v.Mkdir(context.Background(), &fop.CreateReq{Path: "new", Mode: syscall.S_IFDIR | 0o755, GFID: fop.NewGFID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Mtime != 44 || got.Ctime != 44 || got.Atime != 44 {
+			t.Fatalf("mkdir's attributes %+v, want the later copy's times (44)", got)
+		}
+		v.forget("")
+	}
+}

@@ -385,14 +385,23 @@ func (v *Volume) emptyEverywhere(ctx context.Context, p string) error {
 	return firstErr(errs)
 }
 
-// onAll runs fn on every subvolume, the first (i == first) before the
-// others, and returns the first one's result.
+// onAll runs fn on a directory on every subvolume, the first (i ==
+// first) before the others, and returns the first one's result with the
+// latest times of all that succeeded (a directory's times are the latest
+// of its copies': copies made a clock tick apart differ).
 func (v *Volume) onAll(ctx context.Context, first int, fn func(i int, sub fop.Volume) (fop.Attr, error)) (fop.Attr, error) {
 	a, err := fn(first, v.subs[first])
 	if err != nil {
 		return a, err
 	}
-	v.eachSub(first, func(i int, sub fop.Volume) { _, _ = fn(i, sub) })
+	var mu sync.Mutex
+	v.eachSub(first, func(i int, sub fop.Volume) {
+		if b, err := fn(i, sub); err == nil {
+			mu.Lock()
+			a = MergeDirTimes(a, b)
+			mu.Unlock()
+		}
+	})
 	return a, nil
 }
 
