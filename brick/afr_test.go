@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 
 // afrBrick serves one brick directory to several connections that share
 // the brick's state, as a brick server does.
-func afrBrick(t *testing.T, conns int) (string, []*fop.Client, []*rpc.Client) {
+func afrBrick(t testing.TB, conns int) (string, []*fop.Client, []*rpc.Client) {
 	t.Helper()
 	requireRoot(t)
 	dir := t.TempDir()
@@ -261,5 +262,31 @@ func TestWriteDirty(t *testing.T) {
 	}
 	if err := cls[1].Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockExclusive}); err != nil {
 		t.Fatalf("heal's lock after the writer closed: %v", err)
+	}
+}
+
+// BenchmarkReplicatedFile is a 4 KiB file's life on one brick of a
+// replica set: create, the first write with the writers' lock and the
+// dirty mark, and the release that clears the mark (each waited for).
+func BenchmarkReplicatedFile(b *testing.B) {
+	_, clients, _ := afrBrick(b, 1)
+	cls := clients[0]
+	ctx := context.Background()
+	if _, err := cls.Mkdir(ctx, &fop.CreateReq{Path: "d", Mode: unix.S_IFDIR | 0o755, GFID: fop.NewGFID()}); err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, 4096)
+	b.ResetTimer()
+	for i := range b.N {
+		r, err := cls.Create(ctx, &fop.CreateReq{Path: "d/f" + strconv.Itoa(i), Mode: 0o644, GFID: fop.NewGFID(), Flags: unix.O_WRONLY})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cls.WriteDirty(ctx, &fop.WriteDirtyReq{Handle: r.Handle, Path: "d/f" + strconv.Itoa(i), Delta: []int32{1, 0, 0, 0, 0, 0, 0, 0, 0}, Data: data}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cls.XattropRelease(ctx, &fop.XattropReq{Path: "d/f" + strconv.Itoa(i), Delta: []int32{-1, 0, 0, 0, 0, 0, 0, 0, 0}, Lock: fop.Unlock, Handle: r.Handle}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
