@@ -71,6 +71,41 @@ func TestRmdir(t *testing.T) {
 	if err := v.Rmdir(ctx, "full/f"); !errors.Is(err, syscall.ENOTDIR) {
 		t.Fatalf("rmdir of a file: %v, want ENOTDIR", err)
 	}
+	// ...and leaves the file as it was, and no directory of its name on
+	// any brick.
+	for i, b := range bricks {
+		e, err := b.Lookup(ctx, "full/f")
+		if err == nil && (isDirMode(e.Attr.Mode) || len(e.Layout) > 0) {
+			t.Fatalf("brick %d: after rmdir of a file, mode %o, layout %x", i, e.Attr.Mode, e.Layout)
+		}
+	}
+	// A directory with an entry on one brick only (brick 0): refused,
+	// and every copy is there after.
+	mk("onefull")
+	var kept string
+	for n := 0; kept == ""; n++ {
+		name := "onefull/f" + strconv.Itoa(n)
+		if _, err := v.Mknod(ctx, &fop.CreateReq{Path: name, Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID()}); err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range bricks {
+			if _, err := b.Lookup(ctx, name); err == nil {
+				if i == 0 {
+					kept = name
+				} else if err := v.Unlink(ctx, name); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := v.Rmdir(ctx, "onefull"); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Fatalf("rmdir of a directory with an entry on one brick: %v, want ENOTEMPTY", err)
+	}
+	for i, b := range bricks {
+		if e, err := b.Lookup(ctx, "onefull"); err != nil || !isDirMode(e.Attr.Mode) {
+			t.Fatalf("brick %d lost the directory: %v", i, err)
+		}
+	}
 	// Each brick in turn is the one where an entry appears late.
 	for race := range racers {
 		p := "raced" + string(rune('0'+race))
@@ -111,6 +146,8 @@ func TestRmdir(t *testing.T) {
 		}
 	}
 }
+
+func isDirMode(m uint32) bool { return m&syscall.S_IFMT == syscall.S_IFDIR }
 
 // BenchmarkRmdir removes empty directories through distribute over two
 // bricks served in this process over loopback TCP.

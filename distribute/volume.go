@@ -627,9 +627,18 @@ func (v *Volume) Rmdir(ctx context.Context, p string) error {
 	v.eachSub(-1, func(i int, sub fop.Volume) { errs[i] = sub.Rmdir(v.parentSub(ctx, i, p), p) })
 	v.forget(p)
 	if err := errs[h]; err != nil {
-		// The copies that went are made again by the layout's heal.
-		if _, lerr := v.layout(context.WithoutCancel(ctx), p); lerr != nil {
-			v.log().Error("distribute: cannot heal a directory whose rmdir failed", "path", p, "err", lerr)
+		// The directory stays: the copies that went are made again by
+		// the layout's heal. Not when the hashed entry is no directory
+		// (rmdir of a file) or is gone: then no copy went, or there is
+		// no directory to heal.
+		removed := false
+		for i, e := range errs {
+			removed = removed || (i != h && e == nil)
+		}
+		if removed && !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.ENOENT) {
+			if _, lerr := v.layout(context.WithoutCancel(ctx), p); lerr != nil {
+				v.log().Error("distribute: cannot heal a directory whose rmdir failed", "path", p, "err", lerr)
+			}
 		}
 		return err
 	}
@@ -654,6 +663,10 @@ func (v *Volume) restore(ctx context.Context, p string, h, from int) {
 		return
 	}
 	a := e.Attr
+	if !isDir(a) {
+		log.Error("distribute: the name is no directory on another subvolume; not restored", "subvolume", from, "mode", a.Mode)
+		return
+	}
 	if _, err := v.subs[h].Mkdir(ctx, &fop.CreateReq{Path: p, Mode: a.Mode, UID: a.UID, GID: a.GID, GFID: a.GFID}); err != nil {
 		log.Error("distribute: cannot restore the directory's hashed copy", "subvolume", h, "err", err)
 		return
