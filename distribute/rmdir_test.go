@@ -79,31 +79,63 @@ func TestRmdir(t *testing.T) {
 			t.Fatalf("brick %d: after rmdir of a file, mode %o, layout %x", i, e.Attr.Mode, e.Layout)
 		}
 	}
-	// A directory with an entry on one brick only (brick 0): refused,
-	// and every copy is there after.
-	mk("onefull")
-	var kept string
-	for n := 0; kept == ""; n++ {
-		name := "onefull/f" + strconv.Itoa(n)
-		if _, err := v.Mknod(ctx, &fop.CreateReq{Path: name, Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID()}); err != nil {
-			t.Fatal(err)
-		}
+	// A directory with entries on one brick only, its hashed brick's or
+	// the other's: refused, and every copy is there after.
+	hashedOf := func(name string) int {
+		t.Helper()
+		records := make([]*distribute.Record, len(bricks))
 		for i, b := range bricks {
-			if _, err := b.Lookup(ctx, name); err == nil {
-				if i == 0 {
-					kept = name
-				} else if err := v.Unlink(ctx, name); err != nil {
-					t.Fatal(err)
-				}
+			e, err := b.Lookup(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, err := distribute.DecodeRange(e.Layout); err == nil {
+				records[i] = &r
 			}
 		}
+		l, _ := distribute.Assemble(records)
+		i, ok := l.Locate(distribute.Hash(name))
+		if !ok {
+			t.Fatalf("no brick for %q in the root's layout", name)
+		}
+		return i
 	}
-	if err := v.Rmdir(ctx, "onefull"); !errors.Is(err, syscall.ENOTEMPTY) {
-		t.Fatalf("rmdir of a directory with an entry on one brick: %v, want ENOTEMPTY", err)
-	}
-	for i, b := range bricks {
-		if e, err := b.Lookup(ctx, "onefull"); err != nil || !isDirMode(e.Attr.Mode) {
-			t.Fatalf("brick %d lost the directory: %v", i, err)
+	for _, onHashed := range []bool{true, false} {
+		dir := ""
+		for n := 0; dir == ""; n++ {
+			name := "one" + strconv.Itoa(n)
+			if (hashedOf(name) == 0) == onHashed {
+				dir = name // its entries go to brick 0: the hashed one or not
+			}
+		}
+		mk(dir)
+		kept := false
+		for n := 0; !kept; n++ {
+			name := dir + "/f" + strconv.Itoa(n)
+			if _, err := v.Mknod(ctx, &fop.CreateReq{Path: name, Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID()}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bricks[0].Lookup(ctx, name); err == nil {
+				kept = true
+			} else if err := v.Unlink(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := v.Rmdir(ctx, dir); !errors.Is(err, syscall.ENOTEMPTY) {
+			t.Fatalf("rmdir of a directory with entries on one brick (hashed %v): %v, want ENOTEMPTY", onHashed, err)
+		}
+		records := make([]*distribute.Record, len(bricks))
+		for i, b := range bricks {
+			e, err := b.Lookup(ctx, dir)
+			if err != nil || !isDirMode(e.Attr.Mode) {
+				t.Fatalf("entries on the hashed brick %v: brick %d lost the directory: %v", onHashed, i, err)
+			}
+			if r, err := distribute.DecodeRange(e.Layout); err == nil {
+				records[i] = &r
+			}
+		}
+		if _, anomaly := distribute.Assemble(records); !anomaly.OK() {
+			t.Fatalf("entries on the hashed brick %v: layout after the refused rmdir: %+v", onHashed, anomaly)
 		}
 	}
 	// Each brick in turn is the one where an entry appears late.

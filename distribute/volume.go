@@ -366,8 +366,13 @@ func (v *Volume) parentSub(ctx context.Context, i int, p string) context.Context
 // any subvolume (a file lives on one subvolume only, so no single
 // subvolume can tell).
 func (v *Volume) emptyEverywhere(ctx context.Context, p string) error {
+	return v.emptyOn(ctx, p, -1)
+}
+
+// emptyOn is emptyEverywhere on every subvolume but skip.
+func (v *Volume) emptyOn(ctx context.Context, p string, skip int) error {
 	errs := make([]error, len(v.subs))
-	v.eachSub(-1, func(i int, sub fop.Volume) {
+	v.eachSub(skip, func(i int, sub fop.Volume) {
 		r, err := sub.Readdir(ctx, p, fop.Pos{}, 1)
 		switch {
 		case err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ENOTDIR):
@@ -607,20 +612,20 @@ func (v *Volume) unlinkHashed(ctx context.Context, p string) (bool, error) {
 	return true, nil
 }
 
-// Rmdir removes directory p in two round trips: first every copy is
-// checked for emptiness, at once; then every copy is removed, at once.
-// A copy that cannot be removed after the check (another client made an
-// entry in it meanwhile) keeps the directory: its hashed copy, if it
-// went, is made again from that copy, and the layout healed, so that
-// lookups find the directory.
+// Rmdir removes directory p in two round trips: first the copies but
+// the hashed subvolume's are checked for emptiness, at once; then every
+// copy is removed, at once, and the hashed copy's removal checks it. A
+// copy that cannot be removed after the check (entries on the hashed
+// copy, or another client's entry made meanwhile) keeps the directory:
+// the copies that went are made again, so that lookups find it whole.
 func (v *Volume) Rmdir(ctx context.Context, p string) error {
 	h, err := v.hashed(ctx, p)
 	if err != nil {
 		return err
 	}
-	// Refuse before removing anything: a directory is empty only if it
-	// is empty on every subvolume.
-	if err := v.emptyEverywhere(ctx, p); err != nil {
+	// Refuse before removing anything where another copy holds an entry:
+	// a directory is empty only if it is empty on every subvolume.
+	if err := v.emptyOn(ctx, p, h); err != nil {
 		return err
 	}
 	errs := make([]error, len(v.subs))
