@@ -225,7 +225,7 @@ func TestClientPoolReuses(t *testing.T) {
 	served := make(chan error, 1)
 	go func() {
 		served <- rpc.Serve(ctx, slog.New(slog.DiscardHandler), ln, func(_ context.Context, _ uint16, p []byte) (syscall.Errno, []byte) {
-			return 0, bytes.Repeat(p[:1], int(p[1])<<11) // p[1] in 2 KiB units
+			return 0, bytes.Repeat(p[:1], int(p[1])<<12) // p[1] in 4 KiB units
 		})
 	}()
 	defer func() {
@@ -236,28 +236,35 @@ func TestClientPoolReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := rpc.NewBufPool(256 << 10)
+	const size = 512 << 10
+	pool := rpc.NewBufPool(size)
 	cl := rpc.NewClientPool(c, pool)
 	defer cl.Close()
-	first, err := cl.Call(guard(t), opEcho, []byte{'a', 100})
-	if err != nil || len(first) != 200<<10 || cap(first) != 256<<10 || first[0] != 'a' {
-		t.Fatalf("big reply: %d bytes, cap %d, %v", len(first), cap(first), err)
+	call := func(c byte, units int) []byte {
+		t.Helper()
+		got, err := cl.Call(guard(t), opEcho, []byte{c, byte(units)})
+		if err != nil || len(got) != units<<12 || got[0] != c || got[len(got)-1] != c {
+			t.Fatalf("reply %c: %d bytes, %v", c, len(got), err)
+		}
+		return got
+	}
+	first := call('a', 50) // 200 KiB
+	if cap(first) != size {
+		t.Fatalf("a big reply is not in a pooled buffer: cap %d", cap(first))
 	}
 	pool.Put(first)
-	second, err := cl.Call(guard(t), opEcho, []byte{'b', 50})
-	if err != nil || len(second) != 100<<10 || !bytes.Equal(second, bytes.Repeat([]byte{'b'}, 100<<10)) {
-		t.Fatalf("second big reply: %d bytes, %v", len(second), err)
+	second := call('b', 40)
+	if cap(second) != size {
+		t.Fatalf("the second big reply is not in a pooled buffer: cap %d", cap(second))
 	}
 	if &second[0] != &first[0] {
 		t.Log("the pool gave a new buffer (a collection emptied it)")
 	}
-	small, err := cl.Call(guard(t), opEcho, []byte{'c', 2})
-	if err != nil || len(small) != 4<<10 || cap(small) == 256<<10 {
-		t.Fatalf("small reply: %d bytes, cap %d, %v", len(small), cap(small), err)
-	}
-	// Over the pool's size: read as without one.
-	huge, err := cl.Call(guard(t), opEcho, []byte{'d', 200})
-	if err != nil || len(huge) != 400<<10 || huge[len(huge)-1] != 'd' || cap(huge) == 256<<10 {
-		t.Fatalf("reply over the pool's size: %d bytes, cap %d, %v", len(huge), cap(huge), err)
+	// Small, under a quarter of the pool's size (a pooled buffer would be
+	// mostly wasted), and over the pool's size: read without the pool.
+	for _, units := range []int{1, 20, 200} {
+		if got := call('c', units); cap(got) == size {
+			t.Fatalf("a reply of %d KiB went into a pooled buffer", units*4)
+		}
 	}
 }

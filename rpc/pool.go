@@ -15,9 +15,11 @@ type BufPool struct {
 // NewBufPool returns a pool of buffers of size bytes.
 func NewBufPool(size int) *BufPool { return &BufPool{size: size} }
 
-// Get returns a buffer of n bytes, or nil when n is over the pool's size.
+// Get returns a buffer of n bytes, or nil when n is over the pool's
+// size or under a quarter of it (a pooled buffer would waste most of its
+// memory on it: a listing's reply, say).
 func (b *BufPool) Get(n int) []byte {
-	if b == nil || n > b.size {
+	if b == nil || n > b.size || n < b.size/4 {
 		return nil
 	}
 	if bp, ok := b.p.Get().(*[]byte); ok {
