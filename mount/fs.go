@@ -126,12 +126,9 @@ func (n *node) changedIn(name string) {
 
 // learned keeps a, the file's attributes after this mount's last write,
 // when nothing changed the file since (inv is what changed returned for
-// that write).
-func (n *node) learned(a fop.Attr, inv uint64) { n.learnedWith(a, inv, 1) }
-
-// learnedWith is learned, by a handle's flush (open 1: the handle is
-// still open) or its release (open 0).
-func (n *node) learnedWith(a fop.Attr, inv uint64, open int) {
+// that write), learned by a handle's flush (open 1: the handle is still
+// open) or its release (open 0).
+func (n *node) learned(a fop.Attr, inv uint64, open int) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// With another handle open, its writes may still be on their way.
@@ -399,7 +396,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	ctx = uninterrupted(ctx)
 	// An open file is asked by its handle: fstat must work after the last
 	// name is gone.
-	if fa, h, ok := n.fileAttrer(f); ok {
+	if fa, h, ok := n.fileAttrer(ctx, f); ok {
 		a, err := fa.Fgetattr(ctx, h)
 		if err == nil {
 			fillAttr(&a, &out.Attr)
@@ -475,7 +472,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			req.Mtime = int64(in.Mtime)*1e9 + int64(in.Mtimensec)
 		}
 	}
-	if fa, h, ok := n.fileAttrer(f); ok {
+	if fa, h, ok := n.fileAttrer(ctx, f); ok {
 		a, err := fa.Fsetattr(ctx, h, &req)
 		if err == nil {
 			fillAttr(&a, &out.Attr)
@@ -503,7 +500,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 // ftruncate), or when the node has no name left any of its handles (the
 // kernel passes none for fchmod or fchown). Otherwise the path serves: a
 // truncate(2) must not go through another process's read-only handle.
-func (n *node) fileAttrer(f fs.FileHandle) (fop.FileAttrer, uint64, bool) {
+func (n *node) fileAttrer(ctx context.Context, f fs.FileHandle) (fop.FileAttrer, uint64, bool) {
 	fa, ok := n.vol.(fop.FileAttrer)
 	if !ok {
 		return nil, 0, false
@@ -517,7 +514,7 @@ func (n *node) fileAttrer(f fs.FileHandle) (fop.FileAttrer, uint64, bool) {
 			return nil, 0, false
 		}
 	}
-	h, e := ff.handle(context.Background())
+	h, e := ff.handle(ctx)
 	if e != 0 {
 		return nil, 0, false
 	}
@@ -1115,7 +1112,7 @@ func (f *file) Release(ctx context.Context) syscall.Errno {
 			// close that comes after this is answered with them.
 			a, known, err := ra.ReleaseAttr(uninterrupted(ctx), h)
 			if err == nil && known {
-				f.n.learnedWith(a, inv, 0)
+				f.n.learned(a, inv, 0)
 			}
 			return errno(err)
 		}

@@ -138,7 +138,7 @@ func (f *file) Flush(ctx context.Context) syscall.Errno {
 			return errno(err)
 		}
 		if known && inv != 0 {
-			f.n.learned(a, inv)
+			f.n.learned(a, inv, 1) // the handle is still open
 		}
 		return f.unlockOnClose(ctx)
 	}
