@@ -52,6 +52,10 @@ type shared struct {
 	// (session.FrameBuf).
 	readBufs  bufPool
 	frameBufs bufPool
+
+	// uid and gid the brick makes entries with: a new entry that is to
+	// be owned by them is not chowned.
+	uid, gid uint32
 }
 
 type inodeLock struct {
@@ -62,6 +66,8 @@ type inodeLock struct {
 
 func newShared() *shared {
 	return &shared{
+		uid:       uint32(os.Geteuid()),
+		gid:       uint32(os.Getegid()),
 		locks:     map[inodeKey]*inodeLock{},
 		readBufs:  bufPool{size: maxRead},
 		frameBufs: bufPool{size: frameBufCap},

@@ -1,6 +1,7 @@
 package brick
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -65,6 +66,54 @@ func TestSetgidDirectoryInherits(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.dir, "sg", "f")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every kind of entry gets the owner asked for, whether it is the brick's
+// own (no chown is needed) or not, in a plain and in a set-group-ID
+// directory; the reply says so too.
+func TestNewEntryOwner(t *testing.T) {
+	b := startBrick(t)
+	b.must(fop.OpMkdir, &fop.CreateReq{Path: "sg", Mode: unix.S_IFDIR | 0o2777, UID: 0, GID: 500, GFID: fop.NewGFID()}, nil)
+	b.must(fop.OpMkdir, &fop.CreateReq{Path: "plain", Mode: unix.S_IFDIR | 0o777, GFID: fop.NewGFID()}, nil)
+	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	type owner struct{ uid, gid uint32 }
+	for _, dir := range []string{"plain", "sg"} {
+		for i, o := range []owner{{uid, gid}, {uid, 7}, {7, gid}, {7, 8}} {
+			want := o
+			if dir == "sg" {
+				want.gid = 500
+			}
+			mk := func(kind string, op uint16, mode uint32) {
+				t.Helper()
+				p := fmt.Sprintf("%s/%s%d", dir, kind, i)
+				req := &fop.CreateReq{Path: p, Mode: mode, UID: o.uid, GID: o.gid, GFID: fop.NewGFID(), Target: "t", Flags: unix.O_WRONLY}
+				var a fop.Attr
+				if op == fop.OpCreate {
+					var r fop.OpenReply
+					b.must(op, req, &r)
+					a = r.Attr
+				} else {
+					b.must(op, req, &a)
+				}
+				st := b.stat(p)
+				if st.Uid != want.uid || st.Gid != want.gid || a.UID != want.uid || a.GID != want.gid {
+					t.Errorf("%s asked as %d:%d: %d:%d on the brick, %d:%d in the reply, want %d:%d",
+						p, o.uid, o.gid, st.Uid, st.Gid, a.UID, a.GID, want.uid, want.gid)
+				}
+				perm := mode & 0o7777
+				if dir == "sg" && kind == "d" {
+					perm |= unix.S_ISGID
+				}
+				if kind != "s" && st.Mode&0o7777 != perm {
+					t.Errorf("%s: mode %o, want %o", p, st.Mode&0o7777, perm)
+				}
+			}
+			mk("f", fop.OpCreate, unix.S_IFREG|0o640)
+			mk("d", fop.OpMkdir, unix.S_IFDIR|0o750)
+			mk("p", fop.OpMknod, unix.S_IFIFO|0o600)
+			mk("s", fop.OpSymlink, unix.S_IFLNK|0o777)
+		}
 	}
 }
 

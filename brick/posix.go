@@ -176,37 +176,30 @@ func (s *session) Handle(ctx context.Context, op uint16, payload []byte) (status
 			status, reply = syscall.EIO, nil
 		}
 	}()
-	status, reply = s.serve(ctx, op, payload)
+	var pa parentAttr
+	pa.want = fop.EntryOp(op) && s.features.Load()&fop.FeatParentAttrs != 0
+	status, reply = s.serve(ctx, op, payload, &pa)
 	if mutates(op, status) {
 		s.notify(op, payload)
 	}
-	if status == 0 && fop.EntryOp(op) && s.features.Load()&fop.FeatParentAttrs != 0 {
-		reply = s.withParent(op, payload, reply)
+	if status == 0 && pa.ok {
+		// Its GFID is not read: a mount knows the directory already.
+		reply = fop.AppendParentAttr(reply, toAttr(&pa.st, fop.GFID{}))
 	}
 	return status, reply
 }
 
-// withParent appends to an entry call's reply the attributes of the
-// directory the entry is in, after the call (fop.AppendParentAttr). Its
-// GFID is not read: a mount knows the directory already.
-func (s *session) withParent(op uint16, payload, reply []byte) []byte {
-	p, ok := entryPath(op, payload)
-	if !ok {
-		return reply
-	}
-	l, err := s.resolve(p)
-	if err != nil {
-		return reply
-	}
-	defer l.close()
-	var st unix.Stat_t
-	if l.isRoot() || unix.Fstat(l.dir, &st) != nil {
-		return reply
-	}
-	return fop.AppendParentAttr(reply, toAttr(&st, fop.GFID{}))
+// parentAttr takes, for a client that asked (fop.FeatParentAttrs), the
+// attributes of the directory an entry call changed, after the call
+// (fop.AppendParentAttr): from the descriptor the call resolved the
+// entry through, when it closes it.
+type parentAttr struct {
+	want bool
+	ok   bool
+	st   unix.Stat_t
 }
 
-func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall.Errno, []byte) {
+func (s *session) serve(ctx context.Context, op uint16, payload []byte, pa *parentAttr) (syscall.Errno, []byte) {
 	if op == rpc.OpPing {
 		if s.ping == nil {
 			return syscall.ENOSYS, nil
@@ -236,13 +229,13 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 	case fop.OpSetattr:
 		return call(payload, s.setattr)
 	case fop.OpMkdir:
-		return call(payload, s.mkdir)
+		return call(payload, func(r *fop.CreateReq) (fop.Message, error) { return s.mkdir(r, pa) })
 	case fop.OpMknod:
-		return call(payload, s.mknod)
+		return call(payload, func(r *fop.CreateReq) (fop.Message, error) { return s.mknod(r, pa) })
 	case fop.OpSymlink:
-		return call(payload, s.symlink)
+		return call(payload, func(r *fop.CreateReq) (fop.Message, error) { return s.symlink(r, pa) })
 	case fop.OpCreate:
-		return call(payload, s.create)
+		return call(payload, func(r *fop.CreateReq) (fop.Message, error) { return s.create(r, pa) })
 	case fop.OpOpen:
 		return call(payload, s.open)
 	case fop.OpRead:
@@ -262,15 +255,15 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte) (syscall
 	case fop.OpFsync:
 		return call(payload, s.fsync)
 	case fop.OpUnlink:
-		return call(payload, s.unlink)
+		return call(payload, func(r *fop.PathReq) (fop.Message, error) { return s.unlink(r, pa) })
 	case fop.OpUnlinkFile:
-		return call(payload, s.unlinkFile)
+		return call(payload, func(r *fop.PathReq) (fop.Message, error) { return s.unlinkFile(r, pa) })
 	case fop.OpRmdir:
-		return call(payload, s.rmdir)
+		return call(payload, func(r *fop.PathReq) (fop.Message, error) { return s.rmdir(r, pa) })
 	case fop.OpRename:
 		return call(payload, s.rename)
 	case fop.OpLink:
-		return call(payload, s.link)
+		return call(payload, func(r *fop.RenameReq) (fop.Message, error) { return s.link(r, pa) })
 	case fop.OpReadlink:
 		return call(payload, s.readlink)
 	case fop.OpReaddir:
@@ -413,9 +406,15 @@ type loc struct {
 	dir  int
 	own  bool // dir was opened for this loc
 	name string
+	// after, when set, takes the directory's attributes as the call
+	// closes the loc.
+	after *parentAttr
 }
 
 func (l loc) close() {
+	if a := l.after; a != nil && a.want && !l.isRoot() {
+		a.ok = unix.Fstat(l.dir, &a.st) == nil
+	}
 	if l.own {
 		unix.Close(l.dir)
 	}
@@ -945,21 +944,26 @@ func checkCreate(req *fop.CreateReq) error {
 // inheritGroup applies a set-group-ID parent directory's rule to a new
 // entry, as a local file system does: the entry gets the directory's
 // group instead of the caller's, and a new directory the set-group-ID bit
-// too. The brick makes entries as root and sets the owner itself, so the
-// kernel's own rule never applies.
-func inheritGroup(l loc, req *fop.CreateReq) error {
+// too. The kernel applies the same rule to the entry the brick makes, but
+// the brick then sets the caller's owner and mode, so it applies the rule
+// to those.
+//
+// It returns whether the entry needs a chown: the kernel made it with
+// the brick's user and either the brick's group or the set-group-ID
+// directory's.
+func (s *session) inheritGroup(l loc, req *fop.CreateReq) (bool, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(l.dir, &st); err != nil {
-		return err
+		return false, err
 	}
-	if st.Mode&unix.S_ISGID == 0 {
-		return nil
+	gid := s.sh.gid
+	if st.Mode&unix.S_ISGID != 0 {
+		req.GID, gid = st.Gid, st.Gid
+		if req.Mode&unix.S_IFMT == unix.S_IFDIR {
+			req.Mode |= unix.S_ISGID
+		}
 	}
-	req.GID = st.Gid
-	if req.Mode&unix.S_IFMT == unix.S_IFDIR {
-		req.Mode |= unix.S_ISGID
-	}
-	return nil
+	return req.UID != s.sh.uid || req.GID != gid, nil
 }
 
 // finishCreate gives a new entry the owner, mode, GFID and extended
@@ -977,11 +981,14 @@ func (s *session) finishCreate(l loc, req *fop.CreateReq, chmod bool, rmFlags in
 }
 
 func (s *session) finishCreateSteps(l loc, req *fop.CreateReq, chmod bool) (fop.Attr, error) {
-	if err := inheritGroup(l, req); err != nil {
+	chown, err := s.inheritGroup(l, req)
+	if err != nil {
 		return fop.Attr{}, err
 	}
-	if err := l.chown(int(req.UID), int(req.GID)); err != nil {
-		return fop.Attr{}, err
+	if chown {
+		if err := l.chown(int(req.UID), int(req.GID)); err != nil {
+			return fop.Attr{}, err
+		}
 	}
 	// The mode is set after the ownership, which would clear
 	// set-user-ID and set-group-ID bits, and regardless of the umask.
@@ -1005,11 +1012,12 @@ func (s *session) finishCreateSteps(l loc, req *fop.CreateReq, chmod bool) (fop.
 	return toAttr(&st, req.GFID), nil
 }
 
-func (s *session) mkdir(req *fop.CreateReq) (fop.Message, error) {
+func (s *session) mkdir(req *fop.CreateReq, pa *parentAttr) (fop.Message, error) {
 	if err := checkCreate(req); err != nil {
 		return nil, err
 	}
 	l, err := s.resolve(req.Path)
+	l.after = pa
 	if err != nil {
 		return nil, err
 	}
@@ -1027,7 +1035,7 @@ func (s *session) mkdir(req *fop.CreateReq) (fop.Message, error) {
 	return &a, nil
 }
 
-func (s *session) mknod(req *fop.CreateReq) (fop.Message, error) {
+func (s *session) mknod(req *fop.CreateReq, pa *parentAttr) (fop.Message, error) {
 	if err := checkCreate(req); err != nil {
 		return nil, err
 	}
@@ -1040,6 +1048,7 @@ func (s *session) mknod(req *fop.CreateReq) (fop.Message, error) {
 		return nil, unix.EINVAL
 	}
 	l, err := s.resolve(req.Path)
+	l.after = pa
 	if err != nil {
 		return nil, err
 	}
@@ -1057,11 +1066,12 @@ func (s *session) mknod(req *fop.CreateReq) (fop.Message, error) {
 	return &a, nil
 }
 
-func (s *session) symlink(req *fop.CreateReq) (fop.Message, error) {
+func (s *session) symlink(req *fop.CreateReq, pa *parentAttr) (fop.Message, error) {
 	if err := checkCreate(req); err != nil {
 		return nil, err
 	}
 	l, err := s.resolve(req.Path)
+	l.after = pa
 	if err != nil {
 		return nil, err
 	}
@@ -1080,8 +1090,9 @@ func (s *session) symlink(req *fop.CreateReq) (fop.Message, error) {
 	return &a, nil
 }
 
-func (s *session) unlink(req *fop.PathReq) (fop.Message, error) {
+func (s *session) unlink(req *fop.PathReq, pa *parentAttr) (fop.Message, error) {
 	l, err := s.resolve(req.Path)
+	l.after = pa
 	if err != nil {
 		return nil, err
 	}
@@ -1094,8 +1105,9 @@ func (s *session) unlink(req *fop.PathReq) (fop.Message, error) {
 
 // unlinkFile is unlink, except that a pointer entry stays and its target
 // is answered (fop.OpUnlinkFile).
-func (s *session) unlinkFile(req *fop.PathReq) (fop.Message, error) {
+func (s *session) unlinkFile(req *fop.PathReq, pa *parentAttr) (fop.Message, error) {
 	l, err := s.resolve(req.Path)
+	l.after = pa
 	if err != nil {
 		return nil, err
 	}
@@ -1119,8 +1131,9 @@ func (s *session) unlinkFile(req *fop.PathReq) (fop.Message, error) {
 	return &fop.Blob{}, unix.Unlinkat(l.dir, l.name, 0)
 }
 
-func (s *session) rmdir(req *fop.PathReq) (fop.Message, error) {
+func (s *session) rmdir(req *fop.PathReq, pa *parentAttr) (fop.Message, error) {
 	l, err := s.resolve(req.Path)
+	l.after = pa
 	if err != nil {
 		return nil, err
 	}
@@ -1147,11 +1160,12 @@ func (s *session) rename(req *fop.RenameReq) (fop.Message, error) {
 	return nil, unix.Renameat2(from.dir, from.name, to.dir, to.name, uint(req.Flags))
 }
 
-func (s *session) link(req *fop.RenameReq) (fop.Message, error) {
+func (s *session) link(req *fop.RenameReq, pa *parentAttr) (fop.Message, error) {
 	if req.Flags != 0 {
 		return nil, unix.EINVAL
 	}
 	from, to, err := s.resolve2(req.From, req.To)
+	to.after = pa
 	if err != nil {
 		return nil, err
 	}
@@ -1306,7 +1320,7 @@ func (s *session) open(req *fop.OpenReq) (fop.Message, error) {
 	return s.addHandle(fd, flags, g, toAttr(&st, g))
 }
 
-func (s *session) create(req *fop.CreateReq) (fop.Message, error) {
+func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error) {
 	if err := checkCreate(req); err != nil {
 		return nil, err
 	}
@@ -1316,6 +1330,7 @@ func (s *session) create(req *fop.CreateReq) (fop.Message, error) {
 	}
 	flags &^= unix.O_DIRECTORY
 	l, err := s.resolve(req.Path)
+	l.after = pa
 	if err != nil {
 		return nil, err
 	}
@@ -1330,10 +1345,10 @@ func (s *session) create(req *fop.CreateReq) (fop.Message, error) {
 		// Made with no permission at all until its owner and mode are set.
 		fd, err := unix.Openat(l.dir, l.name, flags|unix.O_CREAT|unix.O_EXCL, 0)
 		if err == nil {
-			err := inheritGroup(l, req)
+			chown, err := s.inheritGroup(l, req)
 			var a fop.Attr
 			if err == nil {
-				a, err = s.finishCreateFD(fd, req)
+				a, err = s.finishCreateFD(fd, req, chown)
 			}
 			if err != nil {
 				unix.Close(fd)
@@ -1361,9 +1376,11 @@ func (s *session) create(req *fop.CreateReq) (fop.Message, error) {
 	return nil, unix.EAGAIN
 }
 
-func (s *session) finishCreateFD(fd int, req *fop.CreateReq) (fop.Attr, error) {
-	if err := unix.Fchown(fd, int(req.UID), int(req.GID)); err != nil {
-		return fop.Attr{}, err
+func (s *session) finishCreateFD(fd int, req *fop.CreateReq, chown bool) (fop.Attr, error) {
+	if chown {
+		if err := unix.Fchown(fd, int(req.UID), int(req.GID)); err != nil {
+			return fop.Attr{}, err
+		}
 	}
 	if err := unix.Fchmod(fd, req.Mode&0o7777); err != nil {
 		return fop.Attr{}, err

@@ -46,6 +46,9 @@ type testBrick struct {
 	outside string // a sibling of the brick
 	cl      *rpc.Client
 	addr    string // where it serves
+	// concurrent: calls run at once, so a reply's directory attributes
+	// need not be the directory's latest
+	concurrent bool
 }
 
 func startBrick(t *testing.T) *testBrick {
@@ -104,8 +107,12 @@ func (b *testBrick) call(op uint16, req, rep fop.Message) error {
 	if fop.EntryOp(op) {
 		// The reply ends with the directory's attributes after the call.
 		var ok bool
-		if out, _, ok = fop.SplitParentAttr(out); !ok {
+		var pa fop.Attr
+		if out, pa, ok = fop.SplitParentAttr(out); !ok {
 			b.t.Fatalf("op %d: no directory attributes in the reply", op)
+		}
+		if !b.concurrent {
+			b.checkParent(op, req, pa)
 		}
 	}
 	if rep != nil {
@@ -114,6 +121,33 @@ func (b *testBrick) call(op uint16, req, rep fop.Message) error {
 		}
 	}
 	return nil
+}
+
+// checkParent compares the directory attributes an entry call's reply
+// ends with against the directory on the brick now (the tests make no
+// other change meanwhile).
+func (b *testBrick) checkParent(op uint16, req fop.Message, pa fop.Attr) {
+	b.t.Helper()
+	var p string
+	switch r := req.(type) {
+	case *fop.CreateReq:
+		p = r.Path
+	case *fop.PathReq:
+		p = r.Path
+	case *fop.RenameReq:
+		p = r.To
+	default:
+		b.t.Fatalf("op %d: an entry call with a %T", op, req)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(b.dir, filepath.Dir(p)), &st); err != nil {
+		b.t.Fatalf("op %d %s: %v", op, p, err)
+	}
+	want := toAttr(&st, fop.GFID{})
+	if pa.Ino != want.Ino || pa.Mode != want.Mode || pa.Nlink != want.Nlink || pa.Size != want.Size ||
+		pa.Mtime != want.Mtime || pa.Ctime != want.Ctime {
+		b.t.Fatalf("op %d %s: the reply's directory attributes %+v, the brick's %+v", op, p, pa, want)
+	}
 }
 
 func (b *testBrick) must(op uint16, req, rep fop.Message) {
@@ -1229,6 +1263,7 @@ func TestPosixGarbage(t *testing.T) {
 
 func TestPosixConcurrent(t *testing.T) {
 	b := startBrick(t)
+	b.concurrent = true
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for w := range 16 {
@@ -1369,7 +1404,7 @@ func FuzzSession(f *testing.F) {
 		if op > 200 {
 			op = fop.OpLookup + op%(fop.OpStatfs-fop.OpLookup+2)
 		}
-		s.serve(context.Background(), op, payload)
+		s.serve(context.Background(), op, payload, &parentAttr{want: true})
 		if ents, err := os.ReadDir(sentinel); err != nil || len(ents) != 0 {
 			t.Fatalf("op %d %x: the sentinel changed: %v %v", op, payload, names2(ents), err)
 		}
