@@ -69,13 +69,16 @@ func TestSetgidDirectoryInherits(t *testing.T) {
 	}
 }
 
-// Every kind of entry gets the owner asked for, whether it is the brick's
-// own (no chown is needed) or not, in a plain and in a set-group-ID
-// directory; the reply says so too.
+// Every kind of entry gets the owner and mode asked for, whether it is
+// the brick's own (no chown is needed, and it is made with its mode) or
+// not, in a plain and in a set-group-ID directory, whatever the brick's
+// umask; the reply says so too.
 func TestNewEntryOwner(t *testing.T) {
 	b := startBrick(t)
 	b.must(fop.OpMkdir, &fop.CreateReq{Path: "sg", Mode: unix.S_IFDIR | 0o2777, UID: 0, GID: 500, GFID: fop.NewGFID()}, nil)
 	b.must(fop.OpMkdir, &fop.CreateReq{Path: "plain", Mode: unix.S_IFDIR | 0o777, GFID: fop.NewGFID()}, nil)
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
 	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
 	type owner struct{ uid, gid uint32 }
 	for _, dir := range []string{"plain", "sg"} {
@@ -102,17 +105,21 @@ func TestNewEntryOwner(t *testing.T) {
 						p, o.uid, o.gid, st.Uid, st.Gid, a.UID, a.GID, want.uid, want.gid)
 				}
 				perm := mode & 0o7777
-				if dir == "sg" && kind == "d" {
+				if dir == "sg" && (kind == "d" || kind == "D") {
 					perm |= unix.S_ISGID
 				}
-				if kind != "s" && st.Mode&0o7777 != perm {
-					t.Errorf("%s: mode %o, want %o", p, st.Mode&0o7777, perm)
+				if kind != "s" && (st.Mode&0o7777 != perm || a.Mode&0o7777 != perm) {
+					t.Errorf("%s: mode %o on the brick, %o in the reply, want %o", p, st.Mode&0o7777, a.Mode&0o7777, perm)
 				}
 			}
 			mk("f", fop.OpCreate, unix.S_IFREG|0o640)
 			mk("d", fop.OpMkdir, unix.S_IFDIR|0o750)
 			mk("p", fop.OpMknod, unix.S_IFIFO|0o600)
 			mk("s", fop.OpSymlink, unix.S_IFLNK|0o777)
+			// Modes the brick's umask (022 or 077) would cut.
+			mk("F", fop.OpCreate, unix.S_IFREG|0o666)
+			mk("D", fop.OpMkdir, unix.S_IFDIR|0o777)
+			mk("P", fop.OpMknod, unix.S_IFIFO|0o677)
 		}
 	}
 }

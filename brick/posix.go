@@ -412,7 +412,7 @@ type loc struct {
 }
 
 func (l loc) close() {
-	if a := l.after; a != nil && a.want && !l.isRoot() {
+	if a := l.after; a != nil && a.want && !a.ok && !l.isRoot() {
 		a.ok = unix.Fstat(l.dir, &a.st) == nil
 	}
 	if l.own {
@@ -956,6 +956,11 @@ func (s *session) inheritGroup(l loc, req *fop.CreateReq) (bool, error) {
 	if err := unix.Fstat(l.dir, &st); err != nil {
 		return false, err
 	}
+	if a := l.after; a != nil && a.want && !l.isRoot() {
+		// The entry is made: these are the directory's attributes
+		// after the call.
+		a.st, a.ok = st, true
+	}
 	gid := s.sh.gid
 	if st.Mode&unix.S_ISGID != 0 {
 		req.GID, gid = st.Gid, st.Gid
@@ -966,11 +971,24 @@ func (s *session) inheritGroup(l loc, req *fop.CreateReq) (bool, error) {
 	return req.UID != s.sh.uid || req.GID != gid, nil
 }
 
+// modeAtCreate is the mode to make an entry with. An entry is made with
+// no permission at all until its owner and mode are set, unless it is to
+// be the brick's own (the kernel gives it the owner asked for, or a
+// set-group-ID directory's group, which inheritGroup asks for then) and
+// has no set-ID or sticky bit: then it is made with its mode, and chmod
+// only puts back what the umask or a default ACL took.
+func (s *session) modeAtCreate(req *fop.CreateReq) uint32 {
+	if req.UID == s.sh.uid && req.GID == s.sh.gid && req.Mode&0o7000 == 0 {
+		return req.Mode & 0o777
+	}
+	return 0
+}
+
 // finishCreate gives a new entry the owner, mode, GFID and extended
 // attributes asked for and returns its attributes; on failure it removes
 // the entry again. chmod is false for symlinks.
-func (s *session) finishCreate(l loc, req *fop.CreateReq, chmod bool, rmFlags int) (fop.Attr, error) {
-	a, err := s.finishCreateSteps(l, req, chmod)
+func (s *session) finishCreate(l loc, req *fop.CreateReq, chmod bool, made uint32, rmFlags int) (fop.Attr, error) {
+	a, err := s.finishCreateSteps(l, req, chmod, made)
 	if err != nil {
 		if uerr := unix.Unlinkat(l.dir, l.name, rmFlags); uerr != nil {
 			s.log.Warn("brick: cannot remove a half-made entry", "name", l.name, "err", uerr)
@@ -980,7 +998,7 @@ func (s *session) finishCreate(l loc, req *fop.CreateReq, chmod bool, rmFlags in
 	return a, nil
 }
 
-func (s *session) finishCreateSteps(l loc, req *fop.CreateReq, chmod bool) (fop.Attr, error) {
+func (s *session) finishCreateSteps(l loc, req *fop.CreateReq, chmod bool, made uint32) (fop.Attr, error) {
 	chown, err := s.inheritGroup(l, req)
 	if err != nil {
 		return fop.Attr{}, err
@@ -992,7 +1010,7 @@ func (s *session) finishCreateSteps(l loc, req *fop.CreateReq, chmod bool) (fop.
 	}
 	// The mode is set after the ownership, which would clear
 	// set-user-ID and set-group-ID bits, and regardless of the umask.
-	if chmod {
+	if chmod && made == 0 {
 		if err := l.chmod(req.Mode); err != nil {
 			return fop.Attr{}, err
 		}
@@ -1008,6 +1026,14 @@ func (s *session) finishCreateSteps(l loc, req *fop.CreateReq, chmod bool) (fop.
 	var st unix.Stat_t
 	if err := l.stat(&st); err != nil {
 		return fop.Attr{}, err
+	}
+	if chmod && made != 0 && st.Mode&0o7777 != req.Mode&0o7777 {
+		if err := l.chmod(req.Mode); err != nil {
+			return fop.Attr{}, err
+		}
+		if err := l.stat(&st); err != nil {
+			return fop.Attr{}, err
+		}
 	}
 	return toAttr(&st, req.GFID), nil
 }
@@ -1025,10 +1051,11 @@ func (s *session) mkdir(req *fop.CreateReq, pa *parentAttr) (fop.Message, error)
 	if l.isRoot() {
 		return nil, unix.EEXIST
 	}
-	if err := unix.Mkdirat(l.dir, l.name, 0); err != nil {
+	made := s.modeAtCreate(req)
+	if err := unix.Mkdirat(l.dir, l.name, made); err != nil {
 		return nil, err
 	}
-	a, err := s.finishCreate(l, req, true, unix.AT_REMOVEDIR)
+	a, err := s.finishCreate(l, req, true, made, unix.AT_REMOVEDIR)
 	if err != nil {
 		return nil, err
 	}
@@ -1056,10 +1083,11 @@ func (s *session) mknod(req *fop.CreateReq, pa *parentAttr) (fop.Message, error)
 	if l.isRoot() {
 		return nil, unix.EEXIST
 	}
-	if err := unix.Mknodat(l.dir, l.name, req.Mode&unix.S_IFMT, int(req.Rdev)); err != nil {
+	made := s.modeAtCreate(req)
+	if err := unix.Mknodat(l.dir, l.name, req.Mode&unix.S_IFMT|made, int(req.Rdev)); err != nil {
 		return nil, err
 	}
-	a, err := s.finishCreate(l, req, true, 0)
+	a, err := s.finishCreate(l, req, true, made, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -1083,7 +1111,7 @@ func (s *session) symlink(req *fop.CreateReq, pa *parentAttr) (fop.Message, erro
 	if err := unix.Symlinkat(req.Target, l.dir, l.name); err != nil {
 		return nil, err
 	}
-	a, err := s.finishCreate(l, req, false, 0)
+	a, err := s.finishCreate(l, req, false, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -1341,14 +1369,14 @@ func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error
 		}
 		return nil, unix.EISDIR
 	}
+	made := s.modeAtCreate(req)
 	for range 8 {
-		// Made with no permission at all until its owner and mode are set.
-		fd, err := unix.Openat(l.dir, l.name, flags|unix.O_CREAT|unix.O_EXCL, 0)
+		fd, err := unix.Openat(l.dir, l.name, flags|unix.O_CREAT|unix.O_EXCL, made)
 		if err == nil {
 			chown, err := s.inheritGroup(l, req)
 			var a fop.Attr
 			if err == nil {
-				a, err = s.finishCreateFD(fd, req, chown)
+				a, err = s.finishCreateFD(fd, req, chown, made)
 			}
 			if err != nil {
 				unix.Close(fd)
@@ -1376,14 +1404,16 @@ func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error
 	return nil, unix.EAGAIN
 }
 
-func (s *session) finishCreateFD(fd int, req *fop.CreateReq, chown bool) (fop.Attr, error) {
+func (s *session) finishCreateFD(fd int, req *fop.CreateReq, chown bool, made uint32) (fop.Attr, error) {
 	if chown {
 		if err := unix.Fchown(fd, int(req.UID), int(req.GID)); err != nil {
 			return fop.Attr{}, err
 		}
 	}
-	if err := unix.Fchmod(fd, req.Mode&0o7777); err != nil {
-		return fop.Attr{}, err
+	if made == 0 {
+		if err := unix.Fchmod(fd, req.Mode&0o7777); err != nil {
+			return fop.Attr{}, err
+		}
 	}
 	if err := unix.Fsetxattr(fd, fop.GFIDXattr, req.GFID[:], 0); err != nil {
 		return fop.Attr{}, err
@@ -1393,7 +1423,14 @@ func (s *session) finishCreateFD(fd int, req *fop.CreateReq, chown bool) (fop.At
 			return fop.Attr{}, err
 		}
 	}
-	return fdAttr(fd, req.GFID)
+	a, err := fdAttr(fd, req.GFID)
+	if err == nil && made != 0 && a.Mode&0o7777 != req.Mode&0o7777 {
+		if err := unix.Fchmod(fd, req.Mode&0o7777); err != nil {
+			return fop.Attr{}, err
+		}
+		a, err = fdAttr(fd, req.GFID)
+	}
+	return a, err
 }
 
 func (s *session) addHandle(fd, flags int, g fop.GFID, a fop.Attr) (fop.Message, error) {
