@@ -285,6 +285,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts m
 	if err != nil {
 		return a.fail("mount", err)
 	}
+	mount.SpareProcs()
 	if err := mount.SetReadAhead(mnt, mount.ReadAheadKB); err != nil {
 		log.Warn("sequential reads go 128 KiB at a time", "err", err)
 	}
