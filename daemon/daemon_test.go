@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,30 @@ func TestNodeCertIdentity(t *testing.T) {
 	id = nodeCertIdentity("u1", "127.0.0.2", "127.0.0.2")
 	if len(id.IPs) != 1 {
 		t.Fatalf("address twice: %+v", id.IPs)
+	}
+}
+
+// A panic in the node's background work is logged and cleaned up after,
+// not the end of the daemon.
+func TestRecovering(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	cleaned := false
+	recovering(log, "crawl", func() {
+		var m map[string]int
+		m["x"]++ // a nil map: panics
+	}, func() { cleaned = true })
+	if !cleaned {
+		t.Error("cleanup did not run after the panic")
+	}
+	if out := logged.String(); !strings.Contains(out, "crawl failed") || !strings.Contains(out, "assignment to entry in nil map") || !strings.Contains(out, "TestRecovering") {
+		t.Errorf("log: %s", out)
+	}
+	logged.Reset()
+	cleaned = false
+	ran := false
+	recovering(log, "crawl", func() { ran = true }, func() { cleaned = true })
+	if !ran || cleaned || logged.Len() != 0 {
+		t.Errorf("without a panic: ran %v, cleaned %v, logged %q", ran, cleaned, logged.String())
 	}
 }

@@ -11,9 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -149,8 +151,36 @@ func (d *Daemon) healLoop(ctx context.Context, m *member) {
 		case <-t.C:
 		case k = <-m.healer.kick:
 		}
-		d.healCrawl(ctx, m, k)
+		recovering(d.log, "self-heal crawl", func() { d.healCrawl(ctx, m, k) }, func() {
+			// The volumes' clients go, and with their connections
+			// the locks the crawl held on bricks; the next crawl
+			// makes them again.
+			if !m.healer.mu.TryLock() {
+				return
+			}
+			for name, hg := range m.healer.graphs {
+				hg.g.Close()
+				delete(m.healer.graphs, name)
+			}
+			m.healer.mu.Unlock()
+		})
 	}
+}
+
+// recovering runs fn; a panic in it is logged with its stack, and then
+// cleanup runs, instead of the node's daemon going down with it. For the
+// node's background work, where one bug must not stop every volume and
+// container the node serves.
+func recovering(log *slog.Logger, what string, fn, cleanup func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error(what+" failed: a bug; it runs again later (please report this with the stack)", "panic", r, "stack", string(debug.Stack()))
+			if cleanup != nil {
+				cleanup()
+			}
+		}
+	}()
+	fn()
 }
 
 func (d *Daemon) healCrawl(ctx context.Context, m *member, k healKick) {
