@@ -1043,10 +1043,10 @@ func (s *session) mkdir(req *fop.CreateReq, pa *parentAttr) (fop.Message, error)
 		return nil, err
 	}
 	l, err := s.resolve(req.Path)
-	l.after = pa
 	if err != nil {
 		return nil, err
 	}
+	l.after = pa
 	defer l.close()
 	if l.isRoot() {
 		return nil, unix.EEXIST
@@ -1075,10 +1075,10 @@ func (s *session) mknod(req *fop.CreateReq, pa *parentAttr) (fop.Message, error)
 		return nil, unix.EINVAL
 	}
 	l, err := s.resolve(req.Path)
-	l.after = pa
 	if err != nil {
 		return nil, err
 	}
+	l.after = pa
 	defer l.close()
 	if l.isRoot() {
 		return nil, unix.EEXIST
@@ -1099,10 +1099,10 @@ func (s *session) symlink(req *fop.CreateReq, pa *parentAttr) (fop.Message, erro
 		return nil, err
 	}
 	l, err := s.resolve(req.Path)
-	l.after = pa
 	if err != nil {
 		return nil, err
 	}
+	l.after = pa
 	defer l.close()
 	if l.isRoot() {
 		return nil, unix.EEXIST
@@ -1120,10 +1120,10 @@ func (s *session) symlink(req *fop.CreateReq, pa *parentAttr) (fop.Message, erro
 
 func (s *session) unlink(req *fop.PathReq, pa *parentAttr) (fop.Message, error) {
 	l, err := s.resolve(req.Path)
-	l.after = pa
 	if err != nil {
 		return nil, err
 	}
+	l.after = pa
 	defer l.close()
 	if l.isRoot() {
 		return nil, unix.EISDIR
@@ -1135,10 +1135,10 @@ func (s *session) unlink(req *fop.PathReq, pa *parentAttr) (fop.Message, error) 
 // is answered (fop.OpUnlinkFile).
 func (s *session) unlinkFile(req *fop.PathReq, pa *parentAttr) (fop.Message, error) {
 	l, err := s.resolve(req.Path)
-	l.after = pa
 	if err != nil {
 		return nil, err
 	}
+	l.after = pa
 	defer l.close()
 	if l.isRoot() {
 		return nil, unix.EISDIR
@@ -1161,10 +1161,10 @@ func (s *session) unlinkFile(req *fop.PathReq, pa *parentAttr) (fop.Message, err
 
 func (s *session) rmdir(req *fop.PathReq, pa *parentAttr) (fop.Message, error) {
 	l, err := s.resolve(req.Path)
-	l.after = pa
 	if err != nil {
 		return nil, err
 	}
+	l.after = pa
 	defer l.close()
 	if l.isRoot() {
 		return nil, unix.EBUSY
@@ -1193,10 +1193,10 @@ func (s *session) link(req *fop.RenameReq, pa *parentAttr) (fop.Message, error) 
 		return nil, unix.EINVAL
 	}
 	from, to, err := s.resolve2(req.From, req.To)
-	to.after = pa
 	if err != nil {
 		return nil, err
 	}
+	to.after = pa
 	defer from.close()
 	defer to.close()
 	if from.isRoot() {
@@ -1358,10 +1358,10 @@ func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error
 	}
 	flags &^= unix.O_DIRECTORY
 	l, err := s.resolve(req.Path)
-	l.after = pa
 	if err != nil {
 		return nil, err
 	}
+	l.after = pa
 	defer l.close()
 	if l.isRoot() {
 		if req.Flags&unix.O_EXCL != 0 {
