@@ -3,6 +3,7 @@ package brick
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -120,6 +121,52 @@ func TestNewEntryOwner(t *testing.T) {
 			mk("F", fop.OpCreate, unix.S_IFREG|0o666)
 			mk("D", fop.OpMkdir, unix.S_IFDIR|0o777)
 			mk("P", fop.OpMknod, unix.S_IFIFO|0o677)
+		}
+	}
+}
+
+// On a brick file system mounted with grpid, new entries take their
+// directory's group whatever it is: the brick still gives them the group
+// asked for.
+func TestNewEntryOwnerGrpid(t *testing.T) {
+	requireRoot(t)
+	base := t.TempDir()
+	img, mnt := filepath.Join(base, "fs.img"), filepath.Join(base, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("truncate", "-s", "32M", img).CombinedOutput(); err != nil {
+		t.Skipf("truncate: %v %s", err, out)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
+		t.Skipf("mkfs.ext4: %v %s", err, out)
+	}
+	if out, err := exec.Command("mount", "-o", "loop,grpid", img, mnt).CombinedOutput(); err != nil {
+		t.Skipf("no loop mount here: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Errorf("umount: %v %s", err, out)
+		}
+	})
+	b := startBrickIn(t, mnt)
+	if err := os.Chown(b.dir, 0, 1234); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	for i, c := range []struct {
+		op   uint16
+		mode uint32
+	}{{fop.OpCreate, unix.S_IFREG | 0o644}, {fop.OpMkdir, unix.S_IFDIR | 0o755}, {fop.OpMknod, unix.S_IFIFO | 0o666}, {fop.OpCreate, unix.S_IFREG | 0o640}} {
+		p := fmt.Sprintf("e%d", i)
+		req := &fop.CreateReq{Path: p, Mode: c.mode, UID: uid, GID: gid, GFID: fop.NewGFID(), Flags: unix.O_WRONLY}
+		if c.op == fop.OpCreate {
+			b.must(c.op, req, &fop.OpenReply{})
+		} else {
+			b.must(c.op, req, &fop.Attr{})
+		}
+		if st := b.stat(p); st.Uid != uid || st.Gid != gid || st.Mode&0o7777 != c.mode&0o7777 {
+			t.Errorf("%s: %d:%d mode %o, want %d:%d mode %o", p, st.Uid, st.Gid, st.Mode&0o7777, uid, gid, c.mode&0o7777)
 		}
 	}
 }

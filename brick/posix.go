@@ -947,41 +947,113 @@ func checkCreate(req *fop.CreateReq) error {
 // too. The kernel applies the same rule to the entry the brick makes, but
 // the brick then sets the caller's owner and mode, so it applies the rule
 // to those.
-//
-// It returns whether the entry needs a chown: the kernel made it with
-// the brick's user and either the brick's group or the set-group-ID
-// directory's.
-func (s *session) inheritGroup(l loc, req *fop.CreateReq) (bool, error) {
+func inheritGroup(l loc, req *fop.CreateReq) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(l.dir, &st); err != nil {
-		return false, err
+		return err
 	}
 	if a := l.after; a != nil && a.want && !l.isRoot() {
 		// The entry is made: these are the directory's attributes
 		// after the call.
 		a.st, a.ok = st, true
 	}
-	gid := s.sh.gid
 	if st.Mode&unix.S_ISGID != 0 {
-		req.GID, gid = st.Gid, st.Gid
+		req.GID = st.Gid
 		if req.Mode&unix.S_IFMT == unix.S_IFDIR {
 			req.Mode |= unix.S_ISGID
 		}
 	}
-	return req.UID != s.sh.uid || req.GID != gid, nil
+	return nil
 }
 
 // modeAtCreate is the mode to make an entry with. An entry is made with
 // no permission at all until its owner and mode are set, unless it is to
-// be the brick's own (the kernel gives it the owner asked for, or a
-// set-group-ID directory's group, which inheritGroup asks for then) and
-// has no set-ID or sticky bit: then it is made with its mode, and chmod
-// only puts back what the umask or a default ACL took.
+// be the brick's own, has no set-ID or sticky bit, and grants its group
+// nothing it does not grant everyone: then it is made with its mode. The
+// kernel gives it the brick's user and usually the group asked for; where
+// it gives another group (a set-group-ID directory, which inheritGroup
+// asks for then, or a brick file system mounted with grpid), that group
+// gets nothing others do not have until the chown (finishEntry).
 func (s *session) modeAtCreate(req *fop.CreateReq) uint32 {
-	if req.UID == s.sh.uid && req.GID == s.sh.gid && req.Mode&0o7000 == 0 {
-		return req.Mode & 0o777
+	m := req.Mode & 0o7777
+	if req.UID == s.sh.uid && req.GID == s.sh.gid && m&0o7000 == 0 && (m>>3)&^m&0o7 == 0 {
+		return m
 	}
 	return 0
+}
+
+// newEntry is a new entry as finishEntry changes it: by path (loc) or by
+// its open file (fdEntry).
+type newEntry interface {
+	chown(uid, gid int) error
+	chmod(mode uint32) error
+	setxattr(name string, value []byte, flags int) error
+	stat(st *unix.Stat_t) error
+}
+
+type fdEntry int
+
+func (f fdEntry) chown(uid, gid int) error { return unix.Fchown(int(f), uid, gid) }
+func (f fdEntry) chmod(mode uint32) error  { return unix.Fchmod(int(f), mode&0o7777) }
+func (f fdEntry) setxattr(name string, value []byte, flags int) error {
+	return unix.Fsetxattr(int(f), name, value, flags)
+}
+func (f fdEntry) stat(st *unix.Stat_t) error { return unix.Fstat(int(f), st) }
+
+// finishEntry gives a new entry the owner, mode, GFID and extended
+// attributes asked for, and returns its attributes. chmod is false for
+// symlinks; made is the mode it was made with (modeAtCreate).
+func finishEntry(e newEntry, req *fop.CreateReq, chmod bool, made uint32) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if made == 0 {
+		// Made bare. The mode is set after the ownership, which would
+		// clear set-user-ID and set-group-ID bits, and regardless of
+		// the umask.
+		if err := e.chown(int(req.UID), int(req.GID)); err != nil {
+			return st, err
+		}
+		if chmod {
+			if err := e.chmod(req.Mode); err != nil {
+				return st, err
+			}
+		}
+		if err := e.setxattr(fop.GFIDXattr, req.GFID[:], 0); err != nil {
+			return st, err
+		}
+	} else {
+		// Made with its mode: the owner and mode are checked, and
+		// set where the kernel gave others (the group) or the umask
+		// or a default ACL took bits.
+		if err := e.setxattr(fop.GFIDXattr, req.GFID[:], 0); err != nil {
+			return st, err
+		}
+		if err := e.stat(&st); err != nil {
+			return st, err
+		}
+		changed := false
+		if st.Uid != req.UID || st.Gid != req.GID {
+			if err := e.chown(int(req.UID), int(req.GID)); err != nil {
+				return st, err
+			}
+			changed = true
+		}
+		if chmod && (changed || st.Mode&0o7777 != req.Mode&0o7777) {
+			if err := e.chmod(req.Mode); err != nil {
+				return st, err
+			}
+			changed = true
+		}
+		if !changed && len(req.Xattrs) == 0 {
+			return st, nil
+		}
+	}
+	for _, x := range req.Xattrs {
+		if err := e.setxattr(x.Name, x.Value, 0); err != nil {
+			return st, err
+		}
+	}
+	err := e.stat(&st)
+	return st, err
 }
 
 // finishCreate gives a new entry the owner, mode, GFID and extended
@@ -999,41 +1071,12 @@ func (s *session) finishCreate(l loc, req *fop.CreateReq, chmod bool, made uint3
 }
 
 func (s *session) finishCreateSteps(l loc, req *fop.CreateReq, chmod bool, made uint32) (fop.Attr, error) {
-	chown, err := s.inheritGroup(l, req)
+	if err := inheritGroup(l, req); err != nil {
+		return fop.Attr{}, err
+	}
+	st, err := finishEntry(l, req, chmod, made)
 	if err != nil {
 		return fop.Attr{}, err
-	}
-	if chown {
-		if err := l.chown(int(req.UID), int(req.GID)); err != nil {
-			return fop.Attr{}, err
-		}
-	}
-	// The mode is set after the ownership, which would clear
-	// set-user-ID and set-group-ID bits, and regardless of the umask.
-	if chmod && made == 0 {
-		if err := l.chmod(req.Mode); err != nil {
-			return fop.Attr{}, err
-		}
-	}
-	if err := l.setxattr(fop.GFIDXattr, req.GFID[:], 0); err != nil {
-		return fop.Attr{}, err
-	}
-	for _, x := range req.Xattrs {
-		if err := l.setxattr(x.Name, x.Value, 0); err != nil {
-			return fop.Attr{}, err
-		}
-	}
-	var st unix.Stat_t
-	if err := l.stat(&st); err != nil {
-		return fop.Attr{}, err
-	}
-	if chmod && made != 0 && st.Mode&0o7777 != req.Mode&0o7777 {
-		if err := l.chmod(req.Mode); err != nil {
-			return fop.Attr{}, err
-		}
-		if err := l.stat(&st); err != nil {
-			return fop.Attr{}, err
-		}
 	}
 	return toAttr(&st, req.GFID), nil
 }
@@ -1373,10 +1416,10 @@ func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error
 	for range 8 {
 		fd, err := unix.Openat(l.dir, l.name, flags|unix.O_CREAT|unix.O_EXCL, made)
 		if err == nil {
-			chown, err := s.inheritGroup(l, req)
+			err := inheritGroup(l, req)
 			var a fop.Attr
 			if err == nil {
-				a, err = s.finishCreateFD(fd, req, chown, made)
+				a, err = s.finishCreateFD(fd, req, made)
 			}
 			if err != nil {
 				unix.Close(fd)
@@ -1404,33 +1447,12 @@ func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error
 	return nil, unix.EAGAIN
 }
 
-func (s *session) finishCreateFD(fd int, req *fop.CreateReq, chown bool, made uint32) (fop.Attr, error) {
-	if chown {
-		if err := unix.Fchown(fd, int(req.UID), int(req.GID)); err != nil {
-			return fop.Attr{}, err
-		}
-	}
-	if made == 0 {
-		if err := unix.Fchmod(fd, req.Mode&0o7777); err != nil {
-			return fop.Attr{}, err
-		}
-	}
-	if err := unix.Fsetxattr(fd, fop.GFIDXattr, req.GFID[:], 0); err != nil {
+func (s *session) finishCreateFD(fd int, req *fop.CreateReq, made uint32) (fop.Attr, error) {
+	st, err := finishEntry(fdEntry(fd), req, true, made)
+	if err != nil {
 		return fop.Attr{}, err
 	}
-	for _, x := range req.Xattrs {
-		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
-			return fop.Attr{}, err
-		}
-	}
-	a, err := fdAttr(fd, req.GFID)
-	if err == nil && made != 0 && a.Mode&0o7777 != req.Mode&0o7777 {
-		if err := unix.Fchmod(fd, req.Mode&0o7777); err != nil {
-			return fop.Attr{}, err
-		}
-		a, err = fdAttr(fd, req.GFID)
-	}
-	return a, err
+	return toAttr(&st, req.GFID), nil
 }
 
 func (s *session) addHandle(fd, flags int, g fop.GFID, a fop.Attr) (fop.Message, error) {

@@ -54,7 +54,12 @@ type testBrick struct {
 func startBrick(t *testing.T) *testBrick {
 	t.Helper()
 	requireRoot(t)
-	base := t.TempDir()
+	return startBrickIn(t, t.TempDir())
+}
+
+// startBrickIn is startBrick with the brick and its sibling in base.
+func startBrickIn(t *testing.T, base string) *testBrick {
+	t.Helper()
 	b := &testBrick{t: t, dir: filepath.Join(base, "brick"), outside: filepath.Join(base, "outside")}
 	for _, d := range []string{b.dir, b.outside} {
 		if err := os.Mkdir(d, 0o755); err != nil {
