@@ -20,11 +20,19 @@ import (
 // Measured on 2 CPUs, 2,000 files created and written through a mount,
 // alternating: distribute 911-980 -> 1,034-1,102 files/s with the mount's
 // CPU time down from 1.37-1.57 s to 1.10-1.18 s.
+//
+// Where the runtime chose fewer processors than CPUs (a cgroup CPU limit
+// or an affinity mask), nothing changes: more would only run into the
+// limit. Setting GOMAXPROCS ends the runtime's own updates of it, which
+// follow such limits.
 func SpareProcs() {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return
 	}
 	n := runtime.GOMAXPROCS(0)
+	if n < runtime.NumCPU() {
+		return
+	}
 	readers := min(max(n, 2), 16)
 	runtime.GOMAXPROCS(n + readers)
 }
