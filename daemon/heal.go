@@ -135,14 +135,7 @@ func (d *Daemon) brickAddrs(ctx context.Context, m *member, vol string) (map[str
 func (d *Daemon) healLoop(ctx context.Context, m *member) {
 	t := time.NewTicker(healInterval)
 	defer t.Stop()
-	defer func() {
-		m.healer.mu.Lock()
-		for _, hg := range m.healer.graphs {
-			hg.g.Close()
-		}
-		m.healer.graphs = map[string]*healGraph{}
-		m.healer.mu.Unlock()
-	}()
+	defer m.healer.drop(nil)
 	for {
 		var k healKick
 		select {
@@ -151,19 +144,10 @@ func (d *Daemon) healLoop(ctx context.Context, m *member) {
 		case <-t.C:
 		case k = <-m.healer.kick:
 		}
-		recovering(d.log, "self-heal crawl", func() { d.healCrawl(ctx, m, k) }, func() {
-			// The volumes' clients go, and with their connections
-			// the locks the crawl held on bricks; the next crawl
-			// makes them again.
-			if !m.healer.mu.TryLock() {
-				return
-			}
-			for name, hg := range m.healer.graphs {
-				hg.g.Close()
-				delete(m.healer.graphs, name)
-			}
-			m.healer.mu.Unlock()
-		})
+		// After a panic the volumes' clients go, and with their
+		// connections the locks the crawl held on bricks; the next
+		// crawl makes them again.
+		recovering(d.log, "self-heal crawl", func() { d.healCrawl(ctx, m, k) }, func() { m.healer.drop(nil) })
 	}
 }
 
@@ -208,14 +192,43 @@ func (d *Daemon) healCrawl(ctx context.Context, m *member, k healKick) {
 		}
 		d.healVolume(ctx, m, v, hg, k.volume == v.Name, k.volume == v.Name && k.full)
 	}
-	m.healer.mu.Lock()
-	for name, hg := range m.healer.graphs {
+	m.healer.drop(keep)
+}
+
+// record adds a crawl's counts to the volume's statistics; it returns
+// them, and whether they are to be published.
+func (h *healer) record(hg *healGraph, start time.Time, healed, split, failed int64, full bool) (bool, api.HealStats) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := &hg.stats
+	st.Crawls++
+	if healed+split+failed > 0 || full {
+		st.Type = "INDEX"
+		if full {
+			st.Type = "FULL"
+		}
+		st.Start, st.End = start.UTC(), time.Now().UTC()
+		st.Healed, st.SplitBrain, st.Failed = healed, split, failed
+		st.Total += healed
+		hg.changed = true
+	}
+	publish := hg.changed
+	hg.changed = false
+	return publish, *st
+}
+
+// drop closes the volumes' heal clients, but those keep names (all of
+// them when keep is nil). Each leaves the map before it is closed, so a
+// close that panics is not tried again.
+func (h *healer) drop(keep map[string]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for name, hg := range h.graphs {
 		if !keep[name] {
+			delete(h.graphs, name)
 			hg.g.Close()
-			delete(m.healer.graphs, name)
 		}
 	}
-	m.healer.mu.Unlock()
 }
 
 // healVolume crawls the indexes of the node's bricks of v (every brick's
@@ -268,23 +281,7 @@ func (d *Daemon) healVolume(ctx context.Context, m *member, v volume.Volume, hg 
 			}
 		}
 	}
-	m.healer.mu.Lock()
-	st := &hg.stats
-	st.Crawls++
-	if healed+split+failed > 0 || full {
-		st.Type = "INDEX"
-		if full {
-			st.Type = "FULL"
-		}
-		st.Start, st.End = start.UTC(), time.Now().UTC()
-		st.Healed, st.SplitBrain, st.Failed = healed, split, failed
-		st.Total += healed
-		hg.changed = true
-	}
-	publish := hg.changed
-	hg.changed = false
-	snapshot := *st
-	m.healer.mu.Unlock()
+	publish, snapshot := m.healer.record(hg, start, healed, split, failed, full)
 	if publish {
 		if healed > 0 {
 			d.log.Info("self-heal: healed", "volume", v.Name, "entries", healed, "split-brain", split, "failed", failed)
