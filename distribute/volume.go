@@ -136,18 +136,14 @@ func (v *Volume) forget(dir string) {
 // eachSub runs fn on every subvolume but skip (-1: none) at once, and
 // returns when all are done.
 func (v *Volume) eachSub(skip int, fn func(i int, sub fop.Volume)) {
-	var wg sync.WaitGroup
+	var g fop.Group
 	for i, sub := range v.subs {
 		if i == skip {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(i, sub)
-		}()
+		g.Go(func() { fn(i, sub) })
 	}
-	wg.Wait()
+	g.Wait()
 }
 
 func (v *Volume) lookupAll(ctx context.Context, p string) ([]fop.Entry, []error) {

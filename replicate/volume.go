@@ -184,15 +184,11 @@ func (v *Volume) fanout(idx []int, fn func(i int, b Brick) error) []error {
 		i := idx[0]
 		errs[i] = fn(i, v.kids[i].b)
 	} else {
-		var wg sync.WaitGroup
+		var g fop.Group
 		for _, i := range idx {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = fn(i, v.kids[i].b)
-			}()
+			g.Go(func() { errs[i] = fn(i, v.kids[i].b) })
 		}
-		wg.Wait()
+		g.Wait()
 	}
 	for _, i := range idx {
 		if errs[i] != nil && isTransport(errs[i]) {
