@@ -54,7 +54,7 @@ type shared struct {
 	frameBufs bufPool
 
 	// uid and gid the brick makes entries with: a new entry that is to
-	// be owned by them is not chowned.
+	// be owned by them may be made with its mode (modeAtCreate).
 	uid, gid uint32
 }
 

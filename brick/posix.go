@@ -411,9 +411,16 @@ type loc struct {
 	after *parentAttr
 }
 
+// wantsParent reports whether the call still has to take its directory's
+// attributes (l.after).
+func (l loc) wantsParent() bool {
+	a := l.after
+	return a != nil && a.want && !a.ok && !l.isRoot()
+}
+
 func (l loc) close() {
-	if a := l.after; a != nil && a.want && !a.ok && !l.isRoot() {
-		a.ok = unix.Fstat(l.dir, &a.st) == nil
+	if l.wantsParent() {
+		l.after.ok = unix.Fstat(l.dir, &l.after.st) == nil
 	}
 	if l.own {
 		unix.Close(l.dir)
@@ -952,10 +959,10 @@ func inheritGroup(l loc, req *fop.CreateReq) error {
 	if err := unix.Fstat(l.dir, &st); err != nil {
 		return err
 	}
-	if a := l.after; a != nil && a.want && !l.isRoot() {
+	if l.wantsParent() {
 		// The entry is made: these are the directory's attributes
 		// after the call.
-		a.st, a.ok = st, true
+		l.after.st, l.after.ok = st, true
 	}
 	if st.Mode&unix.S_ISGID != 0 {
 		req.GID = st.Gid
