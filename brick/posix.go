@@ -447,10 +447,43 @@ func (s *session) resolve(p string) (loc, error) {
 
 // openBeneath opens p, a checked path relative to the brick root, refusing
 // symlinks and anything outside the brick.
+//
+// A volume's path may be longer than PATH_MAX, which the kernel refuses in
+// one call (ENAMETOOLONG) though a local file system serves it to a
+// process whose working directory is deep enough: the brick walks such a
+// path a directory at a time in parts under that length, each opened
+// beneath the last (checkPath refused ".." already).
 func (s *session) openBeneath(p string, flags int) (int, error) {
+	dir, own := s.rootFD, false
+	for len(p) >= maxPathPart {
+		i := strings.LastIndexByte(p[:maxPathPart], '/')
+		if i <= 0 {
+			break // one name too long: openat2 refuses it
+		}
+		fd, err := openat2Beneath(dir, p[:i], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		if own {
+			unix.Close(dir)
+		}
+		if err != nil {
+			return -1, err
+		}
+		dir, own, p = fd, true, p[i+1:]
+	}
+	fd, err := openat2Beneath(dir, p, flags)
+	if own {
+		unix.Close(dir)
+	}
+	return fd, err
+}
+
+// maxPathPart is the longest path openBeneath gives the kernel at once
+// (PATH_MAX, with its terminating NUL).
+const maxPathPart = unix.PathMax
+
+func openat2Beneath(dirFD int, p string, flags int) (int, error) {
 	how := unix.OpenHow{Flags: uint64(flags), Resolve: resolveFlags}
 	for range 16 {
-		fd, err := unix.Openat2(s.rootFD, p, &how)
+		fd, err := unix.Openat2(dirFD, p, &how)
 		// EAGAIN: a concurrent rename made the kernel unsure the walk
 		// stayed beneath the root; try again.
 		if err == unix.EAGAIN || err == unix.EINTR {
