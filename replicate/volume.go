@@ -1057,7 +1057,17 @@ func (v *Volume) ReleaseAttr(ctx context.Context, id uint64) (fop.Attr, bool, er
 	if _, ok := kids[read]; !ok || v.kids[read].arbiter {
 		return fop.Attr{}, false, nil
 	}
-	return replies[read].Attr, true, nil
+	// Each brick's post-op sets its copy's change time: copies cleared
+	// a clock tick apart differ, and another mount may read either.
+	// Known only when the data copies agree.
+	a := replies[read].Attr
+	for _, i := range idx {
+		b := replies[i].Attr
+		if !v.kids[i].arbiter && (b.Ctime != a.Ctime || b.Mtime != a.Mtime || b.Size != a.Size) {
+			return fop.Attr{}, false, nil
+		}
+	}
+	return a, true, nil
 }
 
 // changelogClear reports whether a changelog records nothing: no change
