@@ -318,6 +318,10 @@ func (s *Supervisor) launch(ctx context.Context, sp Spec) (*stateFile, <-chan st
 	}
 	defer lf.Close()
 	cmd := s.cfg.Command(sp, port)
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = ProcessEnv(cmd.Env)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

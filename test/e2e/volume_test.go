@@ -233,6 +233,20 @@ func TestVolumeLifecycle(t *testing.T) {
 		if syscall.Kill(b.PID, 0) != nil {
 			t.Fatalf("brick pid %d does not run", b.PID)
 		}
+		// Bricks run with the runtime's monitor kept awake (brick.ProcessEnv).
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", b.PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		godebug := ""
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+				godebug = v
+			}
+		}
+		if !strings.Contains(","+godebug+",", ",schedtrace=") {
+			t.Errorf("brick pid %d runs with GODEBUG=%q, without schedtrace", b.PID, godebug)
+		}
 	}
 	// A brick that dies is restarted by its daemon.
 	victim := status.Bricks[1].PID
