@@ -46,6 +46,12 @@ type Caller interface {
 	Call(ctx context.Context, op uint16, payload []byte) ([]byte, error)
 }
 
+// Poster is a Caller that can also send a call without waiting for its
+// reply (rpc.Client.Post).
+type Poster interface {
+	Post(ctx context.Context, op uint16, payload []byte) error
+}
+
 // Client is a Volume over one brick connection.
 type Client struct {
 	c Caller
@@ -166,7 +172,14 @@ func (c *Client) Write(ctx context.Context, h uint64, off int64, data []byte) (W
 	return r, nil
 }
 
+// Release sends the release without waiting for its reply when the
+// connection can (Poster): no one waits for a release (the kernel sends
+// FUSE's without waiting either), and a brick drops a handle that was not
+// released when its connection ends.
 func (c *Client) Release(ctx context.Context, h uint64) error {
+	if p, ok := c.c.(Poster); ok {
+		return Errno(p.Post(ctx, OpRelease, Marshal(&HandleReq{Handle: h})))
+	}
 	return c.call(ctx, OpRelease, &HandleReq{Handle: h}, nil)
 }
 

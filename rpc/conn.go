@@ -174,6 +174,12 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 			default:
 				status, reply = h.Handle(ctx, f.Op, f.Payload)
 			}
+			if f.Flags&FlagNoReply != 0 {
+				if rr, ok := h.(ReplyReleaser); ok && reply != nil {
+					rr.ReleaseReply(f.Op, reply)
+				}
+				return
+			}
 			hdr, err := AppendHeader(make([]byte, 0, 4+headerLen), Frame{Kind: KindReply, Op: f.Op, Status: uint32(status), XID: f.XID}, len(reply))
 			if err != nil {
 				reply = nil
@@ -285,12 +291,38 @@ func (cl *Client) CallParts(ctx context.Context, op uint16, parts ...[]byte) ([]
 	return cl.send(ctx, xid, ch, op, parts...)
 }
 
+// Post sends one call with FlagNoReply and does not wait: for calls whose
+// outcome no one waits for, such as a file's release, so that neither the
+// caller nor the connection's reader is woken for a reply (a server that
+// sends one anyway has it dropped). Calls on one connection reach the
+// server in the order they were sent, so a later call on the same
+// connection comes after it. An error is a failure to send.
+func (cl *Client) Post(ctx context.Context, op uint16, payload []byte) error {
+	cl.mu.Lock()
+	if cl.wait == nil {
+		err := cl.err
+		cl.mu.Unlock()
+		return err
+	}
+	cl.next++
+	xid := cl.next
+	cl.mu.Unlock()
+	_, err := cl.send(ctx, xid, nil, op, payload)
+	return err
+}
+
+// send writes a call and waits for its reply on ch; with ch nil, the call
+// is posted (FlagNoReply) and send returns once it is written.
 func (cl *Client) send(ctx context.Context, xid uint64, ch chan Frame, op uint16, parts ...[]byte) ([]byte, error) {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
 	}
-	hdr, err := AppendHeader(make([]byte, 0, 4+headerLen+256), Frame{Kind: KindCall, Op: op, XID: xid}, n)
+	var flags uint8
+	if ch == nil {
+		flags = FlagNoReply
+	}
+	hdr, err := AppendHeader(make([]byte, 0, 4+headerLen+256), Frame{Kind: KindCall, Flags: flags, Op: op, XID: xid}, n)
 	if err != nil {
 		cl.forget(xid)
 		return nil, err
@@ -320,6 +352,9 @@ func (cl *Client) send(ctx context.Context, xid uint64, ch chan Frame, op uint16
 		cl.c.Close()
 		cl.forget(xid)
 		return nil, fmt.Errorf("send to %s: %w", cl.c.RemoteAddr(), err)
+	}
+	if ch == nil {
+		return nil, nil // posted
 	}
 	select {
 	case f, ok := <-ch:

@@ -428,3 +428,90 @@ func TestClientXIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestNoReplyCall: a call with FlagNoReply is served and not answered.
+func TestNoReplyCall(t *testing.T) {
+	s := startServer(t)
+	c := rawConn(t, s.addr)
+	posted := must(rpc.AppendFrame(nil, rpc.Frame{Kind: rpc.KindCall, Flags: rpc.FlagNoReply, Op: opBlock, XID: 5}))
+	if _, err := c.Write(posted); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.started: // the server did handle it
+	case <-time.After(10 * time.Second):
+		t.Fatal("the posted call was not handled")
+	}
+	s.releaseAll()
+	if _, err := c.Write(must(rpc.AppendFrame(nil, rpc.Frame{Kind: rpc.KindCall, Op: rpc.OpPing, XID: 6}))); err != nil {
+		t.Fatal(err)
+	}
+	f, err := rpc.ReadFrame(c)
+	if err != nil || f.XID != 6 {
+		t.Fatalf("first frame back: %+v, %v; want the ping's reply (XID 6)", f, err)
+	}
+	// Nothing else comes: the posted call's reply would have been written
+	// by now.
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if f, err := rpc.ReadFrame(c); err == nil {
+		t.Fatalf("the server answered a call with FlagNoReply: %+v", f)
+	}
+}
+
+// TestClientPost: Post sends FlagNoReply and returns without a reply; a
+// server that replies anyway (one older than the flag) does not confuse
+// the calls after it.
+func TestClientPost(t *testing.T) {
+	s := startServer(t)
+	cl := dial(t, s.addr)
+	ctx := guard(t)
+	if err := cl.Post(ctx, opBlock, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the posted call was not handled")
+	}
+	s.releaseAll()
+	if got, err := cl.Call(ctx, opEcho, []byte{0, 'x'}); err != nil || string(got) != "\x00x" {
+		t.Fatalf("call after a post = %q, %v", got, err)
+	}
+
+	// An old server: replies to every call, in order, flags or not.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	flags := make(chan uint8, 2)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			f, err := rpc.ReadFrame(c)
+			if err != nil {
+				return
+			}
+			flags <- f.Flags
+			reply := must(rpc.AppendFrame(nil, rpc.Frame{Kind: rpc.KindReply, Op: f.Op, XID: f.XID, Payload: []byte(fmt.Sprintf("reply to %d", f.XID))}))
+			if _, err := c.Write(reply); err != nil {
+				return
+			}
+		}
+	}()
+	old := dial(t, ln.Addr().String())
+	if err := old.Post(ctx, opEcho, []byte("posted")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := old.Call(ctx, opEcho, []byte("called"))
+	if err != nil || string(got) != "reply to 2" {
+		t.Fatalf("call after a post to an old server = %q, %v; want its own reply", got, err)
+	}
+	if p, c := <-flags, <-flags; p != rpc.FlagNoReply || c != 0 {
+		t.Errorf("flags sent: post %d, call %d; want %d and 0", p, c, rpc.FlagNoReply)
+	}
+}

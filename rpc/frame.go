@@ -6,11 +6,16 @@
 //
 //	uint32  length of the rest of the frame (header after this field + payload)
 //	uint8   kind: 1 call, 2 reply, 3 event
-//	uint8   flags (reserved, 0)
+//	uint8   flags: FlagNoReply on a call; other bits reserved, 0
 //	uint16  operation
 //	uint32  status: 0 or an errno, in replies
 //	uint64  transaction ID
 //	...     payload, at most MaxPayload bytes
+//
+// A call with FlagNoReply is one whose caller wants no reply (a file's
+// release): the server handles it and sends nothing back. A server that
+// predates the flag replies anyway, and the client drops a reply no one
+// waits for.
 //
 // An event is a one-way message from a server to a client that asked for
 // events (OpSubscribe): a brick telling mounts that another client changed
@@ -33,6 +38,9 @@ const (
 	KindReply = 2
 	KindEvent = 3
 )
+
+// FlagNoReply, on a call, asks the server not to reply.
+const FlagNoReply = 1
 
 // Limits.
 const (

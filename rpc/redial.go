@@ -151,6 +151,16 @@ func (r *Redialer) CallParts(ctx context.Context, op uint16, parts ...[]byte) ([
 	return c.CallParts(ctx, op, parts...)
 }
 
+// Post sends one call without waiting for its reply (see Client.Post),
+// dialing first if there is no connection.
+func (r *Redialer) Post(ctx context.Context, op uint16, payload []byte) error {
+	c, err := r.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Post(ctx, op, payload)
+}
+
 // Close closes the current connection.
 func (r *Redialer) Close() error {
 	r.mu.Lock()
