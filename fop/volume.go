@@ -178,7 +178,10 @@ func (c *Client) Write(ctx context.Context, h uint64, off int64, data []byte) (W
 // released when its connection ends.
 func (c *Client) Release(ctx context.Context, h uint64) error {
 	if p, ok := c.c.(Poster); ok {
-		return Errno(p.Post(ctx, OpRelease, Marshal(&HandleReq{Handle: h})))
+		if err := p.Post(ctx, OpRelease, Marshal(&HandleReq{Handle: h})); err != nil {
+			return Errno(err)
+		}
+		return nil
 	}
 	return c.call(ctx, OpRelease, &HandleReq{Handle: h}, nil)
 }
