@@ -89,5 +89,13 @@ func (c *Client) Getlk(ctx context.Context, h uint64, owner uint64, lk *Lk, flag
 }
 
 func (c *Client) Setlk(ctx context.Context, h uint64, owner uint64, lk *Lk, flags uint32) error {
+	if lk.Type != LockUnlock {
+		c.mu.Lock()
+		if c.locked == nil {
+			c.locked = map[uint64]struct{}{}
+		}
+		c.locked[h] = struct{}{}
+		c.mu.Unlock()
+	}
 	return c.call(ctx, OpSetlk, &LkReq{Handle: h, Owner: owner, Lk: *lk, Flags: flags}, nil)
 }

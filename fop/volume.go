@@ -3,6 +3,7 @@ package fop
 import (
 	"context"
 	"errors"
+	"sync"
 	"syscall"
 )
 
@@ -55,6 +56,12 @@ type Poster interface {
 // Client is a Volume over one brick connection.
 type Client struct {
 	c Caller
+
+	mu sync.Mutex
+	// locked are the handles that took a byte-range or flock lock
+	// (Setlk): their release is waited for, so that their locks are gone
+	// when Release returns.
+	locked map[uint64]struct{}
 }
 
 var _ Volume = (*Client)(nil)
@@ -173,11 +180,17 @@ func (c *Client) Write(ctx context.Context, h uint64, off int64, data []byte) (W
 }
 
 // Release sends the release without waiting for its reply when the
-// connection can (Poster): no one waits for a release (the kernel sends
-// FUSE's without waiting either), and a brick drops a handle that was not
-// released when its connection ends.
+// connection can (Poster) and the handle took no lock: no one waits for
+// such a release (the kernel sends FUSE's without waiting either), and a
+// brick drops a handle that was not released when its connection ends. A
+// handle's locks go with its release, so a handle that took one is
+// released with a call that returns once they are gone.
 func (c *Client) Release(ctx context.Context, h uint64) error {
-	if p, ok := c.c.(Poster); ok {
+	c.mu.Lock()
+	_, locked := c.locked[h]
+	delete(c.locked, h)
+	c.mu.Unlock()
+	if p, ok := c.c.(Poster); ok && !locked {
 		if err := p.Post(ctx, OpRelease, Marshal(&HandleReq{Handle: h})); err != nil {
 			return Errno(err)
 		}

@@ -11,8 +11,9 @@ import (
 	"github.com/cais-platform/cais/rpc"
 )
 
-// TestReleasePosted: a release goes out without waiting (FlagNoReply),
-// reaches the brick, and succeeds with a nil error, not a zero errno.
+// TestReleasePosted: a release goes out without waiting (FlagNoReply) and
+// returns nil, not a zero errno; a handle that took a lock is released
+// with a call that returns once the brick is done, locks and all.
 func TestReleasePosted(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -20,17 +21,22 @@ func TestReleasePosted(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got := make(chan uint64, 1)
+	released := make(chan uint64, 2)
+	gate := make(chan struct{}) // releases wait at the brick until it closes
 	go rpc.Serve(ctx, slog.New(slog.DiscardHandler), ln, func(_ context.Context, op uint16, payload []byte) (syscall.Errno, []byte) {
-		if op != OpRelease {
-			return syscall.ENOSYS, nil
+		switch op {
+		case OpSetlk:
+			return 0, nil
+		case OpRelease:
+			var r HandleReq
+			if err := Unmarshal(payload, &r); err != nil {
+				return syscall.EINVAL, nil
+			}
+			<-gate
+			released <- r.Handle
+			return 0, nil
 		}
-		var r HandleReq
-		if err := Unmarshal(payload, &r); err != nil {
-			return syscall.EINVAL, nil
-		}
-		got <- r.Handle
-		return 0, nil
+		return syscall.ENOSYS, nil
 	})
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -38,15 +44,37 @@ func TestReleasePosted(t *testing.T) {
 	}
 	cl := rpc.NewClient(c)
 	defer cl.Close()
-	if err := NewClient(cl).Release(ctx, 42); err != nil {
+	fc := NewClient(cl)
+
+	// No lock: Release returns while the brick is still at it.
+	if err := fc.Release(ctx, 42); err != nil {
 		t.Fatalf("Release = %#v, want nil", err)
 	}
+	// A lock: Release waits for the brick.
+	if err := fc.Setlk(ctx, 7, 1, &Lk{Type: LockWrite, End: LkEOF, Pid: 1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fc.Release(ctx, 7) }()
 	select {
-	case h := <-got:
-		if h != 42 {
-			t.Fatalf("the brick released handle %d, want 42", h)
+	case err := <-done:
+		t.Fatalf("the release of a handle with a lock returned (%v) before the brick released it", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatalf("Release of the locked handle = %#v, want nil", err)
+	}
+	got := map[uint64]bool{}
+	for range 2 {
+		select {
+		case h := <-released:
+			got[h] = true
+		case <-ctx.Done():
+			t.Fatal("a release never reached the brick")
 		}
-	case <-ctx.Done():
-		t.Fatal("the release never reached the brick")
+	}
+	if !got[42] || !got[7] {
+		t.Fatalf("the brick released %v, want 42 and 7", got)
 	}
 }
