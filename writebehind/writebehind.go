@@ -3,6 +3,15 @@
 // write is copied, answered at once, and sent in the background, so an
 // application's next write overlaps the previous one's trip to the bricks.
 //
+// Small writes are held a moment before they are sent: a write under
+// Aggregate bytes waits in the file's pending buffer, the next ones that
+// follow it on are added to it, and the buffer goes to the bricks as one
+// write when a write does not follow on, when it would pass Aggregate
+// bytes, after PendingDelay, or as soon as anything waits for the file's
+// writes (a close among them). A file written and closed at once, the
+// commonest small write, so sends its data at close, in the call close
+// waits for anyway, and a stream of small writes goes out in big ones.
+//
 // What it keeps correct:
 //   - writes to overlapping ranges of a file reach the bricks in the order
 //     they were made (a write waits for the in-flight writes it overlaps);
@@ -21,6 +30,7 @@ import (
 	"context"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cais-platform/cais/fop"
 )
@@ -28,10 +38,20 @@ import (
 // DefaultWindow is the bytes in flight per open file.
 const DefaultWindow = 4 << 20
 
+// Aggregate is the most a file's pending small writes hold: writes of this
+// size or more are sent at once.
+const Aggregate = 128 << 10
+
+// PendingDelay is the longest a pending write waits to be sent when
+// nothing else sends it.
+const PendingDelay = 5 * time.Millisecond
+
 // Volume is the write-behind layer over inner.
 type Volume struct {
 	inner  fop.Volume
 	window int64
+	// delay is how long pending writes may wait (PendingDelay).
+	delay time.Duration
 
 	// bufs keeps the copies of big writes (bigWrite bytes) for the next
 	// ones: memory already in use is copied into faster than new memory,
@@ -58,12 +78,13 @@ func New(inner fop.Volume, window int64) *Volume {
 	if window <= 0 {
 		window = DefaultWindow
 	}
-	return &Volume{inner: inner, window: window, files: map[uint64]*file{}, paths: map[string]map[*file]struct{}{}}
+	return &Volume{inner: inner, window: window, delay: PendingDelay, files: map[uint64]*file{}, paths: map[string]map[*file]struct{}{}}
 }
 
 type span struct{ off, end int64 }
 
 type file struct {
+	v       *Volume
 	h       uint64
 	path    string
 	through bool // written through: O_APPEND, O_SYNC, O_DSYNC, O_DIRECT
@@ -73,6 +94,13 @@ type file struct {
 	inflight []span
 	bytes    int64
 	err      error // the first failed background write, reported once
+
+	// pend holds answered small writes not sent yet, one run of bytes
+	// from pendOff; timer sends them after PendingDelay.
+	pend    []byte
+	pendOff int64
+	pendCtx context.Context
+	timer   *time.Timer
 
 	// attr is the file's attributes after the writes done so far: each
 	// of size, blocks and times the largest a reply carried (writes only
@@ -111,9 +139,10 @@ func (f *file) overlaps(s span) bool {
 	return false
 }
 
-// drain waits for the file's writes in flight and returns (and forgets)
-// the error of a failed one.
+// drain sends the file's pending writes, waits for its writes in flight
+// and returns (and forgets) the error of a failed one.
 func (f *file) drain() error {
+	f.push()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for len(f.inflight) > 0 {
@@ -124,9 +153,81 @@ func (f *file) drain() error {
 	return err
 }
 
+// wait sends the file's pending writes and waits for its writes in
+// flight.
+func (f *file) wait() {
+	f.push()
+	f.mu.Lock()
+	for len(f.inflight) > 0 {
+		f.cond.Wait()
+	}
+	f.mu.Unlock()
+}
+
+// admitLocked waits, with f.mu held, until a write of s overlaps none in
+// flight and fits the window, and counts it in flight.
+func (f *file) admitLocked(s span) {
+	for f.overlaps(s) || (f.bytes > 0 && f.bytes+(s.end-s.off) > f.v.window) {
+		f.cond.Wait()
+	}
+	f.inflight = append(f.inflight, s)
+	f.bytes += s.end - s.off
+}
+
+// takePendingLocked makes the pending writes, if any, a write in flight
+// and returns it for send; f.mu is held.
+func (f *file) takePendingLocked() (context.Context, span, []byte, bool) {
+	if len(f.pend) == 0 {
+		return nil, span{}, nil, false
+	}
+	buf, ctx := f.pend, f.pendCtx
+	s := span{f.pendOff, f.pendOff + int64(len(buf))}
+	f.pend, f.pendCtx = nil, nil
+	f.timer.Stop()
+	f.admitLocked(s)
+	return ctx, s, buf, true
+}
+
+// push sends the file's pending writes, if any, and returns once the
+// bricks answered.
+func (f *file) push() {
+	f.mu.Lock()
+	ctx, s, buf, ok := f.takePendingLocked()
+	f.mu.Unlock()
+	if ok {
+		f.send(ctx, s, buf)
+	}
+}
+
+// send writes buf (counted in flight as s) to the layer below and records
+// the outcome.
+func (f *file) send(ctx context.Context, s span, buf []byte) {
+	r, err := f.v.inner.Write(ctx, f.h, s.off, buf)
+	f.v.release(buf)
+	if err == nil && int(r.Written) != len(buf) {
+		err = syscall.EIO
+	}
+	f.mu.Lock()
+	for i, o := range f.inflight {
+		if o == s {
+			f.inflight = append(f.inflight[:i], f.inflight[i+1:]...)
+			break
+		}
+	}
+	f.bytes -= int64(len(buf))
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	f.wrote(r.Attr, err)
+	f.cond.Broadcast()
+	f.mu.Unlock()
+}
+
 func (v *Volume) register(h uint64, p string, flags uint32) {
-	f := &file{h: h, path: p, through: flags&(syscall.O_APPEND|syscall.O_SYNC|syscall.O_DSYNC|syscall.O_DIRECT) != 0}
+	f := &file{v: v, h: h, path: p, through: flags&(syscall.O_APPEND|syscall.O_SYNC|syscall.O_DSYNC|syscall.O_DIRECT) != 0}
 	f.cond = sync.NewCond(&f.mu)
+	f.timer = time.AfterFunc(time.Hour, f.push)
+	f.timer.Stop()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.files[h] = f
@@ -151,15 +252,11 @@ func (v *Volume) waitPath(p string) {
 	}
 	v.mu.Unlock()
 	for _, f := range fs {
-		f.mu.Lock()
-		for len(f.inflight) > 0 {
-			f.cond.Wait()
-		}
-		f.mu.Unlock()
+		f.wait()
 	}
 }
 
-// waitAll waits for every write in flight.
+// waitAll waits for every write pending or in flight.
 func (v *Volume) waitAll() {
 	v.mu.Lock()
 	fs := make([]*file, 0, len(v.files))
@@ -168,11 +265,7 @@ func (v *Volume) waitAll() {
 	}
 	v.mu.Unlock()
 	for _, f := range fs {
-		f.mu.Lock()
-		for len(f.inflight) > 0 {
-			f.cond.Wait()
-		}
-		f.mu.Unlock()
+		f.wait()
 	}
 }
 
@@ -189,7 +282,6 @@ func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (f
 		}
 		return v.inner.Write(ctx, h, off, data)
 	}
-	s := span{off, off + int64(len(data))}
 	f.mu.Lock()
 	if f.err != nil {
 		err := f.err
@@ -197,35 +289,30 @@ func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (f
 		f.mu.Unlock()
 		return fop.WriteReply{}, err
 	}
-	for f.overlaps(s) || (f.bytes > 0 && f.bytes+int64(len(data)) > v.window) {
-		f.cond.Wait()
+	follows := len(f.pend) > 0 && off == f.pendOff+int64(len(f.pend)) && len(f.pend)+len(data) <= Aggregate
+	if !follows {
+		// What is pending goes first, on its own.
+		if pctx, ps, pbuf, ok := f.takePendingLocked(); ok {
+			go f.send(pctx, ps, pbuf)
+		}
 	}
-	f.inflight = append(f.inflight, s)
-	f.bytes += int64(len(data))
-	f.mu.Unlock()
-	// The caller's buffer is reused once we answer: send a copy.
-	buf := v.copyOf(data)
-	go func() {
-		r, err := v.inner.Write(context.WithoutCancel(ctx), h, off, buf)
-		v.release(buf)
-		if err == nil && int(r.Written) != len(buf) {
-			err = syscall.EIO
+	if len(data) < Aggregate {
+		// Held, and answered; the caller's buffer is reused once we
+		// answer, so it is copied.
+		if len(f.pend) == 0 {
+			f.pend = make([]byte, 0, min(Aggregate, 2*len(data)))
+			f.pendOff, f.pendCtx = off, context.WithoutCancel(ctx)
+			f.timer.Reset(v.delay)
 		}
-		f.mu.Lock()
-		for i, o := range f.inflight {
-			if o == s {
-				f.inflight = append(f.inflight[:i], f.inflight[i+1:]...)
-				break
-			}
-		}
-		f.bytes -= int64(len(buf))
-		if err != nil && f.err == nil {
-			f.err = err
-		}
-		f.wrote(r.Attr, err)
-		f.cond.Broadcast()
+		f.pend = append(f.pend, data...)
 		f.mu.Unlock()
-	}()
+		return fop.WriteReply{Written: uint32(len(data))}, nil
+	}
+	s := span{off, off + int64(len(data))}
+	f.admitLocked(s)
+	f.mu.Unlock()
+	buf := v.copyOf(data)
+	go f.send(context.WithoutCancel(ctx), s, buf)
 	return fop.WriteReply{Written: uint32(len(data))}, nil
 }
 

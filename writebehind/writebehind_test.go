@@ -9,8 +9,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cais-platform/cais/brick"
 	"github.com/cais-platform/cais/fop"
@@ -225,5 +228,116 @@ func TestReleaseAttrWaitsForWrites(t *testing.T) {
 	v.mu.Unlock()
 	if left != 0 {
 		t.Fatalf("the layer still keeps %d records of the released handle", left)
+	}
+}
+
+// countingVolume counts the writes that reach the layer below.
+type countingVolume struct {
+	fop.Volume
+	mu     sync.Mutex
+	writes []int // sizes
+}
+
+func (c *countingVolume) Write(ctx context.Context, h uint64, off int64, data []byte) (fop.WriteReply, error) {
+	c.mu.Lock()
+	c.writes = append(c.writes, len(data))
+	c.mu.Unlock()
+	return c.Volume.Write(ctx, h, off, data)
+}
+
+func (c *countingVolume) sizes() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.writes)
+}
+
+// Small writes that follow on are sent as one, at close at the latest.
+func TestSmallWritesAggregated(t *testing.T) {
+	inner, dir, _ := realBrick(t)
+	cv := &countingVolume{Volume: inner}
+	v := New(cv, 0)
+	v.delay = time.Hour // only the sizes send here
+	h := create(t, v, "f", syscall.O_WRONLY)
+	var want []byte
+	chunk := make([]byte, 4096)
+	for i := range Aggregate/len(chunk) + 3 { // one Aggregate's worth, and 3 more
+		rand.Read(chunk)
+		if _, err := v.Write(ctx, h, int64(i*len(chunk)), chunk); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, chunk...)
+	}
+	if err := v.Flush(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	// The full buffer goes out in the background, the rest at the flush:
+	// in either order.
+	got := cv.sizes()
+	slices.Sort(got)
+	if !slices.Equal(got, []int{3 * len(chunk), Aggregate}) {
+		t.Errorf("writes sent to the brick: %v, want %d and %d", got, Aggregate, 3*len(chunk))
+	}
+	if disk, _ := os.ReadFile(filepath.Join(dir, "f")); !bytes.Equal(disk, want) {
+		t.Fatal("brick's file differs")
+	}
+	v.Release(ctx, h)
+}
+
+// A pending write goes out by itself after PendingDelay.
+func TestPendingWriteSentAfterDelay(t *testing.T) {
+	inner, dir, _ := realBrick(t)
+	v := New(inner, 0)
+	h := create(t, v, "f", syscall.O_WRONLY)
+	defer v.Release(ctx, h)
+	if _, err := v.Write(ctx, h, 0, []byte("held a moment")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		if disk, _ := os.ReadFile(filepath.Join(dir, "f")); string(disk) == "held a moment" {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the pending write never reached the brick")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if d := time.Since(start); d < PendingDelay/2 {
+		t.Errorf("the write reached the brick after %v: it was not held", d)
+	}
+}
+
+// A write that does not follow on from the pending ones lands after them,
+// and whatever reads the file sees both.
+func TestPendingWriteOrder(t *testing.T) {
+	inner, dir, _ := realBrick(t)
+	cv := &countingVolume{Volume: inner}
+	v := New(cv, 0)
+	v.delay = time.Hour
+	h := create(t, v, "f", syscall.O_RDWR)
+	if _, err := v.Write(ctx, h, 0, bytes.Repeat([]byte("a"), 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Write(ctx, h, 0, bytes.Repeat([]byte("b"), 100)); err != nil {
+		t.Fatal(err)
+	}
+	want := append(bytes.Repeat([]byte("b"), 100), bytes.Repeat([]byte("a"), 4096-100)...)
+	a, err := v.Getattr(ctx, "f")
+	if err != nil || a.Size != 4096 {
+		t.Fatalf("size seen: %d, %v", a.Size, err)
+	}
+	got, err := v.Read(ctx, h, 0, 8192)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read back %q..., %v", got[:min(len(got), 8)], err)
+	}
+	if n := len(cv.sizes()); n != 2 {
+		t.Errorf("%d writes reached the brick, want 2", n)
+	}
+	if err := v.Flush(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	v.Release(ctx, h)
+	if disk, _ := os.ReadFile(filepath.Join(dir, "f")); !bytes.Equal(disk, want) {
+		t.Fatal("brick's file differs")
 	}
 }
