@@ -144,7 +144,9 @@ func Build(cfg Config) (*Graph, error) {
 				window = n
 			}
 		}
-		g.Root = writebehind.New(g.Root, window)
+		wb := writebehind.New(g.Root, window)
+		wb.Log = cfg.Log
+		g.Root = wb
 	}
 	return g, nil
 }

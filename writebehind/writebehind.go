@@ -28,6 +28,9 @@ package writebehind
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -50,6 +53,10 @@ const PendingDelay = 5 * time.Millisecond
 type Volume struct {
 	inner  fop.Volume
 	window int64
+	// Log, when set, gets a panic of a layer below in a write sent in
+	// the background: the write fails with EIO, reported at the next
+	// write, fsync or close, and the mount goes on.
+	Log *slog.Logger
 	// delay is how long pending writes may wait (PendingDelay).
 	delay time.Duration
 
@@ -188,6 +195,21 @@ func (f *file) takePendingLocked() (context.Context, span, []byte, bool) {
 	return ctx, s, buf, true
 }
 
+// write is the layer below's Write, with a panic in it turned into EIO:
+// a background write has no caller to raise it in, and the writes waiting
+// on it must still be let go.
+func (f *file) write(ctx context.Context, off int64, buf []byte) (r fop.WriteReply, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if f.v.Log != nil {
+				f.v.Log.Error("panic in a background write", "path", f.path, "offset", off, "bytes", len(buf), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+			r, err = fop.WriteReply{}, syscall.EIO
+		}
+	}()
+	return f.v.inner.Write(ctx, f.h, off, buf)
+}
+
 // push sends the file's pending writes, if any, and returns once the
 // bricks answered.
 func (f *file) push() {
@@ -202,7 +224,7 @@ func (f *file) push() {
 // send writes buf (counted in flight as s) to the layer below and records
 // the outcome.
 func (f *file) send(ctx context.Context, s span, buf []byte) {
-	r, err := f.v.inner.Write(ctx, f.h, s.off, buf)
+	r, err := f.write(ctx, s.off, buf)
 	f.v.release(buf)
 	if err == nil && int(r.Written) != len(buf) {
 		err = syscall.EIO

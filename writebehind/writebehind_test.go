@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -339,5 +341,38 @@ func TestPendingWriteOrder(t *testing.T) {
 	v.Release(ctx, h)
 	if disk, _ := os.ReadFile(filepath.Join(dir, "f")); !bytes.Equal(disk, want) {
 		t.Fatal("brick's file differs")
+	}
+}
+
+// panickyVolume panics in Write.
+type panickyVolume struct{ fop.Volume }
+
+func (panickyVolume) Write(context.Context, uint64, int64, []byte) (fop.WriteReply, error) {
+	panic("a bug below write-behind")
+}
+
+// A panic under a background write fails that write with EIO, reported at
+// the flush, is logged, and leaves the process and the file's waiters
+// alone: big writes (sent at once) and small ones (held) alike.
+func TestBackgroundWritePanic(t *testing.T) {
+	inner, _, _ := realBrick(t)
+	v := New(panickyVolume{inner}, 0)
+	var logged bytes.Buffer
+	v.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	for _, size := range []int{Aggregate, 100} {
+		name := fmt.Sprintf("f%d", size)
+		h := create(t, v, name, syscall.O_WRONLY)
+		if _, err := v.Write(ctx, h, 0, make([]byte, size)); err != nil {
+			t.Fatalf("write of %d bytes: %v", size, err)
+		}
+		if err := v.Flush(ctx, h); !errors.Is(err, syscall.EIO) {
+			t.Errorf("flush after a panicking write of %d bytes: %v, want EIO", size, err)
+		}
+		if err := v.Release(ctx, h); err != nil {
+			t.Errorf("release: %v", err)
+		}
+	}
+	if n := strings.Count(logged.String(), "panic in a background write"); n != 2 {
+		t.Errorf("%d panics logged, want 2:\n%s", n, logged.String())
 	}
 }
