@@ -203,6 +203,10 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 	}
 }
 
+// smallPart is the largest part of a call copied into the call's own
+// buffer; bigger ones are written from where they are.
+const smallPart = 4096
+
 // Client is one connection to a brick with calls pipelined over it.
 type Client struct {
 	c    net.Conn
@@ -214,6 +218,10 @@ type Client struct {
 	wait map[uint64]chan Frame
 	err  error
 	done chan struct{}
+	// frames lends the buffers calls are built in (*[]byte): a call
+	// with a small payload (up to smallPart) is one buffer, written at
+	// once and then free again.
+	frames sync.Pool
 	// events takes the server's events (NewClientEvents); nil drops them.
 	events func(op uint16, payload []byte)
 }
@@ -322,20 +330,27 @@ func (cl *Client) send(ctx context.Context, xid uint64, ch chan Frame, op uint16
 	if ch == nil {
 		flags = FlagNoReply
 	}
-	hdr, err := AppendHeader(make([]byte, 0, 4+headerLen+256), Frame{Kind: KindCall, Flags: flags, Op: op, XID: xid}, n)
+	bp, _ := cl.frames.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, 4+headerLen+smallPart+256)
+		bp = &b
+	}
+	hdr, err := AppendHeader((*bp)[:0], Frame{Kind: KindCall, Flags: flags, Op: op, XID: xid}, n)
 	if err != nil {
+		cl.frames.Put(bp)
 		cl.forget(xid)
 		return nil, err
 	}
 	// Small parts ride in the header's buffer: one write for most calls.
 	bufs := net.Buffers{hdr}
 	for _, p := range parts {
-		if len(p) <= 4096 && len(bufs) == 1 {
+		if len(p) <= smallPart && len(bufs) == 1 {
 			bufs[0] = append(bufs[0], p...)
 		} else {
 			bufs = append(bufs, p)
 		}
 	}
+	*bp = bufs[0][:0] // goes back to the pool once written
 	cl.wmu.Lock()
 	hold(cl.bc)
 	for _, b := range bufs {
@@ -347,6 +362,9 @@ func (cl *Client) send(ctx context.Context, xid uint64, ch chan Frame, op uint16
 		err = ferr
 	}
 	cl.wmu.Unlock()
+	if cap(*bp) <= 64<<10 {
+		cl.frames.Put(bp) // written: the connection keeps none of it
+	}
 	if err != nil {
 		// Part of a frame may have gone: the stream is no longer framed.
 		cl.c.Close()

@@ -322,7 +322,7 @@ func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (f
 		// Held, and answered; the caller's buffer is reused once we
 		// answer, so it is copied.
 		if len(f.pend) == 0 {
-			f.pend = make([]byte, 0, min(Aggregate, 2*len(data)))
+			f.pend = make([]byte, 0, len(data)) // grown by the writes that follow on
 			f.pendOff, f.pendCtx = off, context.WithoutCancel(ctx)
 			f.timer.Reset(v.delay)
 		}
