@@ -303,8 +303,9 @@ func (cl *Client) CallParts(ctx context.Context, op uint16, parts ...[]byte) ([]
 // outcome no one waits for, such as a file's release, so that neither the
 // caller nor the connection's reader is woken for a reply (a server that
 // sends one anyway has it dropped). Calls on one connection reach the
-// server in the order they were sent, so a later call on the same
-// connection comes after it. An error is a failure to send.
+// server in the order they were sent; the server handles each on its own
+// goroutine, so a later call may still finish first. An error is a failure
+// to send.
 func (cl *Client) Post(ctx context.Context, op uint16, payload []byte) error {
 	cl.mu.Lock()
 	if cl.wait == nil {

@@ -515,3 +515,43 @@ func TestClientPost(t *testing.T) {
 		t.Errorf("flags sent: post %d, call %d; want %d and 0", p, c, rpc.FlagNoReply)
 	}
 }
+
+// TestRedialerPostNeverDials: Post goes on the live connection, and with
+// none (never made, or lost) it drops the call without dialing.
+func TestRedialerPostNeverDials(t *testing.T) {
+	s := startServer(t)
+	ctx := guard(t)
+	var dials int
+	var mu sync.Mutex
+	r := rpc.NewRedialer(s.addr, func(ctx context.Context, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials++
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}, slog.New(slog.DiscardHandler))
+	defer r.Close()
+	if err := r.Post(ctx, opEcho, nil); err != nil {
+		t.Fatalf("post with no connection: %v", err)
+	}
+	if _, err := r.Call(ctx, rpc.OpPing, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Post(ctx, opBlock, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.started: // posted on the live connection
+	case <-ctx.Done():
+		t.Fatal("the posted call never reached the server")
+	}
+	r.Close()
+	if err := r.Post(ctx, opEcho, nil); err != nil {
+		t.Fatalf("post after the connection closed: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dials != 1 {
+		t.Fatalf("%d dials, want 1 (the call's)", dials)
+	}
+}

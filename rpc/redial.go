@@ -151,14 +151,32 @@ func (r *Redialer) CallParts(ctx context.Context, op uint16, parts ...[]byte) ([
 	return c.CallParts(ctx, op, parts...)
 }
 
-// Post sends one call without waiting for its reply (see Client.Post),
-// dialing first if there is no connection.
+// Post sends one call without waiting for its reply (see Client.Post) on
+// the current connection. It never dials: a posted call acts on what an
+// earlier call made on that connection (a release, on a handle), and that
+// went with the connection when it was lost. With no live connection the
+// call is dropped and Post returns nil.
 func (r *Redialer) Post(ctx context.Context, op uint16, payload []byte) error {
-	c, err := r.conn(ctx)
-	if err != nil {
+	r.mu.Lock()
+	c := r.c
+	r.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.Done():
+		return nil
+	default:
+	}
+	if err := c.Post(ctx, op, payload); err != nil {
+		select {
+		case <-c.Done():
+			return nil // lost while sending: the same
+		default:
+		}
 		return err
 	}
-	return c.Post(ctx, op, payload)
+	return nil
 }
 
 // Close closes the current connection.

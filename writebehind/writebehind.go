@@ -14,12 +14,15 @@
 //
 // What it keeps correct:
 //   - writes to overlapping ranges of a file reach the bricks in the order
-//     they were made (a write waits for the in-flight writes it overlaps);
+//     they were made (a write waits for the in-flight writes it overlaps;
+//     a write through one descriptor first sends the pending writes of the
+//     file's other descriptors and waits for theirs in flight);
 //   - at most Window bytes per open file are in flight;
 //   - anything that reads data or attributes of a file (read, getattr,
 //     lookup, readdir), changes them another way (setattr, truncate,
 //     rename, unlink, link) or ends the write stream (fsync, flush,
-//     release) first waits for the file's writes in flight;
+//     release) first sends the file's pending writes and waits for its
+//     writes in flight;
 //   - a failed background write is reported by the next write, fsync or
 //     flush (close) of that handle, as write-behind does;
 //   - files opened with O_APPEND, O_SYNC, O_DSYNC or O_DIRECT are written
@@ -181,40 +184,49 @@ func (f *file) admitLocked(s span) {
 	f.bytes += s.end - s.off
 }
 
-// takePendingLocked makes the pending writes, if any, a write in flight
-// and returns it for send; f.mu is held.
-func (f *file) takePendingLocked() (context.Context, span, []byte, bool) {
-	if len(f.pend) == 0 {
-		return nil, span{}, nil, false
+// takePending waits, with f.mu held (and given up while it waits), until
+// the pending writes, if any, may go: they overlap no write in flight and
+// fit the window. It then makes them a write in flight and returns it for
+// send. While it waits they stay pending, where whatever waits for the
+// file still finds them, and writes that follow on still join them.
+func (f *file) takePending() (context.Context, span, []byte, bool) {
+	for len(f.pend) > 0 {
+		s := span{f.pendOff, f.pendOff + int64(len(f.pend))}
+		if f.overlaps(s) || (f.bytes > 0 && f.bytes+(s.end-s.off) > f.v.window) {
+			f.cond.Wait()
+			continue
+		}
+		buf, ctx := f.pend, f.pendCtx
+		f.pend, f.pendCtx = nil, nil
+		f.timer.Stop()
+		f.inflight = append(f.inflight, s)
+		f.bytes += s.end - s.off
+		return ctx, s, buf, true
 	}
-	buf, ctx := f.pend, f.pendCtx
-	s := span{f.pendOff, f.pendOff + int64(len(buf))}
-	f.pend, f.pendCtx = nil, nil
-	f.timer.Stop()
-	f.admitLocked(s)
-	return ctx, s, buf, true
+	return nil, span{}, nil, false
 }
 
 // write is the layer below's Write, with a panic in it turned into EIO:
 // a background write has no caller to raise it in, and the writes waiting
 // on it must still be let go.
-func (f *file) write(ctx context.Context, off int64, buf []byte) (r fop.WriteReply, err error) {
+func (f *file) write(ctx context.Context, off int64, buf []byte) (r fop.WriteReply, err error, panicked bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			if f.v.Log != nil {
-				f.v.Log.Error("panic in a background write", "path", f.path, "offset", off, "bytes", len(buf), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				f.v.Log.Error("panic in a background write", "handle", f.h, "offset", off, "bytes", len(buf), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			}
-			r, err = fop.WriteReply{}, syscall.EIO
+			r, err, panicked = fop.WriteReply{}, syscall.EIO, true
 		}
 	}()
-	return f.v.inner.Write(ctx, f.h, off, buf)
+	r, err = f.v.inner.Write(ctx, f.h, off, buf)
+	return r, err, false
 }
 
 // push sends the file's pending writes, if any, and returns once the
 // bricks answered.
 func (f *file) push() {
 	f.mu.Lock()
-	ctx, s, buf, ok := f.takePendingLocked()
+	ctx, s, buf, ok := f.takePending()
 	f.mu.Unlock()
 	if ok {
 		f.send(ctx, s, buf)
@@ -224,8 +236,10 @@ func (f *file) push() {
 // send writes buf (counted in flight as s) to the layer below and records
 // the outcome.
 func (f *file) send(ctx context.Context, s span, buf []byte) {
-	r, err := f.write(ctx, s.off, buf)
-	f.v.release(buf)
+	r, err, panicked := f.write(ctx, s.off, buf)
+	if !panicked {
+		f.v.release(buf) // after a panic a layer below may still hold it
+	}
 	if err == nil && int(r.Written) != len(buf) {
 		err = syscall.EIO
 	}
@@ -278,6 +292,23 @@ func (v *Volume) waitPath(p string) {
 	}
 }
 
+// waitOthers sends the pending writes of the other handles open on f's
+// path and waits for their writes in flight, so that writes reach a file
+// in the order they were made, whichever descriptor made them.
+func (v *Volume) waitOthers(f *file) {
+	v.mu.Lock()
+	var others []*file
+	for g := range v.paths[f.path] {
+		if g != f {
+			others = append(others, g)
+		}
+	}
+	v.mu.Unlock()
+	for _, g := range others {
+		g.wait()
+	}
+}
+
 // waitAll waits for every write pending or in flight.
 func (v *Volume) waitAll() {
 	v.mu.Lock()
@@ -293,6 +324,9 @@ func (v *Volume) waitAll() {
 
 func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (fop.WriteReply, error) {
 	f := v.file(h)
+	if f != nil {
+		v.waitOthers(f)
+	}
 	if f == nil || f.through {
 		if f != nil {
 			if err := f.drain(); err != nil {
@@ -305,16 +339,19 @@ func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (f
 		return v.inner.Write(ctx, h, off, data)
 	}
 	f.mu.Lock()
-	if f.err != nil {
-		err := f.err
-		f.err = nil
-		f.mu.Unlock()
-		return fop.WriteReply{}, err
-	}
-	follows := len(f.pend) > 0 && off == f.pendOff+int64(len(f.pend)) && len(f.pend)+len(data) <= Aggregate
-	if !follows {
-		// What is pending goes first, on its own.
-		if pctx, ps, pbuf, ok := f.takePendingLocked(); ok {
+	for {
+		if f.err != nil {
+			err := f.err
+			f.err = nil
+			f.mu.Unlock()
+			return fop.WriteReply{}, err
+		}
+		if len(f.pend) == 0 || off == f.pendOff+int64(len(f.pend)) && len(f.pend)+len(data) <= Aggregate {
+			break // nothing pending, or this write follows on
+		}
+		// What is pending goes first, on its own. Taking it may wait and
+		// let other writes in: look again after.
+		if pctx, ps, pbuf, ok := f.takePending(); ok {
 			go f.send(pctx, ps, pbuf)
 		}
 	}
@@ -374,6 +411,7 @@ func (v *Volume) Read(ctx context.Context, h uint64, off int64, size uint32) ([]
 
 func (v *Volume) Fsync(ctx context.Context, h uint64, datasync bool) error {
 	if f := v.file(h); f != nil {
+		v.waitOthers(f) // fsync is the file's, not the descriptor's
 		if err := f.drain(); err != nil {
 			return err
 		}
