@@ -152,12 +152,9 @@ func (f *file) overlaps(s span) bool {
 // drain sends the file's pending writes, waits for its writes in flight
 // and returns (and forgets) the error of a failed one.
 func (f *file) drain() error {
-	f.push()
+	f.wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for len(f.inflight) > 0 {
-		f.cond.Wait()
-	}
 	err := f.err
 	f.err = nil
 	return err
@@ -174,10 +171,16 @@ func (f *file) wait() {
 	f.mu.Unlock()
 }
 
-// admitLocked waits, with f.mu held, until a write of s overlaps none in
-// flight and fits the window, and counts it in flight.
+// mustWait reports whether a write of s must wait before it goes: it
+// overlaps a write in flight, or would pass the window. f.mu is held.
+func (f *file) mustWait(s span) bool {
+	return f.overlaps(s) || (f.bytes > 0 && f.bytes+(s.end-s.off) > f.v.window)
+}
+
+// admitLocked waits, with f.mu held, until a write of s may go, and
+// counts it in flight.
 func (f *file) admitLocked(s span) {
-	for f.overlaps(s) || (f.bytes > 0 && f.bytes+(s.end-s.off) > f.v.window) {
+	for f.mustWait(s) {
 		f.cond.Wait()
 	}
 	f.inflight = append(f.inflight, s)
@@ -192,15 +195,14 @@ func (f *file) admitLocked(s span) {
 func (f *file) takePending() (context.Context, span, []byte, bool) {
 	for len(f.pend) > 0 {
 		s := span{f.pendOff, f.pendOff + int64(len(f.pend))}
-		if f.overlaps(s) || (f.bytes > 0 && f.bytes+(s.end-s.off) > f.v.window) {
+		if f.mustWait(s) {
 			f.cond.Wait()
 			continue
 		}
 		buf, ctx := f.pend, f.pendCtx
 		f.pend, f.pendCtx = nil, nil
 		f.timer.Stop()
-		f.inflight = append(f.inflight, s)
-		f.bytes += s.end - s.off
+		f.admitLocked(s) // admitted at once: nothing in its way now
 		return ctx, s, buf, true
 	}
 	return nil, span{}, nil, false
@@ -279,35 +281,32 @@ func (v *Volume) file(h uint64) *file {
 	return v.files[h]
 }
 
-// waitPath waits for the writes in flight of every file open on p.
-func (v *Volume) waitPath(p string) {
+// waitPath waits for the writes pending or in flight of every file open on p.
+func (v *Volume) waitPath(p string) { v.waitFiles(p, nil) }
+
+// waitFiles waits for the writes pending or in flight of the files open
+// on p (f's path, read under v.mu, when f is given), leaving f out.
+func (v *Volume) waitFiles(p string, f *file) {
 	v.mu.Lock()
-	fs := make([]*file, 0, len(v.paths[p]))
-	for f := range v.paths[p] {
-		fs = append(fs, f)
+	if f != nil {
+		p = f.path // renames change it under v.mu
+	}
+	var fs []*file
+	for g := range v.paths[p] {
+		if g != f {
+			fs = append(fs, g)
+		}
 	}
 	v.mu.Unlock()
-	for _, f := range fs {
-		f.wait()
+	for _, g := range fs {
+		g.wait()
 	}
 }
 
 // waitOthers sends the pending writes of the other handles open on f's
 // path and waits for their writes in flight, so that writes reach a file
 // in the order they were made, whichever descriptor made them.
-func (v *Volume) waitOthers(f *file) {
-	v.mu.Lock()
-	var others []*file
-	for g := range v.paths[f.path] {
-		if g != f {
-			others = append(others, g)
-		}
-	}
-	v.mu.Unlock()
-	for _, g := range others {
-		g.wait()
-	}
-}
+func (v *Volume) waitOthers(f *file) { v.waitFiles("", f) }
 
 // waitAll waits for every write pending or in flight.
 func (v *Volume) waitAll() {
