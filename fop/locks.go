@@ -89,13 +89,16 @@ func (c *Client) Getlk(ctx context.Context, h uint64, owner uint64, lk *Lk, flag
 }
 
 func (c *Client) Setlk(ctx context.Context, h uint64, owner uint64, lk *Lk, flags uint32) error {
+	err := c.call(ctx, OpSetlk, &LkReq{Handle: h, Owner: owner, Lk: *lk, Flags: flags}, nil)
 	if lk.Type != LockUnlock {
+		// Recorded even when the call failed (it may have been taken
+		// before it was cancelled), on the connection it went over: the
+		// one counted now, since a connection made during the call is
+		// the one it was sent on.
+		n := c.conns()
 		c.mu.Lock()
-		if c.locked == nil {
-			c.locked = map[uint64]struct{}{}
-		}
-		c.locked[h] = struct{}{}
+		c.lockedFor(n)[h] = struct{}{}
 		c.mu.Unlock()
 	}
-	return c.call(ctx, OpSetlk, &LkReq{Handle: h, Owner: owner, Lk: *lk, Flags: flags}, nil)
+	return err
 }

@@ -53,15 +53,25 @@ type Poster interface {
 	Post(ctx context.Context, op uint16, payload []byte) error
 }
 
+// ConnCounter is a Caller that connects again after a failure
+// (rpc.Redialer) and counts its connections: a brick's handles and locks
+// belong to the connection they were made on.
+type ConnCounter interface {
+	Conns() uint64
+}
+
 // Client is a Volume over one brick connection.
 type Client struct {
 	c Caller
 
 	mu sync.Mutex
 	// locked are the handles that took a byte-range or flock lock
-	// (Setlk): their release is waited for, so that their locks are gone
-	// when Release returns.
-	locked map[uint64]struct{}
+	// (Setlk) on connection lockedConn: their release is waited for, so
+	// that their locks are gone when Release returns. A new connection
+	// empties it, since the brick dropped the old one's locks with it,
+	// and handles lost with a connection are never released.
+	locked     map[uint64]struct{}
+	lockedConn uint64
 }
 
 var _ Volume = (*Client)(nil)
@@ -179,6 +189,23 @@ func (c *Client) Write(ctx context.Context, h uint64, off int64, data []byte) (W
 	return r, nil
 }
 
+// conns is the connection count of the Caller, 0 if it does not count.
+func (c *Client) conns() uint64 {
+	if cc, ok := c.c.(ConnCounter); ok {
+		return cc.Conns()
+	}
+	return 0
+}
+
+// lockedFor returns the locked handles of connection n, emptied first if
+// they were another connection's; c.mu is held.
+func (c *Client) lockedFor(n uint64) map[uint64]struct{} {
+	if c.locked == nil || c.lockedConn != n {
+		c.locked, c.lockedConn = map[uint64]struct{}{}, n
+	}
+	return c.locked
+}
+
 // Release sends the release without waiting for its reply when the
 // connection can (Poster) and the handle took no lock: no one waits for
 // such a release (the kernel sends FUSE's without waiting either), and a
@@ -186,8 +213,13 @@ func (c *Client) Write(ctx context.Context, h uint64, off int64, data []byte) (W
 // handle's locks go with its release, so a handle that took one is
 // released with a call that returns once they are gone.
 func (c *Client) Release(ctx context.Context, h uint64) error {
+	n := c.conns()
 	c.mu.Lock()
 	_, locked := c.locked[h]
+	if c.lockedConn != n {
+		// Taken on a connection that is gone, and its locks with it.
+		c.locked, locked = nil, false
+	}
 	delete(c.locked, h)
 	c.mu.Unlock()
 	if p, ok := c.c.(Poster); ok && !locked {

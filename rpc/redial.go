@@ -42,6 +42,7 @@ type Redialer struct {
 
 	mu       sync.Mutex // guards the fields below
 	c        *Client
+	conns    uint64 // connections made so far
 	failedAt time.Time
 	lastErr  error
 }
@@ -54,6 +55,15 @@ func NewRedialer(addr string, dial func(ctx context.Context, addr string) (net.C
 
 // Addr is the server's address.
 func (r *Redialer) Addr() string { return r.addr }
+
+// Conns counts the connections made so far: it changes when the server
+// is reached again, and with it every session state the server kept for
+// the last connection (handles, locks) is gone.
+func (r *Redialer) Conns() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conns
+}
 
 func (r *Redialer) conn(ctx context.Context) (*Client, error) {
 	r.mu.Lock()
@@ -113,6 +123,7 @@ func (r *Redialer) conn(ctx context.Context) (*Client, error) {
 	}
 	if r.Events == nil {
 		r.c = c
+		r.conns++
 		return r.c, nil
 	}
 	r.mu.Unlock()
@@ -130,6 +141,7 @@ func (r *Redialer) conn(ctx context.Context) (*Client, error) {
 		r.Events(OpEventsLost, nil)
 	}
 	r.connected, r.c = true, c
+	r.conns++
 	return c, nil
 }
 
