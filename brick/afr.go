@@ -40,6 +40,10 @@ type inodeKey struct{ dev, ino uint64 }
 type shared struct {
 	stripes [64]sync.Mutex
 
+	// indexStripes serialize the changes to one GFID's index entry:
+	// writing it, removing it, and finding it stale (indexLock).
+	indexStripes [64]sync.Mutex
+
 	mu    sync.Mutex
 	locks map[inodeKey]*inodeLock
 
@@ -76,6 +80,12 @@ func newShared() *shared {
 
 func (sh *shared) stripe(k inodeKey) *sync.Mutex {
 	return &sh.stripes[(k.ino^k.dev)%uint64(len(sh.stripes))]
+}
+
+// indexLock is the lock of g's index entry. It may be taken under a
+// stripe lock (addChangelog does), never the other way round.
+func (sh *shared) indexLock(g fop.GFID) *sync.Mutex {
+	return &sh.indexStripes[int(g[len(g)-1])%len(sh.indexStripes)]
 }
 
 // acquire takes a lock on k, waiting (while ctx lasts) for an incompatible
@@ -333,6 +343,9 @@ func (s *session) index(g fop.GFID, p string) {
 	if g.IsZero() {
 		return
 	}
+	mu := s.sh.indexLock(g)
+	mu.Lock()
+	defer mu.Unlock()
 	if err := unix.Mkdirat(s.rootFD, internalDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 		s.log.Warn("brick: cannot make the index", "err", err)
 		return
@@ -356,9 +369,69 @@ func (s *session) unindex(g fop.GFID) {
 	if g.IsZero() {
 		return
 	}
+	mu := s.sh.indexLock(g)
+	mu.Lock()
+	defer mu.Unlock()
 	if err := unix.Unlinkat(s.rootFD, indexDir+"/"+g.Hex(), 0); err != nil && !errors.Is(err, unix.ENOENT) {
 		s.log.Warn("brick: cannot drop an index entry", "gfid", g.String(), "err", err)
 	}
+}
+
+// indexedPath reads the path index entry name (a GFID in hex) records,
+// "" if it has none.
+func indexedPath(indexFD int, name string) string {
+	fd, err := unix.Openat(indexFD, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n, _ := unix.Read(fd, buf)
+	if n <= 0 {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+// staleIndex reports whether the index entry of g, which names p, names
+// nothing left to heal: p is gone, is another file, or is g's file with a
+// clear changelog. An entry outlives its file when the file is removed
+// while marked (after a writer died, say), and the crawl would try it
+// every round for ever. Where it cannot tell (p is a file without an
+// identity yet, or an error other than a missing name), the entry stays.
+// The caller holds g's index lock: a writer that marks the file meanwhile
+// writes the entry again once it has the lock.
+func (s *session) staleIndex(g fop.GFID, p string) bool {
+	gone := func(err error) bool { return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) }
+	l, err := s.resolve(p)
+	if err != nil {
+		return gone(err)
+	}
+	defer l.close()
+	var cur fop.GFID
+	n, err := l.getxattr(fop.GFIDXattr, cur[:])
+	switch {
+	case gone(err):
+		return true
+	case err != nil || n != len(cur):
+		return false
+	case cur != g:
+		return true
+	}
+	raw, err := optionalXattr(func(b []byte) (int, error) { return l.getxattr(fop.ChangelogXattr, b) })
+	if err != nil {
+		return false
+	}
+	cl, err := fop.DecodeChangelog(raw)
+	if err != nil {
+		return false
+	}
+	for _, c := range cl {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *session) indexList(*fop.PathReq) (fop.Message, error) {
@@ -376,6 +449,7 @@ func (s *session) indexList(*fop.PathReq) (fop.Message, error) {
 		return nil, err
 	}
 	out := &fop.IndexReply{}
+	dropped := 0
 	for _, n := range names {
 		b, err := hex.DecodeString(n)
 		if err != nil || len(b) != 16 {
@@ -383,17 +457,22 @@ func (s *session) indexList(*fop.PathReq) (fop.Message, error) {
 		}
 		var e fop.IndexEntry
 		copy(e.GFID[:], b)
-		buf := make([]byte, 4096)
-		pfd, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			continue
+		mu := s.sh.indexLock(e.GFID)
+		mu.Lock()
+		e.Path = indexedPath(fd, n)
+		stale := e.Path != "" && s.staleIndex(e.GFID, e.Path)
+		if stale {
+			if err := unix.Unlinkat(fd, n, 0); err == nil {
+				dropped++
+			}
 		}
-		m, _ := unix.Read(pfd, buf)
-		unix.Close(pfd)
-		if m > 0 {
-			e.Path = string(buf[:m])
+		mu.Unlock()
+		if !stale {
+			out.Entries = append(out.Entries, e)
 		}
-		out.Entries = append(out.Entries, e)
+	}
+	if dropped > 0 {
+		s.log.Info("brick: dropped index entries of files gone or healed", "entries", dropped)
 	}
 	return out, nil
 }

@@ -290,3 +290,81 @@ func BenchmarkReplicatedFile(b *testing.B) {
 		}
 	}
 }
+
+// TestIndexDropsStaleEntries: the index lists the files left to heal.
+// An entry whose file was removed while marked, whose name now holds
+// another file, or whose file's changelog is clear is dropped when the
+// index is read; a marked file stays, and so does a name whose file has
+// no identity yet (the brick cannot tell whose it is).
+func TestIndexDropsStaleEntries(t *testing.T) {
+	dir, cls, _ := afrBrick(t, 1)
+	c := cls[0]
+	ctx := context.Background()
+	dirty := []int32{1, 0, 0, 0, 0, 0}
+	mark := func(name string) fop.GFID {
+		t.Helper()
+		g := fop.NewGFID()
+		if _, err := c.Create(ctx, &fop.CreateReq{Path: name, Mode: 0o644, GFID: g}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Xattrop(ctx, &fop.XattropReq{Path: name, Delta: dirty}); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	entry := func(g fop.GFID, p string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, indexDir, g.Hex()), []byte(p), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := mark("keep")
+	removed := mark("removed")
+	if err := os.Remove(filepath.Join(dir, "removed")); err != nil {
+		t.Fatal(err)
+	}
+	replaced := mark("replaced")
+	if err := c.Unlink(ctx, "replaced"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(ctx, &fop.CreateReq{Path: "replaced", Mode: 0o644, GFID: fop.NewGFID()}); err != nil {
+		t.Fatal(err)
+	}
+	underFile := fop.NewGFID()
+	entry(underFile, "keep/x") // a path through a file: ENOTDIR
+	clean := fop.NewGFID()
+	if _, err := c.Create(ctx, &fop.CreateReq{Path: "clean", Mode: 0o644, GFID: clean}); err != nil {
+		t.Fatal(err)
+	}
+	entry(clean, "clean")
+	anon := fop.NewGFID()
+	if err := os.WriteFile(filepath.Join(dir, "anon"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	entry(anon, "anon")
+
+	idx, err := c.Index(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[fop.GFID]string{}
+	for _, e := range idx {
+		got[e.GFID] = e.Path
+	}
+	want := map[fop.GFID]string{keep: "keep", anon: "anon"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("index %v, want %v", got, want)
+	}
+	for _, g := range []fop.GFID{removed, replaced, underFile, clean} {
+		if _, err := os.Stat(filepath.Join(dir, indexDir, g.Hex())); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale entry %s still on disk (%v)", g, err)
+		}
+	}
+	// A stale entry marked again is indexed again.
+	if _, err := c.Xattrop(ctx, &fop.XattropReq{Path: "clean", Delta: dirty}); err != nil {
+		t.Fatal(err)
+	}
+	if idx, _ := c.Index(ctx); len(idx) != 3 {
+		t.Fatalf("index after marking clean again: %+v", idx)
+	}
+}
