@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -233,19 +234,26 @@ func TestVolumeLifecycle(t *testing.T) {
 		if syscall.Kill(b.PID, 0) != nil {
 			t.Fatalf("brick pid %d does not run", b.PID)
 		}
-		// Bricks run with the runtime's monitor kept awake (brick.ProcessEnv).
+		// Bricks run with the runtime's monitor kept awake and the
+		// node's processors shared among them (brick.ProcessEnv).
 		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", b.PID))
 		if err != nil {
 			t.Fatal(err)
 		}
-		godebug := ""
+		godebug, procs := "", ""
 		for _, kv := range strings.Split(string(env), "\x00") {
 			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
 				godebug = v
 			}
+			if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+				procs = v
+			}
 		}
 		if !strings.Contains(","+godebug+",", ",schedtrace=") {
 			t.Errorf("brick pid %d runs with GODEBUG=%q, without schedtrace", b.PID, godebug)
+		}
+		if n, err := strconv.Atoi(procs); err != nil || n < 1 || n > runtime.NumCPU() {
+			t.Errorf("brick pid %d runs with GOMAXPROCS=%q, want 1 to %d", b.PID, procs, runtime.NumCPU())
 		}
 	}
 	// A brick that dies is restarted by its daemon.
