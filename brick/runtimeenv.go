@@ -1,8 +1,13 @@
 package brick
 
 import (
-	"strconv"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"time"
 )
 
 // sysmonAwake is the GODEBUG setting ProcessEnv adds: a scheduler trace
@@ -10,9 +15,8 @@ import (
 const sysmonAwake = "schedtrace=2147483647"
 
 // ProcessEnv returns env (a process environment, as os.Environ gives it)
-// with the Go runtime settings a brick process runs best with: its monitor
-// thread (sysmon) kept from its deep sleep, and procs processors
-// (GOMAXPROCS) unless env sets them (BrickProcs).
+// with the Go runtime setting a brick process runs best with: its monitor
+// thread (sysmon) kept from its deep sleep.
 //
 // The runtime's monitor goes into a deep sleep whenever every processor is
 // idle, and the first system call made after that wakes it; awake, it
@@ -31,19 +35,14 @@ const sysmonAwake = "schedtrace=2147483647"
 //
 // A GODEBUG that already sets schedtrace is left as it is (schedtrace=0
 // turns this off).
-func ProcessEnv(env []string, procs int) []string {
-	out := make([]string, 0, len(env)+2)
+func ProcessEnv(env []string) []string {
+	out := make([]string, 0, len(env)+1)
 	last := -1
-	hasProcs := false
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "GODEBUG=") {
 			last = len(out)
 		}
-		hasProcs = hasProcs || strings.HasPrefix(kv, "GOMAXPROCS=")
 		out = append(out, kv)
-	}
-	if !hasProcs && procs > 0 {
-		out = append(out, "GOMAXPROCS="+strconv.Itoa(procs))
 	}
 	if last < 0 {
 		return append(out, "GODEBUG="+sysmonAwake)
@@ -64,24 +63,68 @@ func ProcessEnv(env []string, procs int) []string {
 }
 
 // BrickProcs is how many processors (GOMAXPROCS) each of a node's bricks
-// runs Go code on: the node's (cpus, the daemon's own GOMAXPROCS, which
-// follows CPU limits) shared among its bricks, at least one each. Blocking
-// system calls (disk I/O) still run side by side on threads of their own.
+// runs Go code on: the node's (cpus) shared among its bricks, at least
+// one each. Blocking system calls (disk I/O) still run side by side on
+// threads of their own.
 //
 // Each brick's runtime otherwise takes every CPU: on a node with as many
 // bricks as CPUs or more, the bricks' schedulers wake threads for CPUs
-// that the other bricks are using. A brick that hands a call to a
-// goroutine wakes a second thread to run it, which finds it gone and
-// sleeps again; with one processor there is no second thread to wake.
-// Measured on 2 CPUs with 7 bricks, 2,000 files created and written
-// through a Distribute mount, alternating 3 times: 1,007-1,111 ->
-// 1,054-1,407 files/s, context switches per brick 8,800-9,500 ->
-// 4,000-4,300 and brick CPU time 0.34-0.48 -> 0.21-0.34 s; a 1 GiB
-// sequential write and cold read were unchanged or faster (327-399 ->
-// 375-400 MB/s, 763-846 -> 816-986 MB/s).
+// that the other bricks are using. A brick hands each call to a
+// goroutine, and with a processor idle the runtime wakes a second thread
+// to run it, which finds it gone and sleeps again; with one processor
+// there is no second thread to wake. Measured on 2 CPUs with 7 bricks,
+// 2,000 files created and written through a Distribute mount, alternating
+// 3 times: 1,007-1,111 -> 1,054-1,407 files/s, context switches per brick
+// 8,800-9,500 -> 4,000-4,300 and brick CPU time 0.34-0.48 -> 0.21-0.34 s;
+// a 1 GiB sequential write and cold read were unchanged or faster
+// (327-399 -> 375-400 MB/s, 763-846 -> 816-986 MB/s).
 func BrickProcs(cpus, bricks int) int {
 	if bricks < 1 {
 		bricks = 1
 	}
 	return max(1, cpus/bricks)
+}
+
+// nodeBricks counts the bricks of the node: the state files the
+// supervisor keeps in runDir (one per brick it runs), with this brick's
+// own counted even before the supervisor has written it.
+func nodeBricks(runDir, self string) int {
+	names, _ := filepath.Glob(filepath.Join(runDir, "*.json"))
+	n := len(names)
+	if _, err := os.Stat(filepath.Join(runDir, self+".json")); err != nil {
+		n++
+	}
+	return n
+}
+
+// ShareCPUs keeps the brick's GOMAXPROCS at its share of the node's CPUs
+// (BrickProcs) while the node's bricks come and go, counting them in the
+// supervisor's runDir every interval until ctx ends. The node's CPUs are
+// the GOMAXPROCS the process started with (the CPUs, or its CPU limit).
+// A GOMAXPROCS in the environment is the user's choice: then it does
+// nothing.
+func ShareCPUs(ctx context.Context, log *slog.Logger, runDir, self string, interval time.Duration) {
+	if os.Getenv("GOMAXPROCS") != "" || runDir == "" {
+		return
+	}
+	shareCPUs(ctx, log, runDir, self, runtime.GOMAXPROCS(0), interval, func(n int) { runtime.GOMAXPROCS(n) })
+}
+
+func shareCPUs(ctx context.Context, log *slog.Logger, runDir, self string, cpus int, interval time.Duration, set func(int)) {
+	cur := 0
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		bricks := nodeBricks(runDir, self)
+		if n := BrickProcs(cpus, bricks); n != cur {
+			set(n)
+			log.Info("brick: Go processors set to its share of the node's CPUs", "procs", n, "cpus", cpus, "bricks", bricks)
+			cur = n
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -1,8 +1,13 @@
 package brick
 
 import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestProcessEnv(t *testing.T) {
@@ -19,35 +24,12 @@ func TestProcessEnv(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in := slices.Clone(c.in)
-			got := ProcessEnv(in, 0)
+			got := ProcessEnv(in)
 			if !slices.Equal(got, c.out) {
 				t.Errorf("ProcessEnv(%q) = %q, want %q", c.in, got, c.out)
 			}
 			if !slices.Equal(in, c.in) {
 				t.Errorf("ProcessEnv changed its argument: %q", in)
-			}
-		})
-	}
-}
-
-// TestProcessEnvProcs: the processors are added unless the environment
-// sets GOMAXPROCS (the user's choice, or none asked for).
-func TestProcessEnvProcs(t *testing.T) {
-	for _, c := range []struct {
-		name  string
-		in    []string
-		procs int
-		out   []string
-	}{
-		{"added", []string{"PATH=/bin"}, 3, []string{"PATH=/bin", "GOMAXPROCS=3", "GODEBUG=" + sysmonAwake}},
-		{"set by the user", []string{"GOMAXPROCS=8"}, 1, []string{"GOMAXPROCS=8", "GODEBUG=" + sysmonAwake}},
-		{"set empty by the user", []string{"GOMAXPROCS="}, 1, []string{"GOMAXPROCS=", "GODEBUG=" + sysmonAwake}},
-		{"none asked for", []string{"PATH=/bin"}, 0, []string{"PATH=/bin", "GODEBUG=" + sysmonAwake}},
-		{"a name that only starts alike", []string{"GOMAXPROCSX=2"}, 1, []string{"GOMAXPROCSX=2", "GOMAXPROCS=1", "GODEBUG=" + sysmonAwake}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := ProcessEnv(slices.Clone(c.in), c.procs); !slices.Equal(got, c.out) {
-				t.Errorf("ProcessEnv(%q, %d) = %q, want %q", c.in, c.procs, got, c.out)
 			}
 		})
 	}
@@ -61,4 +43,68 @@ func TestBrickProcs(t *testing.T) {
 			t.Errorf("BrickProcs(%d, %d) = %d, want %d", c.cpus, c.bricks, got, c.want)
 		}
 	}
+}
+
+// TestShareCPUs: a brick's processors follow the node's bricks as their
+// state files come and go, its own counted before it is written.
+func TestShareCPUs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(id string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, id+".json"), []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := make(chan int, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		shareCPUs(ctx, slog.New(slog.DiscardHandler), dir, "self", 8, 5*time.Millisecond, func(n int) { set <- n })
+	}()
+	next := func(want int) {
+		t.Helper()
+		select {
+		case got := <-set:
+			if got != want {
+				t.Fatalf("GOMAXPROCS set to %d, want %d", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("GOMAXPROCS never set to %d", want)
+		}
+	}
+	next(8) // alone, its own state file not written yet
+	write("self")
+	write("b")
+	next(4)
+	write("c")
+	write("d")
+	// A state file being written is not a brick.
+	if err := os.WriteFile(filepath.Join(dir, "e.json.tmp"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next(2)
+	for _, id := range []string{"b", "c", "d"} {
+		if err := os.Remove(filepath.Join(dir, id+".json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The removals may be seen one at a time: 3 and 2 bricks first.
+	for got := 0; got != 8; {
+		select {
+		case got = <-set:
+			if got != 4 && got != 8 {
+				t.Fatalf("GOMAXPROCS set to %d on the way from 4 bricks to 1", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("GOMAXPROCS never set back to 8")
+		}
+	}
+	select {
+	case n := <-set:
+		t.Fatalf("GOMAXPROCS set again to %d with nothing changed", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	<-done
 }

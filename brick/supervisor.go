@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -322,10 +321,7 @@ func (s *Supervisor) launch(ctx context.Context, sp Spec) (*stateFile, <-chan st
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
-	s.mu.Lock()
-	bricks := len(s.run)
-	s.mu.Unlock()
-	cmd.Env = ProcessEnv(cmd.Env, BrickProcs(runtime.GOMAXPROCS(0), bricks))
+	cmd.Env = ProcessEnv(cmd.Env)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

@@ -629,7 +629,7 @@ func (d *Daemon) brickCommand(s brick.Spec, port int) *exec.Cmd {
 	return exec.Command(d.exe, "brick",
 		"--volume", s.Volume, "--volume-id", s.VolumeID, "--brick-id", s.BrickID,
 		"--brick-path", s.Path, "--listen", net.JoinHostPort(d.cfg.Addr, strconv.Itoa(port)),
-		"--tls-dir", d.cfg.tlsDir())
+		"--tls-dir", d.cfg.tlsDir(), "--cpu-share-dir", d.cfg.runDir())
 }
 
 // specs are the bricks this node should serve for a set of volumes.

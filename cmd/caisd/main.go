@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -80,7 +81,7 @@ func root() *cobra.Command {
 // brickCmd runs one brick server; caisd starts it, users do not.
 func brickCmd() *cobra.Command {
 	var cfg brick.ServerConfig
-	var tlsDir string
+	var tlsDir, shareDir string
 	cmd := &cobra.Command{
 		Use:    "brick",
 		Short:  "serve one brick (started by caisd)",
@@ -100,6 +101,7 @@ func brickCmd() *cobra.Command {
 			debug.SetGCPercent(brick.GCPercent)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			go brick.ShareCPUs(ctx, log, shareDir, cfg.BrickID, 10*time.Second)
 			return brick.Serve(ctx, log, cfg, nil)
 		},
 	}
@@ -110,6 +112,7 @@ func brickCmd() *cobra.Command {
 	f.StringVar(&cfg.Path, "brick-path", "", "brick directory")
 	f.StringVar(&cfg.Listen, "listen", "", "IP:PORT to serve on")
 	f.StringVar(&tlsDir, "tls-dir", "", "directory with ca.pem, cert.pem and key.pem")
+	f.StringVar(&shareDir, "cpu-share-dir", "", "the supervisor's run directory: the node's CPUs are shared among the bricks it lists (brick.ShareCPUs)")
 	for _, n := range []string{"volume", "volume-id", "brick-id", "brick-path", "listen", "tls-dir"} {
 		_ = cmd.MarkFlagRequired(n)
 	}

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,26 +234,40 @@ func TestVolumeLifecycle(t *testing.T) {
 		if syscall.Kill(b.PID, 0) != nil {
 			t.Fatalf("brick pid %d does not run", b.PID)
 		}
-		// Bricks run with the runtime's monitor kept awake and the
-		// node's processors shared among them (brick.ProcessEnv).
+		// Bricks run with the runtime's monitor kept awake
+		// (brick.ProcessEnv) and share the node's CPUs with the bricks
+		// its daemon lists in its run directory (brick.ShareCPUs).
 		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", b.PID))
 		if err != nil {
 			t.Fatal(err)
 		}
-		godebug, procs := "", ""
+		godebug := ""
 		for _, kv := range strings.Split(string(env), "\x00") {
 			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
 				godebug = v
-			}
-			if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
-				procs = v
 			}
 		}
 		if !strings.Contains(","+godebug+",", ",schedtrace=") {
 			t.Errorf("brick pid %d runs with GODEBUG=%q, without schedtrace", b.PID, godebug)
 		}
-		if n, err := strconv.Atoi(procs); err != nil || n < 1 || n > runtime.NumCPU() {
-			t.Errorf("brick pid %d runs with GOMAXPROCS=%q, want 1 to %d", b.PID, procs, runtime.NumCPU())
+		args, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", b.PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		argv := strings.Split(strings.TrimSuffix(string(args), "\x00"), "\x00")
+		if i := slices.Index(argv, "--cpu-share-dir"); i < 0 || i+1 >= len(argv) {
+			t.Errorf("brick pid %d runs without --cpu-share-dir: %q", b.PID, argv)
+		} else {
+			// The directory holds the brick's own state file, by its pid.
+			files, _ := filepath.Glob(filepath.Join(argv[i+1], "*.json"))
+			own := false
+			for _, f := range files {
+				data, _ := os.ReadFile(f)
+				own = own || strings.Contains(string(data), fmt.Sprintf(`"pid":%d,`, b.PID))
+			}
+			if !own {
+				t.Errorf("brick pid %d shares CPUs by %s, which does not list it (%v)", b.PID, argv[i+1], files)
+			}
 		}
 	}
 	// A brick that dies is restarted by its daemon.
