@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 )
 
 // batchSize is how much a BatchConn reads at once and gathers before it
@@ -23,9 +24,10 @@ type BatchConn struct {
 	net.Conn
 	r *bufio.Reader
 
-	mu   sync.Mutex
-	held int
-	w    *bufio.Writer
+	mu    sync.Mutex
+	held  int
+	w     *bufio.Writer
+	later *time.Timer // armed while FlushLater left data waiting
 }
 
 // NewBatchConn wraps c.
@@ -65,6 +67,39 @@ func (b *BatchConn) Flush() error {
 		return nil
 	}
 	return b.w.Flush()
+}
+
+// FlushLater ends a Hold, leaving what waits in the buffer for the next
+// Flush, or for d at the most: writes that no one waits for go out with
+// the next ones in one system call, and wake the other end once.
+func (b *BatchConn) FlushLater(d time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held > 0 {
+		b.held--
+	}
+	if b.held > 0 || b.w.Buffered() == 0 {
+		return nil
+	}
+	if b.w.Available() < b.w.Size()/2 {
+		return b.w.Flush() // a full buffer goes now
+	}
+	if b.later == nil {
+		b.later = time.AfterFunc(d, b.flushWaiting)
+	} else {
+		b.later.Reset(d)
+	}
+	return nil
+}
+
+// flushWaiting writes what FlushLater left, unless a Hold is on (its
+// Flush writes it).
+func (b *BatchConn) flushWaiting() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held == 0 {
+		_ = b.w.Flush() // an error stays in the writer for the next write to report
+	}
 }
 
 // batcher returns the BatchConn under c (a *tls.Conn over one), if any.

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cais-platform/cais/pki"
 	"github.com/cais-platform/cais/rpc"
@@ -266,5 +267,77 @@ func TestClientPoolReuses(t *testing.T) {
 		if got := call('c', units); cap(got) == size {
 			t.Fatalf("a reply of %d KiB went into a pooled buffer", units*4)
 		}
+	}
+}
+
+// A posted call over TLS waits in the buffer: it goes to the socket with
+// the next call, in the same write, or on its own after PostDelay.
+func TestPostRidesWithNextCall(t *testing.T) {
+	scfg, ccfg := testTLS(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const opPost, opEcho = 7, 8
+	posted := make(chan string, 4)
+	go rpc.Serve(ctx, slog.New(slog.DiscardHandler), rpc.TLSListener(ln, scfg), func(_ context.Context, op uint16, p []byte) (syscall.Errno, []byte) {
+		if op == opPost {
+			posted <- string(p)
+			return 0, nil
+		}
+		return 0, p
+	})
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &countConn{Conn: raw}
+	tc := tls.Client(rpc.NewBatchConn(counted), ccfg)
+	if err := tc.HandshakeContext(ctx); err != nil { // as DialTLS does
+		t.Fatal(err)
+	}
+	cl := rpc.NewClient(tc)
+	defer cl.Close()
+	arrives := func(want string) {
+		t.Helper()
+		select {
+		case got := <-posted:
+			if got != want {
+				t.Fatalf("posted call %q arrived, want %q", got, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("posted call %q never arrived", want)
+		}
+	}
+
+	before := counted.writes.Load()
+	if err := cl.Post(ctx, opPost, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.writes.Load() - before; n != 0 {
+		t.Fatalf("the posted call went to the socket at once (%d writes)", n)
+	}
+	if got, err := cl.Call(ctx, opEcho, []byte("next")); err != nil || string(got) != "next" {
+		t.Fatalf("call after the post = %q, %v", got, err)
+	}
+	if n := counted.writes.Load() - before; n != 1 {
+		t.Fatalf("the post and the call took %d writes to the socket, want 1", n)
+	}
+	arrives("one")
+
+	// Alone, it goes after PostDelay.
+	before = counted.writes.Load()
+	start := time.Now()
+	if err := cl.Post(ctx, opPost, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	arrives("two")
+	if took := time.Since(start); took < rpc.PostDelay/2 {
+		t.Fatalf("the lone posted call arrived after %v, before PostDelay (%v)", took, rpc.PostDelay)
+	}
+	if n := counted.writes.Load() - before; n != 1 {
+		t.Fatalf("the lone post took %d writes, want 1", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Operations understood by every brick. The data path adds its own.
@@ -299,13 +300,19 @@ func (cl *Client) CallParts(ctx context.Context, op uint16, parts ...[]byte) ([]
 	return cl.send(ctx, xid, ch, op, parts...)
 }
 
+// PostDelay is how long a posted call may wait for another call to go out
+// with.
+const PostDelay = 5 * time.Millisecond
+
 // Post sends one call with FlagNoReply and does not wait: for calls whose
 // outcome no one waits for, such as a file's release, so that neither the
 // caller nor the connection's reader is woken for a reply (a server that
-// sends one anyway has it dropped). Calls on one connection reach the
-// server in the order they were sent; the server handles each on its own
-// goroutine, so a later call may still finish first. An error is a failure
-// to send.
+// sends one anyway has it dropped). Over a BatchConn (TLS connections) the
+// call goes out with the next call on the connection, or after PostDelay
+// at the latest, so the server is woken once for both. Calls on one
+// connection reach the server in the order they were sent; the server
+// handles each on its own goroutine, so a later call may still finish
+// first. An error is a failure to send.
 func (cl *Client) Post(ctx context.Context, op uint16, payload []byte) error {
 	cl.mu.Lock()
 	if cl.wait == nil {
@@ -359,7 +366,13 @@ func (cl *Client) send(ctx context.Context, xid uint64, ch chan Frame, op uint16
 			break
 		}
 	}
-	if ferr := flush(cl.bc); err == nil {
+	var ferr error
+	if ch == nil && cl.bc != nil {
+		ferr = cl.bc.FlushLater(PostDelay)
+	} else {
+		ferr = flush(cl.bc)
+	}
+	if err == nil {
 		err = ferr
 	}
 	cl.wmu.Unlock()
