@@ -89,9 +89,9 @@ func BrickProcs(cpus, bricks int) int {
 // supervisor keeps in runDir (one per brick it runs), with this brick's
 // own counted even before the supervisor has written it.
 func nodeBricks(runDir, self string) int {
-	names, _ := filepath.Glob(filepath.Join(runDir, "*.json"))
+	names, _ := filepath.Glob(stateFilePath(runDir, "*"))
 	n := len(names)
-	if _, err := os.Stat(filepath.Join(runDir, self+".json")); err != nil {
+	if _, err := os.Stat(stateFilePath(runDir, self)); err != nil {
 		n++
 	}
 	return n

@@ -382,7 +382,11 @@ func (s *Supervisor) freePort(brickID string) (int, error) {
 	return 0, fmt.Errorf("no free brick port on %s from %d", s.cfg.Addr, s.cfg.PortBase)
 }
 
-func (s *Supervisor) statePath(id string) string { return filepath.Join(s.cfg.RunDir, id+".json") }
+func (s *Supervisor) statePath(id string) string { return stateFilePath(s.cfg.RunDir, id) }
+
+// stateFilePath is the file in runDir that describes the running brick id
+// (its pid and port); ShareCPUs counts them.
+func stateFilePath(runDir, id string) string { return filepath.Join(runDir, id+".json") }
 
 func (s *Supervisor) readState(id string) *stateFile {
 	b, err := os.ReadFile(s.statePath(id))

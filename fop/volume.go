@@ -215,12 +215,9 @@ func (c *Client) lockedFor(n uint64) map[uint64]struct{} {
 func (c *Client) Release(ctx context.Context, h uint64) error {
 	n := c.conns()
 	c.mu.Lock()
-	_, locked := c.locked[h]
-	if c.lockedConn != n {
-		// Taken on a connection that is gone, and its locks with it.
-		c.locked, locked = nil, false
-	}
-	delete(c.locked, h)
+	held := c.lockedFor(n) // a lost connection's locks went with it
+	_, locked := held[h]
+	delete(held, h)
 	c.mu.Unlock()
 	if p, ok := c.c.(Poster); ok && !locked {
 		if err := p.Post(ctx, OpRelease, Marshal(&HandleReq{Handle: h})); err != nil {

@@ -24,10 +24,11 @@ type BatchConn struct {
 	net.Conn
 	r *bufio.Reader
 
-	mu    sync.Mutex
-	held  int
-	w     *bufio.Writer
-	later *time.Timer // armed while FlushLater left data waiting
+	mu      sync.Mutex
+	held    int
+	w       *bufio.Writer
+	later   *time.Timer // sends what FlushLater left waiting
+	pending bool        // later is armed
 }
 
 // NewBatchConn wraps c.
@@ -84,10 +85,15 @@ func (b *BatchConn) FlushLater(d time.Duration) error {
 	if b.w.Available() < b.w.Size()/2 {
 		return b.w.Flush() // a full buffer goes now
 	}
-	if b.later == nil {
-		b.later = time.AfterFunc(d, b.flushWaiting)
-	} else {
-		b.later.Reset(d)
+	// Armed once for the first write left waiting: later ones do not
+	// push it back, so none waits longer than d.
+	if !b.pending {
+		b.pending = true
+		if b.later == nil {
+			b.later = time.AfterFunc(d, b.flushWaiting)
+		} else {
+			b.later.Reset(d)
+		}
 	}
 	return nil
 }
@@ -97,6 +103,7 @@ func (b *BatchConn) FlushLater(d time.Duration) error {
 func (b *BatchConn) flushWaiting() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.pending = false
 	if b.held == 0 {
 		_ = b.w.Flush() // an error stays in the writer for the next write to report
 	}

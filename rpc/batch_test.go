@@ -340,4 +340,31 @@ func TestPostRidesWithNextCall(t *testing.T) {
 	if n := counted.writes.Load() - before; n != 1 {
 		t.Fatalf("the lone post took %d writes, want 1", n)
 	}
+
+	// Posts that follow one another do not push the first one back: it
+	// goes PostDelay after it was posted, with those before then.
+	start = time.Now()
+	deadline := start.Add(4 * rpc.PostDelay)
+	for i := 0; time.Now().Before(deadline); i++ {
+		if err := cl.Post(ctx, opPost, []byte("stream")); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			select {
+			case <-posted:
+				t.Fatal("the first post of the stream went at once")
+			default:
+			}
+		}
+		time.Sleep(rpc.PostDelay / 5)
+		select {
+		case <-posted:
+			if took := time.Since(start); took > 3*rpc.PostDelay {
+				t.Fatalf("the first post of a stream arrived after %v, want about PostDelay (%v)", took, rpc.PostDelay)
+			}
+			return
+		default:
+		}
+	}
+	t.Fatalf("no post of a stream arrived within %v: each pushed the others back", 4*rpc.PostDelay)
 }
