@@ -253,6 +253,14 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts m
 	defer g.Close()
 	go a.followBricks(ctx, volName, g, pool, tlsCfg, log)
 	mopts.ReleaseRead = g.Buffers.Put
+	// With upcalls the mount knows each file's set-ID bits and clears
+	// them itself on writes, and the kernel stops asking for
+	// security.capability before each one.
+	mopts.KillPriv = inval
+	var caps uint64
+	if inval {
+		caps = mount.HandleKillPriv
+	}
 	root := cache.Root(g.Root, mopts)
 	opts := &fs.Options{
 		EntryTimeout:    &timeout,
@@ -271,7 +279,8 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts m
 			MaxReadAhead: 1 << 20,
 			// fcntl and flock locks go to the bricks, so that every mount
 			// sees them (mount/locks.go).
-			EnableLocks: true,
+			EnableLocks:       true,
+			ExtraCapabilities: caps,
 			// With upcalls the mount drops a file's pages when another
 			// client changes it (mount.Cache); a change of modification
 			// time alone need not.

@@ -192,13 +192,16 @@ func (n *node) listed(x uint8) {
 	}
 }
 
-// forgetXattrs drops what absent recorded, and the attributes learned
-// at a close: an extended attribute's change changes the file's change
-// time, and an upcall whatever it names.
+// forgetXattrs drops what absent recorded, what the node knew of its
+// set-ID bits, and the attributes learned at a close: an extended
+// attribute's change changes the file's change time (an ACL's, its
+// mode), and an upcall whatever it names.
 func (n *node) forgetXattrs() {
 	n.mu.Lock()
 	n.noXattr = nil
 	n.mu.Unlock()
+	n.priv.Store(privUnknown) // a chmod, or an ACL's mask
+
 	n.changed()
 }
 

@@ -46,6 +46,10 @@ type node struct {
 
 	locked atomic.Bool // a lock was ever taken on the file (locks.go)
 
+	// priv is what the mount knows of the file's set-ID bits: privNone,
+	// privSome or privUnknown (killpriv.go).
+	priv atomic.Uint32
+
 	last fop.Attr // the attributes last seen, guarded by mu
 
 	// noXattr holds the extended attributes the bricks said the file
@@ -232,6 +236,14 @@ type Options struct {
 	// supported.
 	SELinux bool
 
+	// KillPriv makes the mount clear set-user-ID and set-group-ID bits on
+	// writes and truncations by callers without CAP_FSETID itself
+	// (killpriv.go), so that the kernel need not ask for
+	// security.capability before every write: mount with HandleKillPriv
+	// in fuse.MountOptions.ExtraCapabilities. It needs upcalls, which
+	// tell the mount of other clients' changes of a file's mode.
+	KillPriv bool
+
 	// ReleaseRead, when set, takes back the data a read of the volume
 	// returned once the kernel has it (volgraph.Graph.Buffers' Put).
 	ReleaseRead func([]byte)
@@ -372,7 +384,9 @@ func split(ns int64) (uint64, uint32) {
 func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *fs.Inode {
 	fillAttr(a, &out.Attr)
 	in := n.NewInode(ctx, &node{vol: n.vol, cache: n.cache, opts: n.opts, last: *a, baseOK: true}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
-	n.cache.remember(in.Operations().(*node), a.Ino)
+	cn := in.Operations().(*node)
+	cn.sawMode(a.Mode)
+	n.cache.remember(cn, a.Ino)
 	return in
 }
 
@@ -399,6 +413,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	if fa, h, ok := n.fileAttrer(ctx, f); ok {
 		a, err := fa.Fgetattr(ctx, h)
 		if err == nil {
+			n.sawMode(a.Mode)
 			fillAttr(&a, &out.Attr)
 			return 0
 		}
@@ -408,6 +423,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	}
 	if f == nil {
 		if a, ok := n.freshAttr(); ok {
+			n.sawMode(a.Mode)
 			fillAttr(&a, &out.Attr)
 			return 0
 		}
@@ -432,6 +448,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 		return errno(err)
 	}
 	n.rememberAt(&a, inv)
+	n.sawMode(a.Mode)
 	fillAttr(&a, &out.Attr)
 	return 0
 }
@@ -472,9 +489,15 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			req.Mtime = int64(in.Mtime)*1e9 + int64(in.Mtimensec)
 		}
 	}
+	if n.opts.KillPriv {
+		if e := n.killPrivSetattr(ctx, f, in, &req); e != 0 {
+			return e
+		}
+	}
 	if fa, h, ok := n.fileAttrer(ctx, f); ok {
 		a, err := fa.Fsetattr(ctx, h, &req)
 		if err == nil {
+			n.sawMode(a.Mode)
 			fillAttr(&a, &out.Attr)
 			return 0
 		}
@@ -490,6 +513,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	if err != nil {
 		return errno(err)
 	}
+	n.sawMode(a.Mode)
 	fillAttr(&a, &out.Attr)
 	return 0
 }
@@ -613,7 +637,15 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		// kernel asks about before the first write into it.
 		child.Operations().(*node).absent(capabilityXattr)
 	}
-	return child, newFile(child.Operations().(*node), r.Handle), 0, 0
+	fh := newFile(child.Operations().(*node), r.Handle)
+	if r.Attr.GFID != req.GFID && flags&syscall.O_TRUNC != 0 {
+		// An existing file, truncated by the open: as a truncation.
+		if e := fh.killPriv(ctx); e != 0 {
+			_ = fh.Release(ctx)
+			return nil, nil, 0, e
+		}
+	}
+	return child, fh, 0, 0
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
@@ -966,6 +998,9 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	}
 	c := d.n.GetChild(name)
 	if c != nil && c.StableAttr().Ino == d.last.Attr.Ino {
+		if cn, ok := c.Operations().(*node); ok {
+			cn.sawMode(d.last.Attr.Mode)
+		}
 		fillAttr(&d.last.Attr, &out.Attr)
 	} else {
 		c = d.n.newChild(ctx, &d.last.Attr, out)
@@ -1079,6 +1114,9 @@ func (r *releasedResult) Done() {
 }
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if e := f.killPriv(ctx); e != 0 {
+		return 0, e
+	}
 	f.wrote.Store(f.n.changed())
 	h, e := f.handle(ctx)
 	if e != 0 {

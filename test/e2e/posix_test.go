@@ -121,6 +121,7 @@ func posixSuite(t *testing.T, layout func(n1, n2 *clustertest.Node) []string, bi
 		{"open", testOpen},
 		{"chmod", testChmod},
 		{"chown", testChown},
+		{"kill_privileges", testKillPriv},
 		{"truncate", testTruncate},
 		{"link", testLink},
 		{"mkdir", testMkdir},
@@ -410,6 +411,111 @@ func testChown(t *testing.T, f *posixFS) {
 		do(asRoot, syscall.ELOOP, "chown", p("loop1"), "1", "1"),
 		do(asRoot, success, "lchown", p("loop1"), "1", "1"),
 	})
+}
+
+// testKillPriv checks what a local file system does to a file's
+// set-user-ID and set-group-ID bits and file capabilities when it is
+// written, truncated or given away: a writer without CAP_FSETID clears
+// set-user-ID, and set-group-ID where the group may execute; a chown
+// clears them whoever makes it; any write, truncate or chown drops
+// security.capability. The mount does it itself (FUSE_HANDLE_KILLPRIV_V2),
+// not the kernel.
+func testKillPriv(t *testing.T, f *posixFS) {
+	p := joiner(f.dir(t))
+	run(t, []step{
+		do(asRoot, success, "create", p("f"), "06777"),
+		val(asRoot, "06777", "stat", p("f"), "mode"),
+		// Root keeps the bits.
+		do(asRoot, success, "write", p("f"), "root"),
+		val(asRoot, "06777", "stat", p("f"), "mode"),
+		do(asRoot, success, "truncate", p("f"), "2"),
+		val(asRoot, "06777", "stat", p("f"), "mode"),
+		// Others clear them; the same again leaves the mode.
+		do(nobody, success, "write", p("f"), "nobody"),
+		val(asRoot, "0777,6", "stat", p("f"), "mode,size"),
+		do(nobody, success, "write", p("f"), "again"),
+		val(asRoot, "0777", "stat", p("f"), "mode"),
+		// Set-group-ID without group execute marks mandatory locking
+		// and stays.
+		do(asRoot, success, "chmod", p("f"), "02767"),
+		do(nobody, success, "write", p("f"), "x"),
+		val(asRoot, "02767", "stat", p("f"), "mode"),
+		do(asRoot, success, "chmod", p("f"), "04767"),
+		do(nobody, success, "write", p("f"), "x"),
+		val(asRoot, "0767", "stat", p("f"), "mode"),
+		// Truncation by path, by descriptor and at open.
+		do(asRoot, success, "chmod", p("f"), "06777"),
+		do(nobody, success, "truncate", p("f"), "1"),
+		val(asRoot, "0777,1", "stat", p("f"), "mode,size"),
+		do(asRoot, success, "chmod", p("f"), "06777"),
+		do(nobody, success, "ftruncate", p("f"), "O_WRONLY", "3"),
+		val(asRoot, "0777,3", "stat", p("f"), "mode,size"),
+		do(asRoot, success, "chmod", p("f"), "06777"),
+		do(nobody, success, "open", p("f"), "O_WRONLY|O_TRUNC"),
+		val(asRoot, "0777,0", "stat", p("f"), "mode,size"),
+		// Opening without truncating or writing leaves them.
+		do(asRoot, success, "chmod", p("f"), "06777"),
+		do(nobody, success, "open", p("f"), "O_WRONLY"),
+		val(asRoot, "06777", "stat", p("f"), "mode"),
+		// A chown clears them, root's too.
+		do(asRoot, success, "chown", p("f"), "0", "0"),
+		val(asRoot, "0777", "stat", p("f"), "mode"),
+	})
+	// The bits set through the other mount: this one clears them once it
+	// has seen them, as the kernel of a local file system would.
+	run(t, []step{do(asRoot, success, "chmod", f.other(p("f")), "06777")})
+	waitMode(t, p("f"), 0o6777)
+	run(t, []step{
+		do(nobody, success, "write", p("f"), "y"),
+		val(asRoot, "0777", "stat", p("f"), "mode"),
+	})
+	waitMode(t, f.other(p("f")), 0o777)
+
+	// File capabilities go with any write, truncate or chown.
+	caps := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // v2: cap_net_bind_service
+	for _, tc := range []struct {
+		name string
+		op   []string
+	}{
+		{"write", []string{"write", p("c"), "data"}},
+		{"truncate", []string{"truncate", p("c"), "1"}},
+		{"chown", []string{"chown", p("c"), "0", "0"}},
+	} {
+		if err := os.WriteFile(p("c"), []byte("c"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Setxattr(p("c"), "security.capability", caps, 0); err != nil {
+			t.Fatalf("set file capabilities: %v", err)
+		}
+		if _, err := unix.Getxattr(p("c"), "security.capability", make([]byte, 64)); err != nil {
+			t.Fatalf("%s: capabilities not set: %v", tc.name, err)
+		}
+		run(t, []step{do(asRoot, success, tc.op...)})
+		if _, err := unix.Getxattr(p("c"), "security.capability", make([]byte, 64)); err != unix.ENODATA {
+			t.Errorf("%s: security.capability after it: %v, want ENODATA", tc.name, err)
+		}
+		if err := os.Remove(p("c")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitMode waits until path p, through its mount, shows mode m (another
+// mount changed it; the change reaches this one's caches by upcall).
+func waitMode(t *testing.T, p string, m uint32) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var st unix.Stat_t
+		err := unix.Stat(p, &st)
+		if err == nil && st.Mode&0o7777 == m {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: mode %o (%v), want %o", p, st.Mode&0o7777, err, m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func testTruncate(t *testing.T, f *posixFS) {

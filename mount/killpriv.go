@@ -1,0 +1,209 @@
+package mount
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// Set-ID bits on writes (FUSE_HANDLE_KILLPRIV_V2).
+//
+// A write(2), or a truncation, by a process without CAP_FSETID clears a
+// file's set-user-ID bit, and its set-group-ID bit where the group may
+// execute; a chown clears both whoever makes it; any of the three drops
+// the file's capabilities (security.capability). Left to the kernel, a
+// FUSE mount pays for this with a GETXATTR of security.capability before
+// every write(2): a request each, the write's own as dear. With
+// HandleKillPriv the mount does it:
+//
+//   - the bricks' own file systems drop capabilities on the writes,
+//     truncations and chowns the bricks make, and clear set-ID bits on
+//     a chown (the bricks' chown is root's, which clears them too);
+//   - the mount clears set-ID bits before a write or truncation by a
+//     caller without CAP_FSETID, when the file has them.
+//
+// To know without a round trip whether a file has such bits, each node
+// keeps what the last attributes it saw said (node.sawMode), forgotten
+// when another client changes the file (an upcall) and when an extended
+// attribute (an ACL's mask is the group's bits) changes. The kernel used
+// its cached mode for the same decision: another client's chmod u+s
+// reaches this mount's writes as soon as either would have learned it.
+//
+// The kernel stops asking for security.capability once it has seen a
+// file without: a file's first write still brings one GETXATTR, its
+// later writes none.
+
+// HandleKillPriv is the capability a mount with Options.KillPriv asks the
+// kernel for (fuse.MountOptions.ExtraCapabilities).
+const HandleKillPriv = fuse.CAP_HANDLE_KILLPRIV_V2
+
+// What a node knows of its set-ID bits (node.priv).
+const (
+	privUnknown uint32 = iota
+	privNone           // no bit a write would clear
+	privSome
+)
+
+// privBits returns the bits of mode a write or truncation by a caller
+// without CAP_FSETID clears: set-user-ID, and set-group-ID when the group
+// may execute (without, it marks mandatory locking and stays).
+func privBits(mode uint32) uint32 {
+	if mode&syscall.S_IFMT != syscall.S_IFREG {
+		return 0
+	}
+	bits := mode & syscall.S_ISUID
+	if mode&(syscall.S_ISGID|syscall.S_IXGRP) == syscall.S_ISGID|syscall.S_IXGRP {
+		bits |= syscall.S_ISGID
+	}
+	return bits
+}
+
+// sawMode records the set-ID bits of attributes the mount read or
+// returned for the node.
+func (n *node) sawMode(mode uint32) {
+	if privBits(mode) != 0 {
+		n.priv.Store(privSome)
+	} else {
+		n.priv.Store(privNone)
+	}
+}
+
+// capFSETID is CAP_FSETID's bit in a capability set.
+const capFSETID = 1 << 4
+
+// parseCapEff returns the effective capability set in the text of a
+// /proc/PID/status file.
+func parseCapEff(status []byte) (uint64, bool) {
+	for line := range bytes.Lines(status) {
+		v, ok := bytes.CutPrefix(line, []byte("CapEff:"))
+		if !ok {
+			continue
+		}
+		caps, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+		return caps, err == nil
+	}
+	return 0, false
+}
+
+// callerMayKeepPriv reports whether the thread that made the request in
+// ctx holds CAP_FSETID where the kernel checks it: in its effective set,
+// in the mount's user namespace. A thread the mount cannot see (another
+// PID namespace, gone already) holds nothing: the bits are cleared.
+func callerMayKeepPriv(ctx context.Context) bool {
+	c, ok := fuse.FromContext(ctx)
+	if !ok || c.Pid == 0 {
+		return false
+	}
+	proc := fmt.Sprintf("/proc/%d/", c.Pid)
+	status, err := os.ReadFile(proc + "status")
+	if err != nil {
+		return false
+	}
+	caps, ok := parseCapEff(status)
+	if !ok || caps&capFSETID == 0 {
+		return false
+	}
+	theirs, err1 := os.Readlink(proc + "ns/user")
+	ours, err2 := os.Readlink("/proc/self/ns/user")
+	return err1 == nil && err2 == nil && theirs == ours
+}
+
+// killPriv clears the set-ID bits a write through f by the caller in ctx
+// clears, before it.
+func (f *file) killPriv(ctx context.Context) syscall.Errno {
+	n := f.n
+	if !n.opts.KillPriv || n.priv.Load() == privNone || callerMayKeepPriv(ctx) {
+		return 0
+	}
+	fa, ok := f.vol.(fop.FileAttrer)
+	if !ok {
+		return n.killPrivPath(ctx)
+	}
+	h, e := f.handle(ctx)
+	if e != 0 {
+		return e
+	}
+	a, err := fa.Fgetattr(ctx, h)
+	if err != nil {
+		return errno(err)
+	}
+	n.sawMode(a.Mode)
+	bits := privBits(a.Mode)
+	if bits == 0 {
+		return 0
+	}
+	defer n.changed()
+	a, err = fa.Fsetattr(ctx, h, &fop.SetattrReq{Valid: fop.SetMode, Mode: a.Mode & 0o7777 &^ bits})
+	if err != nil {
+		return errno(err)
+	}
+	n.sawMode(a.Mode)
+	n.modeChanged()
+	return 0
+}
+
+// killPrivPath is killPriv by the node's path, on a volume without
+// handle-based attribute calls.
+func (n *node) killPrivPath(ctx context.Context) syscall.Errno {
+	p, e := n.path()
+	if e != 0 {
+		return e
+	}
+	a, err := n.vol.Getattr(ctx, p)
+	if err != nil {
+		return errno(err)
+	}
+	n.sawMode(a.Mode)
+	bits := privBits(a.Mode)
+	if bits == 0 {
+		return 0
+	}
+	defer n.changed()
+	a, err = n.vol.Setattr(ctx, &fop.SetattrReq{Path: p, Valid: fop.SetMode, Mode: a.Mode & 0o7777 &^ bits})
+	if err != nil {
+		return errno(err)
+	}
+	n.sawMode(a.Mode)
+	n.modeChanged()
+	return 0
+}
+
+// modeChanged tells the kernel that the node's mode changed other than
+// by a SETATTR it sent: it drops the attributes it keeps (not the pages).
+func (n *node) modeChanged() {
+	n.EmbeddedInode().NotifyContent(-1, 0)
+}
+
+// killPrivSetattr adds to a truncation the kernel marked FATTR_KILL_SUIDGID
+// (a caller without CAP_FSETID) the mode without the bits it clears.
+func (n *node) killPrivSetattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, req *fop.SetattrReq) syscall.Errno {
+	if in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || req.Valid&fop.SetSize == 0 || req.Valid&fop.SetMode != 0 || n.priv.Load() == privNone {
+		return 0
+	}
+	var a fop.Attr
+	var err error
+	if fa, h, ok := n.fileAttrer(ctx, f); ok {
+		a, err = fa.Fgetattr(ctx, h)
+	} else if p, e := n.path(); e != 0 {
+		return e
+	} else {
+		a, err = n.vol.Getattr(ctx, p)
+	}
+	if err != nil {
+		return errno(err)
+	}
+	n.sawMode(a.Mode)
+	if bits := privBits(a.Mode); bits != 0 {
+		req.Valid |= fop.SetMode
+		req.Mode = a.Mode & 0o7777 &^ bits
+	}
+	return 0
+}
