@@ -79,6 +79,16 @@ func TestXattropCountersAndIndex(t *testing.T) {
 	if cl, err := fop.DecodeChangelog(e.Changelog); err != nil || !reflect.DeepEqual(cl, got) {
 		t.Fatalf("lookup changelog %v %v", cl, err)
 	}
+	// Trailing zero triples are not stored, and count as zeros.
+	if got, err = c.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{0, 0, 0, 0, 0, 0, -2, 0, 0}}); err != nil || !reflect.DeepEqual(got, []int32{1, 0, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Fatalf("after clearing brick 1's pending: %v %v", got, err)
+	}
+	if e, _ := c.Lookup(ctx, "f"); !reflect.DeepEqual(e.Changelog, fop.EncodeChangelog([]int32{1, 0, 0})) {
+		t.Fatalf("stored changelog %x, want the first triple only", e.Changelog)
+	}
+	if got, err = c.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{0, 0, 0, 0, 0, 0, 2, 0, 0}}); err != nil || !reflect.DeepEqual(got, []int32{1, 0, 0, 0, 0, 0, 2, 0, 0}) {
+		t.Fatalf("marked again: %v %v", got, err)
+	}
 	idx, err := c.Index(ctx)
 	if err != nil || len(idx) != 1 || idx[0].GFID != g || idx[0].Path != "f" {
 		t.Fatalf("index %+v %v", idx, err)
@@ -168,6 +178,50 @@ func TestInodelkWritersAndHeal(t *testing.T) {
 
 // A writer's close in one round trip: the changelog update through the
 // handle, its shared lock dropped, and the handle released.
+func TestStoredChangelog(t *testing.T) {
+	for _, tc := range []struct{ in, want []int32 }{
+		{[]int32{1, 0, 0, 0, 0, 0, 0, 0, 0}, []int32{1, 0, 0}},
+		{[]int32{1, 0, 0, 0, 0, 0, 2, 0, 0}, []int32{1, 0, 0, 0, 0, 0, 2, 0, 0}},
+		{[]int32{0, 0, 0, 0, 1, 0, 0, 0, 0}, []int32{0, 0, 0, 0, 1, 0}},
+		{[]int32{0, 0, 0}, []int32{}},
+		{nil, []int32{}},
+	} {
+		if got := storedChangelog(tc.in); !reflect.DeepEqual(got, tc.want) && (len(got) != 0 || len(tc.want) != 0) {
+			t.Errorf("storedChangelog(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A file marked by a write on a healthy Replica 2 or 3 set keeps its
+// changelog inside its inode: no block of its own for extended attributes
+// (st_blocks stays 0 for an empty file).
+func TestChangelogStaysInInode(t *testing.T) {
+	dir, cls, _ := afrBrick(t, 1)
+	c := cls[0]
+	ctx := context.Background()
+	if _, err := c.Create(ctx, &fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID()}); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, "f"), &st); err != nil || st.Blocks != 0 {
+		t.Skipf("this file system keeps a new file's attributes in a block (%d blocks, %v)", st.Blocks, err)
+	}
+	for _, n := range []int{2, 3} {
+		delta := make([]int32, 3*(1+n))
+		delta[0] = 1
+		if _, err := c.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: delta}); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Stat(filepath.Join(dir, "f"), &st); err != nil || st.Blocks != 0 {
+			t.Errorf("Replica %d: the marked file has %d blocks (%v): its attributes left the inode", n, st.Blocks, err)
+		}
+		delta[0] = -1
+		if _, err := c.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: delta}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestXattropRelease(t *testing.T) {
 	_, cls, _ := afrBrick(t, 2)
 	ctx := context.Background()
