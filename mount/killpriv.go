@@ -123,15 +123,11 @@ func (f *file) killPriv(ctx context.Context) syscall.Errno {
 	if !n.opts.KillPriv || n.priv.Load() == privNone || callerMayKeepPriv(ctx) {
 		return 0
 	}
-	fa, ok := f.vol.(fop.FileAttrer)
-	if !ok {
-		return n.killPrivPath(ctx)
-	}
-	h, e := f.handle(ctx)
+	fa, e := n.attrsVia(ctx, f)
 	if e != 0 {
 		return e
 	}
-	a, err := fa.Fgetattr(ctx, h)
+	a, err := fa.get()
 	if err != nil {
 		return errno(err)
 	}
@@ -141,7 +137,7 @@ func (f *file) killPriv(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	defer n.changed()
-	a, err = fa.Fsetattr(ctx, h, &fop.SetattrReq{Valid: fop.SetMode, Mode: a.Mode & 0o7777 &^ bits})
+	a, err = fa.set(&fop.SetattrReq{Valid: fop.SetMode, Mode: a.Mode & 0o7777 &^ bits})
 	if err != nil {
 		return errno(err)
 	}
@@ -150,30 +146,32 @@ func (f *file) killPriv(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// killPrivPath is killPriv by the node's path, on a volume without
-// handle-based attribute calls.
-func (n *node) killPrivPath(ctx context.Context) syscall.Errno {
+// fileAttrs reads and sets one file's attributes.
+type fileAttrs struct {
+	get func() (fop.Attr, error)
+	set func(*fop.SetattrReq) (fop.Attr, error)
+}
+
+// attrsVia reaches the node's attributes through handle f where the
+// volume has handle calls (node.fileAttrer), else by its path.
+func (n *node) attrsVia(ctx context.Context, f fs.FileHandle) (fileAttrs, syscall.Errno) {
+	if fa, h, ok := n.fileAttrer(ctx, f); ok {
+		return fileAttrs{
+			get: func() (fop.Attr, error) { return fa.Fgetattr(ctx, h) },
+			set: func(r *fop.SetattrReq) (fop.Attr, error) { return fa.Fsetattr(ctx, h, r) },
+		}, 0
+	}
 	p, e := n.path()
 	if e != 0 {
-		return e
+		return fileAttrs{}, e
 	}
-	a, err := n.vol.Getattr(ctx, p)
-	if err != nil {
-		return errno(err)
-	}
-	n.sawMode(a.Mode)
-	bits := privBits(a.Mode)
-	if bits == 0 {
-		return 0
-	}
-	defer n.changed()
-	a, err = n.vol.Setattr(ctx, &fop.SetattrReq{Path: p, Valid: fop.SetMode, Mode: a.Mode & 0o7777 &^ bits})
-	if err != nil {
-		return errno(err)
-	}
-	n.sawMode(a.Mode)
-	n.modeChanged()
-	return 0
+	return fileAttrs{
+		get: func() (fop.Attr, error) { return n.vol.Getattr(ctx, p) },
+		set: func(r *fop.SetattrReq) (fop.Attr, error) {
+			r.Path = p
+			return n.vol.Setattr(ctx, r)
+		},
+	}, 0
 }
 
 // modeChanged tells the kernel that the node's mode changed other than
@@ -188,15 +186,11 @@ func (n *node) killPrivSetattr(ctx context.Context, f fs.FileHandle, in *fuse.Se
 	if in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || req.Valid&fop.SetSize == 0 || req.Valid&fop.SetMode != 0 || n.priv.Load() == privNone {
 		return 0
 	}
-	var a fop.Attr
-	var err error
-	if fa, h, ok := n.fileAttrer(ctx, f); ok {
-		a, err = fa.Fgetattr(ctx, h)
-	} else if p, e := n.path(); e != 0 {
+	fa, e := n.attrsVia(ctx, f)
+	if e != 0 {
 		return e
-	} else {
-		a, err = n.vol.Getattr(ctx, p)
 	}
+	a, err := fa.get()
 	if err != nil {
 		return errno(err)
 	}
