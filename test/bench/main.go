@@ -197,6 +197,7 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 	fsType := fsTypeOf(cfg.dir)
 	start := time.Now()
 	load0 := loadAvg()
+	version := binaryVersion(ctx, cfg.bin)
 
 	var targets []*target
 	add := func(id, dir string) *target {
@@ -295,7 +296,7 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 		}
 	}
 	rp.header = []string{
-		"cais make bench: " + time.Now().Format(time.RFC3339) + ", commit " + gitDescribe(ctx),
+		"cais make bench: " + time.Now().Format(time.RFC3339) + ", commit " + version,
 		fmt.Sprintf("machine: %d CPUs, kernel %s, shared with other work: load average %s at start, %s at end (%s)",
 			runtime.NumCPU(), kernel(), load0, loadAvg(), time.Since(start).Round(time.Second)),
 		fmt.Sprintf("sizes: sequential %d MiB (1 MiB writes, fsync included; 1 MiB reads), %d files of 4 KiB, ls -l of %d entries, %d mkdir/rmdir; one thread",
@@ -394,8 +395,16 @@ func clearStale(log *slog.Logger, dir string, remove bool) error {
 	return os.RemoveAll(dir)
 }
 
-func gitDescribe(ctx context.Context) string {
-	out, err := run(ctx, "git", "describe", "--always", "--dirty")
+// binaryVersion is the version the caisd measured was built as (make
+// build stamps the commit, with -dirty for uncommitted changes), read
+// before the run: the tree may change while it goes on. Without it, the
+// tree's own description.
+func binaryVersion(ctx context.Context, bin string) string {
+	out, err := run(ctx, filepath.Join(bin, "caisd"), "--version")
+	if v, ok := strings.CutPrefix(strings.TrimSpace(out), "caisd version "); err == nil && ok {
+		return v
+	}
+	out, err = run(ctx, "git", "describe", "--always", "--dirty")
 	if err != nil {
 		return "unknown"
 	}
