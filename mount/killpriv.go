@@ -123,21 +123,16 @@ func (f *file) killPriv(ctx context.Context) syscall.Errno {
 	if !n.opts.KillPriv || n.priv.Load() == privNone || callerMayKeepPriv(ctx) {
 		return 0
 	}
-	fa, e := n.attrsVia(ctx, f)
+	fa, mode, e := n.modeNow(ctx, f)
 	if e != 0 {
 		return e
 	}
-	a, err := fa.get()
-	if err != nil {
-		return errno(err)
-	}
-	n.sawMode(a.Mode)
-	bits := privBits(a.Mode)
+	bits := privBits(mode)
 	if bits == 0 {
 		return 0
 	}
 	defer n.changed()
-	a, err = fa.set(&fop.SetattrReq{Valid: fop.SetMode, Mode: a.Mode & 0o7777 &^ bits})
+	a, err := fa.set(&fop.SetattrReq{Valid: fop.SetMode, Mode: mode & 0o7777 &^ bits})
 	if err != nil {
 		return errno(err)
 	}
@@ -186,18 +181,29 @@ func (n *node) killPrivSetattr(ctx context.Context, f fs.FileHandle, in *fuse.Se
 	if in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || req.Valid&fop.SetSize == 0 || req.Valid&fop.SetMode != 0 || n.priv.Load() == privNone {
 		return 0
 	}
-	fa, e := n.attrsVia(ctx, f)
+	_, mode, e := n.modeNow(ctx, f)
 	if e != 0 {
 		return e
 	}
-	a, err := fa.get()
-	if err != nil {
-		return errno(err)
-	}
-	n.sawMode(a.Mode)
-	if bits := privBits(a.Mode); bits != 0 {
+	if bits := privBits(mode); bits != 0 {
 		req.Valid |= fop.SetMode
-		req.Mode = a.Mode & 0o7777 &^ bits
+		req.Mode = mode & 0o7777 &^ bits
 	}
 	return 0
+}
+
+// modeNow reads the file's mode from the bricks (through handle f where
+// it can) and records its set-ID bits; it returns the way it reached the
+// attributes too, to set them.
+func (n *node) modeNow(ctx context.Context, f fs.FileHandle) (fileAttrs, uint32, syscall.Errno) {
+	fa, e := n.attrsVia(ctx, f)
+	if e != 0 {
+		return fa, 0, e
+	}
+	a, err := fa.get()
+	if err != nil {
+		return fa, 0, errno(err)
+	}
+	n.sawMode(a.Mode)
+	return fa, a.Mode, 0
 }
