@@ -200,9 +200,10 @@ func (n *node) forgetXattrs() {
 	n.mu.Lock()
 	n.noXattr = nil
 	n.mu.Unlock()
-	n.priv.Store(privUnknown) // a chmod, or an ACL's mask
-
 	n.changed()
+	// After the count: a read of the attributes begun before it records
+	// nothing (sawModeAt). A chmod, or an ACL's mask, may have set bits.
+	n.priv.Store(privUnknown)
 }
 
 // forgetXattrsOf drops what absent recorded for in.

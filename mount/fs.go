@@ -383,10 +383,12 @@ func split(ns int64) (uint64, uint32) {
 
 func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *fs.Inode {
 	fillAttr(a, &out.Attr)
-	in := n.NewInode(ctx, &node{vol: n.vol, cache: n.cache, opts: n.opts, last: *a, baseOK: true}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
-	cn := in.Operations().(*node)
-	cn.sawMode(a.Mode)
-	n.cache.remember(cn, a.Ino)
+	made := &node{vol: n.vol, cache: n.cache, opts: n.opts, last: *a, baseOK: true}
+	made.priv.Store(privOf(a.Mode))
+	// A node the kernel knew already keeps what it knew of its set-ID
+	// bits: an upcall since the call began may have made them unknown.
+	in := n.NewInode(ctx, made, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
+	n.cache.remember(in.Operations().(*node), a.Ino)
 	return in
 }
 
@@ -408,12 +410,13 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	ctx = uninterrupted(ctx)
+	inv := n.changeCount()
 	// An open file is asked by its handle: fstat must work after the last
 	// name is gone.
 	if fa, h, ok := n.fileAttrer(ctx, f); ok {
 		a, err := fa.Fgetattr(ctx, h)
 		if err == nil {
-			n.sawMode(a.Mode)
+			n.sawModeAt(a.Mode, inv)
 			fillAttr(&a, &out.Attr)
 			return 0
 		}
@@ -423,7 +426,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	}
 	if f == nil {
 		if a, ok := n.freshAttr(); ok {
-			n.sawMode(a.Mode)
+			n.sawModeAt(a.Mode, inv)
 			fillAttr(&a, &out.Attr)
 			return 0
 		}
@@ -442,13 +445,13 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 		fillAttr(&a, &out.Attr)
 		return 0
 	}
-	inv := n.changeCount()
+	inv = n.changeCount()
 	a, err := n.vol.Getattr(ctx, p)
 	if err != nil {
 		return errno(err)
 	}
 	n.rememberAt(&a, inv)
-	n.sawMode(a.Mode)
+	n.sawModeAt(a.Mode, inv)
 	fillAttr(&a, &out.Attr)
 	return 0
 }
@@ -456,6 +459,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	ctx = uninterrupted(ctx)
 	defer n.changed()
+	inv := n.changeCount()
 	req := fop.SetattrReq{}
 	if m, ok := in.GetMode(); ok {
 		req.Valid |= fop.SetMode
@@ -489,15 +493,13 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			req.Mtime = int64(in.Mtime)*1e9 + int64(in.Mtimensec)
 		}
 	}
-	if n.opts.KillPriv {
-		if e := n.killPrivSetattr(ctx, f, in, &req); e != 0 {
-			return e
-		}
+	if e := n.killPrivSetattr(ctx, f, in, &req); e != 0 {
+		return e
 	}
 	if fa, h, ok := n.fileAttrer(ctx, f); ok {
 		a, err := fa.Fsetattr(ctx, h, &req)
 		if err == nil {
-			n.sawMode(a.Mode)
+			n.sawModeAt(a.Mode, inv)
 			fillAttr(&a, &out.Attr)
 			return 0
 		}
@@ -513,7 +515,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	if err != nil {
 		return errno(err)
 	}
-	n.sawMode(a.Mode)
+	n.sawModeAt(a.Mode, inv)
 	fillAttr(&a, &out.Attr)
 	return 0
 }
@@ -998,9 +1000,6 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	}
 	c := d.n.GetChild(name)
 	if c != nil && c.StableAttr().Ino == d.last.Attr.Ino {
-		if cn, ok := c.Operations().(*node); ok {
-			cn.sawMode(d.last.Attr.Mode)
-		}
 		fillAttr(&d.last.Attr, &out.Attr)
 	} else {
 		c = d.n.newChild(ctx, &d.last.Attr, out)

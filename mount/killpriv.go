@@ -31,7 +31,7 @@ import (
 //     caller without CAP_FSETID, when the file has them.
 //
 // To know without a round trip whether a file has such bits, each node
-// keeps what the last attributes it saw said (node.sawMode), forgotten
+// keeps what the last attributes it read said (node.sawModeAt), forgotten
 // when another client changes the file (an upcall) and when an extended
 // attribute (an ACL's mask is the group's bits) changes. The kernel used
 // its cached mode for the same decision: another client's chmod u+s
@@ -66,13 +66,23 @@ func privBits(mode uint32) uint32 {
 	return bits
 }
 
-// sawMode records the set-ID bits of attributes the mount read or
-// returned for the node.
-func (n *node) sawMode(mode uint32) {
+// privOf is what mode says of the set-ID bits.
+func privOf(mode uint32) uint32 {
 	if privBits(mode) != 0 {
-		n.priv.Store(privSome)
-	} else {
-		n.priv.Store(privNone)
+		return privSome
+	}
+	return privNone
+}
+
+// sawModeAt records the set-ID bits of attributes read from the bricks
+// by a call that began when the node's change count (node.changed) was
+// inv, unless it changed since: an upcall may have come in meanwhile,
+// and the attributes may be older than the change it announced.
+func (n *node) sawModeAt(mode uint32, inv uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.inv == inv {
+		n.priv.Store(privOf(mode))
 	}
 }
 
@@ -132,11 +142,12 @@ func (f *file) killPriv(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	defer n.changed()
+	inv := n.changeCount()
 	a, err := fa.set(&fop.SetattrReq{Valid: fop.SetMode, Mode: mode & 0o7777 &^ bits})
 	if err != nil {
 		return errno(err)
 	}
-	n.sawMode(a.Mode)
+	n.sawModeAt(a.Mode, inv)
 	n.modeChanged()
 	return 0
 }
@@ -178,7 +189,7 @@ func (n *node) modeChanged() {
 // killPrivSetattr adds to a truncation the kernel marked FATTR_KILL_SUIDGID
 // (a caller without CAP_FSETID) the mode without the bits it clears.
 func (n *node) killPrivSetattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, req *fop.SetattrReq) syscall.Errno {
-	if in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || req.Valid&fop.SetSize == 0 || req.Valid&fop.SetMode != 0 || n.priv.Load() == privNone {
+	if !n.opts.KillPriv || in.Valid&fuse.FATTR_KILL_SUIDGID == 0 || req.Valid&fop.SetSize == 0 || req.Valid&fop.SetMode != 0 || n.priv.Load() == privNone {
 		return 0
 	}
 	_, mode, e := n.modeNow(ctx, f)
@@ -200,10 +211,11 @@ func (n *node) modeNow(ctx context.Context, f fs.FileHandle) (fileAttrs, uint32,
 	if e != 0 {
 		return fa, 0, e
 	}
+	inv := n.changeCount()
 	a, err := fa.get()
 	if err != nil {
 		return fa, 0, errno(err)
 	}
-	n.sawMode(a.Mode)
+	n.sawModeAt(a.Mode, inv)
 	return fa, a.Mode, 0
 }

@@ -36,17 +36,28 @@ func TestSawMode(t *testing.T) {
 	if n.priv.Load() != privUnknown {
 		t.Fatal("a new node knows its set-ID bits")
 	}
-	n.sawMode(syscall.S_IFREG | 0o4755)
+	n.sawModeAt(syscall.S_IFREG|0o4755, n.changeCount())
 	if n.priv.Load() != privSome {
 		t.Error("04755: not privSome")
 	}
-	n.sawMode(syscall.S_IFREG | 0o755)
+	n.sawModeAt(syscall.S_IFREG|0o755, n.changeCount())
 	if n.priv.Load() != privNone {
 		t.Error("0755: not privNone")
 	}
+	// An upcall while attributes were being read: they may be older than
+	// the change it announced, and record nothing.
+	inv := n.changeCount()
 	n.forgetXattrs()
 	if n.priv.Load() != privUnknown {
 		t.Error("an upcall leaves the set-ID bits known")
+	}
+	n.sawModeAt(syscall.S_IFREG|0o755, inv)
+	if n.priv.Load() != privUnknown {
+		t.Error("attributes read before an upcall overrode it")
+	}
+	n.sawModeAt(syscall.S_IFREG|0o755, n.changeCount())
+	if n.priv.Load() != privNone {
+		t.Error("attributes read after the upcall not recorded")
 	}
 }
 
