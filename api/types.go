@@ -120,11 +120,14 @@ type OpResponse struct {
 
 // BrickStatus is one row of volume status.
 type BrickStatus struct {
-	Brick  volume.Brick `json:"brick"`
-	Port   int          `json:"port"`
-	PID    int          `json:"pid"`
-	Online bool         `json:"online"`
-	Error  string       `json:"error,omitempty"`
+	Brick volume.Brick `json:"brick"`
+	Port  int          `json:"port"`
+	// Socket is the brick's Unix socket for clients on the brick's own
+	// machine (no TLS; root only), when it serves one.
+	Socket string `json:"socket,omitempty"`
+	PID    int    `json:"pid"`
+	Online bool   `json:"online"`
+	Error  string `json:"error,omitempty"`
 }
 
 // VolumeStatus answers GET /volumes/{name}/status.

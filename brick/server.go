@@ -29,6 +29,9 @@ type ServerConfig struct {
 	// Listen is IP:PORT.
 	Listen string
 	TLS    *tls.Config
+	// LocalSocket, if set, is a Unix socket path (SocketPath) where the
+	// brick also serves local clients without TLS (see DialLocal).
+	LocalSocket string
 }
 
 // Identity is what a brick answers to a ping.
@@ -66,9 +69,32 @@ func Serve(ctx context.Context, log *slog.Logger, cfg ServerConfig, ready func(n
 		return 0, idJSON
 	}
 	sh := newShared()
-	return rpc.ServeSessions(ctx, log, tln, func(net.Conn) rpc.Session {
+	open := func(net.Conn) rpc.Session {
 		return newSessionShared(cfg.Path, log, ping, sh)
-	})
+	}
+	if cfg.LocalSocket == "" {
+		return rpc.ServeSessions(ctx, log, tln, open)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	local := make(chan struct{})
+	if lln, err := listenLocal(log, cfg.LocalSocket); err != nil {
+		// Local clients then use TCP and TLS, as remote ones do.
+		log.Warn("brick serves no local socket", "err", err)
+		close(local)
+	} else {
+		log.Info("brick serving local clients", "socket", cfg.LocalSocket)
+		go func() {
+			defer close(local)
+			if err := rpc.ServeSessions(ctx, log, lln, open); err != nil {
+				log.Warn("local socket stopped; local clients use TCP", "err", err)
+			}
+		}()
+	}
+	err = rpc.ServeSessions(ctx, log, tln, open)
+	cancel()
+	<-local
+	return err
 }
 
 // ServerTLS is the brick's TLS configuration: it presents the node's

@@ -30,7 +30,10 @@ type Spec struct {
 
 // Status is a brick process's state as the supervisor sees it.
 type Status struct {
-	Port   int
+	Port int
+	// Socket is the brick's local socket (SocketPath), when it answers
+	// there.
+	Socket string
 	PID    int
 	Online bool
 	Err    string
@@ -279,7 +282,7 @@ func (s *Supervisor) watch(ctx context.Context, p *proc, st *stateFile, exited <
 		if err == nil {
 			failures = 0
 			interval = 5 * time.Second
-			s.set(p, Status{Port: st.Port, PID: st.PID, Online: true})
+			s.set(p, Status{Port: st.Port, Socket: s.localSocket(ctx, p.spec), PID: st.PID, Online: true})
 		} else if ctx.Err() == nil {
 			s.cfg.Log.Debug("brick health check failed", "brick", p.spec.Path, "err", err)
 			failures++
@@ -289,6 +292,19 @@ func (s *Supervisor) watch(ctx context.Context, p *proc, st *stateFile, exited <
 		}
 		t.Reset(interval)
 	}
+}
+
+// localSocket is the brick's local socket if it serves sp there, or "".
+func (s *Supervisor) localSocket(ctx context.Context, sp Spec) string {
+	path := SocketPath(s.cfg.RunDir, sp.BrickID)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c, err := DialLocal(ctx, path, sp.VolumeID, sp.BrickID)
+	if err != nil {
+		return ""
+	}
+	c.Close()
+	return path
 }
 
 func (s *Supervisor) sleep(ctx context.Context, p *proc, d time.Duration) bool {

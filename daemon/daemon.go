@@ -629,7 +629,8 @@ func (d *Daemon) brickCommand(s brick.Spec, port int) *exec.Cmd {
 	return exec.Command(d.exe, "brick",
 		"--volume", s.Volume, "--volume-id", s.VolumeID, "--brick-id", s.BrickID,
 		"--brick-path", s.Path, "--listen", net.JoinHostPort(d.cfg.Addr, strconv.Itoa(port)),
-		"--tls-dir", d.cfg.tlsDir(), "--cpu-share-dir", d.cfg.runDir())
+		"--tls-dir", d.cfg.tlsDir(), "--cpu-share-dir", d.cfg.runDir(),
+		"--local-socket", brick.SocketPath(d.cfg.runDir(), s.BrickID))
 }
 
 // specs are the bricks this node should serve for a set of volumes.
@@ -703,8 +704,8 @@ func (d *Daemon) publishLoop(ctx context.Context, m *member) {
 		for id, sv := range now {
 			k := key{sv.Spec.Volume, id}
 			seen[k] = true
-			st := state.BrickStatus{Node: d.uuid, Port: sv.Status.Port, PID: sv.Status.PID, Online: sv.Status.Online, Error: sv.Status.Err}
-			if old, ok := published[k]; ok && old.Port == st.Port && old.PID == st.PID && old.Online == st.Online && old.Error == st.Error {
+			st := state.BrickStatus{Node: d.uuid, Port: sv.Status.Port, Socket: sv.Status.Socket, PID: sv.Status.PID, Online: sv.Status.Online, Error: sv.Status.Err}
+			if old, ok := published[k]; ok && old.Port == st.Port && old.Socket == st.Socket && old.PID == st.PID && old.Online == st.Online && old.Error == st.Error {
 				continue
 			}
 			st.Since = time.Now().UTC()

@@ -531,7 +531,7 @@ func (d *Daemon) volumeStatus(w http.ResponseWriter, r *http.Request, c caller) 
 	for _, b := range v.Bricks {
 		bs := api.BrickStatus{Brick: b}
 		if s, ok := st[b.ID]; ok && (alive[b.Node] || b.Node == d.uuid) {
-			bs.Port, bs.PID, bs.Online, bs.Error = s.Port, s.PID, s.Online, s.Error
+			bs.Port, bs.Socket, bs.PID, bs.Online, bs.Error = s.Port, s.Socket, s.PID, s.Online, s.Error
 		}
 		out.Bricks = append(out.Bricks, bs)
 	}

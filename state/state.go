@@ -76,8 +76,11 @@ func bracket(ip string) string {
 
 // BrickStatus is a running brick as its node reports it.
 type BrickStatus struct {
-	Node   string    `json:"node"`
-	Port   int       `json:"port"`
+	Node string `json:"node"`
+	Port int    `json:"port"`
+	// Socket is the brick's Unix socket for clients on its node, when it
+	// serves one (brick.SocketPath).
+	Socket string    `json:"socket,omitempty"`
 	PID    int       `json:"pid"`
 	Online bool      `json:"online"`
 	Error  string    `json:"error,omitempty"`

@@ -111,6 +111,7 @@ func brickCmd() *cobra.Command {
 	f.StringVar(&cfg.BrickID, "brick-id", "", "brick ID")
 	f.StringVar(&cfg.Path, "brick-path", "", "brick directory")
 	f.StringVar(&cfg.Listen, "listen", "", "IP:PORT to serve on")
+	f.StringVar(&cfg.LocalSocket, "local-socket", "", "Unix socket to serve this machine's root clients on, without TLS")
 	f.StringVar(&tlsDir, "tls-dir", "", "directory with ca.pem, cert.pem and key.pem")
 	f.StringVar(&shareDir, "cpu-share-dir", "", "the supervisor's run directory: the node's CPUs are shared among the bricks it lists (brick.ShareCPUs)")
 	for _, n := range []string{"volume", "volume-id", "brick-id", "brick-path", "listen", "tls-dir"} {

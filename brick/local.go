@@ -1,0 +1,179 @@
+package brick
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cais-platform/cais/rpc"
+)
+
+// A brick also serves the clients of its own machine (a mount, the
+// self-heal daemon) on a Unix socket, without TLS: the kernel names the
+// peer's user, so the socket needs no certificates to know that its
+// client is root, and a connection spares the encryption of every byte
+// both ways and loopback TCP's work. Only root (or the brick's own user)
+// may connect, as only root may read the node's key that a TLS client
+// presents; a client checks the same of the server and asks the brick
+// for its identity before it sends a call.
+
+// SocketPath is where the brick brickID listens for local clients, in the
+// supervisor's run directory runDir.
+func SocketPath(runDir, brickID string) string {
+	return filepath.Join(runDir, brickID+".sock")
+}
+
+// maxSocketPath is the longest path a Unix socket address holds
+// (sun_path less its terminating NUL).
+const maxSocketPath = 107
+
+// listenLocal listens on the Unix socket at path, replacing a socket left
+// by a brick that died there. Connections from users other than the
+// brick's own are closed on accept.
+func listenLocal(log *slog.Logger, path string) (net.Listener, error) {
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("socket path %s is longer than the %d bytes a Unix socket address holds", path, maxSocketPath)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket; remove it to let the brick listen there", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &localListener{Listener: ln, uid: os.Geteuid(), log: log}, nil
+}
+
+// localListener hands out the connections of its users' processes as
+// BatchConns.
+type localListener struct {
+	net.Listener
+	uid int
+	log *slog.Logger
+}
+
+func (l *localListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uid, pid, err := peerUser(c)
+		if err != nil || !trustedUID(uid, l.uid) {
+			l.log.Warn("refused a local connection from another user", "uid", uid, "pid", pid, "err", err)
+			c.Close()
+			continue
+		}
+		return rpc.NewBatchConn(c), nil
+	}
+}
+
+// trustedUID reports whether a peer running as uid may share a brick's
+// data with a process running as self: root, or the same user.
+func trustedUID(uid, self int) bool { return uid == 0 || uid == self }
+
+// peerUser is the user and process at the other end of a Unix socket.
+func peerUser(c net.Conn) (uid, pid int, err error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1, 0, fmt.Errorf("not a Unix socket: %T", c)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1, 0, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return -1, 0, err
+	}
+	if cerr != nil {
+		return -1, 0, fmt.Errorf("peer credentials: %w", cerr)
+	}
+	return int(cred.Uid), int(cred.Pid), nil
+}
+
+// DialLocal connects to the brick brickID of volume volumeID on the Unix
+// socket at path (SocketPath), and returns the connection once the brick
+// there has said it is that one. The server must run as root or as the
+// caller's user.
+func DialLocal(ctx context.Context, path, volumeID, brickID string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLocal(ctx, c, volumeID, brickID); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("local brick socket %s: %w", path, err)
+	}
+	return rpc.NewBatchConn(c), nil
+}
+
+// ErrNotThatBrick is returned by DialLocal when another brick (or none)
+// answers on the socket.
+var ErrNotThatBrick = errors.New("another brick serves this socket")
+
+// checkLocal checks the server's user and asks it who it is with a ping,
+// before the connection carries anything else.
+func checkLocal(ctx context.Context, c net.Conn, volumeID, brickID string) error {
+	uid, _, err := peerUser(c)
+	if err != nil {
+		return err
+	}
+	if !trustedUID(uid, os.Geteuid()) {
+		return fmt.Errorf("served by uid %d, neither root nor this process's user", uid)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	if err := c.SetDeadline(deadline); err != nil {
+		return err
+	}
+	const xid = 1
+	req, err := rpc.AppendFrame(nil, rpc.Frame{Kind: rpc.KindCall, Op: rpc.OpPing, XID: xid})
+	if err != nil {
+		return err
+	}
+	if _, err := c.Write(req); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	f, err := rpc.ReadFrame(c)
+	if err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	if f.Kind != rpc.KindReply || f.XID != xid || f.Op != rpc.OpPing {
+		return fmt.Errorf("ping: unexpected frame (kind %d, op %d, xid %d)", f.Kind, f.Op, f.XID)
+	}
+	if f.Status != 0 {
+		return fmt.Errorf("ping: brick unhealthy: %s", f.Payload)
+	}
+	var id Identity
+	if err := json.Unmarshal(f.Payload, &id); err != nil {
+		return fmt.Errorf("ping: bad reply: %w", err)
+	}
+	if id.VolumeID != volumeID || id.BrickID != brickID {
+		return fmt.Errorf("%w: brick %s of volume %s, not %s of %s", ErrNotThatBrick, id.BrickID, id.VolumeID, brickID, volumeID)
+	}
+	return c.SetDeadline(time.Time{})
+}
