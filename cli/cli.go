@@ -67,6 +67,8 @@ func MountHelperArgs(args []string) []string {
 					flags = append(flags, "--"+k)
 				case "log-file":
 					flags = append(flags, "--log-file", v)
+				case "transport":
+					flags = append(flags, "--transport", v)
 				case "backup-volfile-servers":
 					// gluster's form: server2:server3.
 					flags = append(flags, "--backup-volfile-servers", strings.ReplaceAll(v, ":", ","))

@@ -33,11 +33,27 @@ import (
 	"github.com/cais-platform/cais/rpc"
 )
 
+// mountFlags are cais mount's options.
+type mountFlags struct {
+	readOnly  bool
+	opts      mount.Options
+	logFile   string
+	backups   []string
+	transport string
+}
+
+// Transports a mount reaches bricks by (--transport).
+const (
+	// transportAuto: bricks on this machine through their Unix sockets
+	// (brick.DialLocal), the others with TLS over TCP.
+	transportAuto = "auto"
+	// transportTCP: every brick with TLS over TCP.
+	transportTCP = "tcp"
+)
+
 func (a *app) mountCmd() *cobra.Command {
-	var foreground, readOnly bool
-	var opts mount.Options
-	var logFile string
-	var backups []string
+	var foreground bool
+	var mf mountFlags
 	cmd := &cobra.Command{
 		Use:   "mount HOST:/VOLNAME MOUNTPOINT",
 		Short: "mount a volume through FUSE (as mount -t cais does)",
@@ -63,24 +79,29 @@ func (a *app) mountCmd() *cobra.Command {
 				fmt.Fprintf(a.errOut, "mount: mount point %s does not exist or is not a directory\n", mnt)
 				return &ExitError{Code: 1}
 			}
-			if !foreground {
-				return a.mountBackground(args, mnt, readOnly, opts, logFile, backups)
+			if mf.transport != transportAuto && mf.transport != transportTCP {
+				fmt.Fprintf(a.errOut, "mount: transport %q is not %s or %s\n", mf.transport, transportAuto, transportTCP)
+				return &ExitError{Code: 1}
 			}
-			return a.serveMount(host, vol, spec, mnt, readOnly, opts, logFile, backups)
+			if !foreground {
+				return a.mountBackground(args, mnt, mf)
+			}
+			return a.serveMount(host, vol, spec, mnt, mf)
 		},
 	}
 	cmd.Flags().BoolVarP(&foreground, "foreground", "f", false, "stay in the foreground")
-	cmd.Flags().BoolVar(&readOnly, "ro", false, "mount read-only")
-	cmd.Flags().BoolVar(&opts.ACL, "acl", false, "support POSIX ACLs (setfacl, getfacl), as gluster's acl option; the kernel checks the mode bits only")
-	cmd.Flags().BoolVar(&opts.SELinux, "selinux", false, "support SELinux labels (security.selinux), as gluster's selinux option")
-	cmd.Flags().StringVar(&logFile, "log-file", "", "log of the mount process (default /var/log/cais/mnt-<mountpoint>.log)")
-	cmd.Flags().StringSliceVar(&backups, "backup-volfile-servers", nil, "servers to ask for the volume when HOST cannot be reached (gluster's option; HOST1:HOST2 in mount -o)")
+	cmd.Flags().BoolVar(&mf.readOnly, "ro", false, "mount read-only")
+	cmd.Flags().BoolVar(&mf.opts.ACL, "acl", false, "support POSIX ACLs (setfacl, getfacl), as gluster's acl option; the kernel checks the mode bits only")
+	cmd.Flags().BoolVar(&mf.opts.SELinux, "selinux", false, "support SELinux labels (security.selinux), as gluster's selinux option")
+	cmd.Flags().StringVar(&mf.logFile, "log-file", "", "log of the mount process (default /var/log/cais/mnt-<mountpoint>.log)")
+	cmd.Flags().StringSliceVar(&mf.backups, "backup-volfile-servers", nil, "servers to ask for the volume when HOST cannot be reached (gluster's option; HOST1:HOST2 in mount -o)")
+	cmd.Flags().StringVar(&mf.transport, "transport", transportAuto, "how to reach the bricks: auto (those on this machine through their Unix sockets, the others with TLS over TCP) or tcp (all with TLS over TCP)")
 	return cmd
 }
 
 // mountBackground starts the mount process on its own and waits until the
 // mount is there, as mount(8) expects of a helper.
-func (a *app) mountBackground(args []string, mnt string, readOnly bool, opts mount.Options, logFile string, backups []string) error {
+func (a *app) mountBackground(args []string, mnt string, mf mountFlags) error {
 	self, err := os.Executable()
 	if err != nil {
 		return a.fail("mount", err)
@@ -89,21 +110,22 @@ func (a *app) mountBackground(args []string, mnt string, readOnly bool, opts mou
 	if a.server != "" {
 		argv = append(argv, "--server", a.server)
 	}
-	if readOnly {
+	if mf.readOnly {
 		argv = append(argv, "--ro")
 	}
-	if opts.ACL {
+	if mf.opts.ACL {
 		argv = append(argv, "--acl")
 	}
-	if opts.SELinux {
+	if mf.opts.SELinux {
 		argv = append(argv, "--selinux")
 	}
-	if logFile != "" {
-		argv = append(argv, "--log-file", logFile)
+	if mf.logFile != "" {
+		argv = append(argv, "--log-file", mf.logFile)
 	}
-	if len(backups) > 0 {
-		argv = append(argv, "--backup-volfile-servers", strings.Join(backups, ","))
+	if len(mf.backups) > 0 {
+		argv = append(argv, "--backup-volfile-servers", strings.Join(mf.backups, ","))
 	}
+	argv = append(argv, "--transport", mf.transport)
 	argv = append(argv, args...)
 	c := exec.Command(self, argv...)
 	errPipe, err := os.CreateTemp("", "cais-mount")
@@ -158,7 +180,8 @@ func isMounted(mnt string) bool {
 
 // serveMount connects to the volume's bricks and serves the FUSE mount
 // until it is unmounted.
-func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts mount.Options, logFile string, backups []string) error {
+func (a *app) serveMount(host, volName, spec, mnt string, mf mountFlags) error {
+	mopts, logFile, readOnly := mf.opts, mf.logFile, mf.readOnly
 	if logFile == "" {
 		logFile = "/var/log/cais/mnt-" + strings.ReplaceAll(strings.Trim(mnt, "/"), "/", "-") + ".log"
 	}
@@ -180,7 +203,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts m
 	servers := []string{a.server}
 	if a.server == "" {
 		if _, err := os.Stat(a.socket); err != nil {
-			servers = append([]string{host}, backups...)
+			servers = append([]string{host}, mf.backups...)
 		}
 	}
 	fetch := func(ctx context.Context, c *client.Client) error {
@@ -239,7 +262,8 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts m
 	// for performance.md-cache-timeout (mount.Cache).
 	timeout, inval := volgraph.CacheTimeout(&v)
 	cache := mount.NewCache()
-	gcfg := volgraph.Config{Volume: v, Addrs: addrs, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+	local := mf.transport == transportAuto
+	gcfg := volgraph.Config{Volume: v, Addrs: addrs, Sockets: brickSockets(st, local), Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 		return rpc.DialTLS(ctx, dialer, addr, tlsCfg)
 	}, Log: log}
 	if inval {
@@ -251,7 +275,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, readOnly bool, mopts m
 		return a.fail("mount", err)
 	}
 	defer g.Close()
-	go a.followBricks(ctx, volName, g, pool, tlsCfg, log)
+	go a.followBricks(ctx, volName, g, pool, tlsCfg, local, log)
 	mopts.ReleaseRead = g.Buffers.Put
 	// With upcalls the mount knows each file's set-ID bits and clears
 	// them itself on writes, and the kernel stops asking for
@@ -335,6 +359,22 @@ func brickAddrs(pool []api.Peer, st api.VolumeStatus) map[string]string {
 	return out
 }
 
+// brickSockets maps each online brick that serves a local socket on its
+// node to that socket, when local is set; a brick on another machine
+// has none here, which the mount finds out on its first connection.
+func brickSockets(st api.VolumeStatus, local bool) map[string]string {
+	out := map[string]string{}
+	if !local {
+		return out
+	}
+	for _, b := range st.Bricks {
+		if b.Online && b.Socket != "" {
+			out[b.Brick.ID] = b.Socket
+		}
+	}
+	return out
+}
+
 func offline(v volume.Volume, addrs map[string]string) []string {
 	var out []string
 	for _, b := range v.Bricks {
@@ -349,7 +389,7 @@ func offline(v volume.Volume, addrs map[string]string) []string {
 // serve, so a brick that restarts on another port is reached there. It
 // asks the daemon it mounted through, or, while that one is down, the
 // other pool members over TLS with the mount's certificate.
-func (a *app) followBricks(ctx context.Context, volName string, g *volgraph.Graph, pool []api.Peer, tlsCfg *tls.Config, log *slog.Logger) {
+func (a *app) followBricks(ctx context.Context, volName string, g *volgraph.Graph, pool []api.Peer, tlsCfg *tls.Config, local bool, log *slog.Logger) {
 	t := time.NewTicker(3 * time.Second)
 	defer t.Stop()
 	clients := func() []*client.Client {
@@ -385,6 +425,12 @@ func (a *app) followBricks(ctx context.Context, volName string, g *volgraph.Grap
 			for id, addr := range brickAddrs(peers, st) {
 				if g.SetAddr(id, addr) {
 					log.Info("brick address", "brick", id, "addr", addr)
+				}
+			}
+			socks := brickSockets(st, local)
+			for _, b := range st.Bricks {
+				if g.SetSocket(b.Brick.ID, socks[b.Brick.ID]) {
+					log.Info("brick local socket", "brick", b.Brick.ID, "socket", socks[b.Brick.ID])
 				}
 			}
 			if len(peers) > 0 {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cais-platform/cais/api"
+	"github.com/cais-platform/cais/brick"
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/replicate"
 	"github.com/cais-platform/cais/volgraph"
@@ -92,7 +93,12 @@ func (d *Daemon) healGraph(ctx context.Context, m *member, v volume.Volume) (*he
 			hg.g.Close()
 		}
 		dialer := &net.Dialer{Timeout: 5 * time.Second}
-		g, err := volgraph.Build(volgraph.Config{Volume: v, Addrs: addrs, Log: d.log.With("component", "self-heal", "volume", v.Name),
+		// The node's own bricks are reached through their local sockets.
+		socks := map[string]string{}
+		for _, b := range v.BricksOn(d.uuid) {
+			socks[b.ID] = brick.SocketPath(d.cfg.runDir(), b.ID)
+		}
+		g, err := volgraph.Build(volgraph.Config{Volume: v, Addrs: addrs, Sockets: socks, Log: d.log.With("component", "self-heal", "volume", v.Name),
 			Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 				return rpc.DialTLS(ctx, dialer, addr, m.nodeTLS)
 			}})

@@ -6,18 +6,23 @@
 //
 // Brick addresses change when a brick restarts on another port or its
 // node's address is learnt anew: SetAddr updates them, and the next
-// connection to that brick goes to the new address.
+// connection to that brick goes to the new address. A brick on the
+// client's own machine is reached through its Unix socket (SetSocket,
+// brick.DialLocal) while it answers there.
 package volgraph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/cais-platform/cais/brick"
 	"github.com/cais-platform/cais/distribute"
 	"github.com/cais-platform/cais/fop"
 	"github.com/cais-platform/cais/replicate"
@@ -32,7 +37,11 @@ type Config struct {
 	// Addrs maps brick IDs to HOST:PORT; a brick without one (offline)
 	// is unreachable until SetAddr gives it one.
 	Addrs map[string]string
-	// Dial connects to a brick (TLS with the pool's certificates).
+	// Sockets maps the IDs of bricks on this machine to their Unix
+	// sockets (brick.SocketPath), tried before their addresses.
+	Sockets map[string]string
+	// Dial connects to a brick's address (TLS with the pool's
+	// certificates).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	Log  *slog.Logger
 	// OnHealNeeded is passed to the replicate layers.
@@ -70,9 +79,10 @@ type Graph struct {
 	// the next read's data goes into the same memory.
 	Buffers *rpc.BufPool
 
-	mu    sync.Mutex
-	addrs map[string]string
-	conns []*rpc.Redialer
+	mu      sync.Mutex
+	addrs   map[string]string
+	sockets map[string]string
+	conns   []*rpc.Redialer
 }
 
 // Build makes the client stack of a volume.
@@ -84,9 +94,12 @@ func Build(cfg Config) (*Graph, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	g := &Graph{addrs: map[string]string{}, Buffers: rpc.NewBufPool(MaxRead)}
+	g := &Graph{addrs: map[string]string{}, sockets: map[string]string{}, Buffers: rpc.NewBufPool(MaxRead)}
 	for id, a := range cfg.Addrs {
 		g.addrs[id] = a
+	}
+	for id, s := range cfg.Sockets {
+		g.sockets[id] = s
 	}
 	quorumNone, quorumCount := quorumOptions(&v)
 	var subs []fop.Volume
@@ -94,13 +107,28 @@ func Build(cfg Config) (*Graph, error) {
 		var kids []replicate.Brick
 		for _, b := range set {
 			id := b.ID
+			log := cfg.Log.With("brick", b.Name())
 			r := rpc.NewRedialer(b.Name(), func(ctx context.Context, _ string) (net.Conn, error) {
+				if sock := g.Socket(id); sock != "" {
+					c, err := brick.DialLocal(ctx, sock, v.ID, id)
+					if err == nil {
+						return c, nil
+					}
+					// A brick on another machine has no socket here, a
+					// brick that died left one nobody answers on, and a
+					// user other than root may not use it.
+					lvl := slog.LevelWarn
+					if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EACCES) {
+						lvl = slog.LevelDebug
+					}
+					log.Log(ctx, lvl, "brick's local socket unusable; connecting over TCP", "socket", sock, "err", err)
+				}
 				addr := g.Addr(id)
 				if addr == "" {
 					return nil, fmt.Errorf("brick %s is offline: no port known", b.Name())
 				}
 				return cfg.Dial(ctx, addr)
-			}, cfg.Log.With("brick", b.Name()))
+			}, log)
 			if cfg.Upcalls != nil {
 				r.Events = upcallEvents(cfg.Upcalls)
 			}
@@ -183,6 +211,30 @@ func (g *Graph) SetAddr(brickID, addr string) bool {
 		return false
 	}
 	g.addrs[brickID] = addr
+	return true
+}
+
+// Socket is the Unix socket of a brick on this machine, or "".
+func (g *Graph) Socket(brickID string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sockets[brickID]
+}
+
+// SetSocket changes the Unix socket of a brick on this machine ("": none,
+// connect to its address); it reports whether it changed. Connections
+// made already stay as they are.
+func (g *Graph) SetSocket(brickID, path string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sockets[brickID] == path {
+		return false
+	}
+	if path == "" {
+		delete(g.sockets, brickID)
+	} else {
+		g.sockets[brickID] = path
+	}
 	return true
 }
 

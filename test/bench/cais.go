@@ -25,11 +25,12 @@ var caisNodes = []struct {
 
 // caisPool is a two-node pool of real caisd processes.
 type caisPool struct {
-	bin   string // directory holding cais and caisd
-	dir   string
-	log   *slog.Logger
-	cl    *cleanups
-	nodes []caisNode
+	bin       string // directory holding cais and caisd
+	dir       string
+	transport string // cais mount --transport
+	log       *slog.Logger
+	cl        *cleanups
+	nodes     []caisNode
 }
 
 type caisNode struct {
@@ -139,7 +140,7 @@ func (p *caisPool) volume(ctx context.Context, l layout, bricksDir, mnt string) 
 		return nil, err
 	}
 	argv := []string{filepath.Join(p.bin, "cais"), "--socket", p.nodes[0].socket, "mount", "--foreground",
-		"--log-file", filepath.Join(p.dir, "mount-"+l.key+".log"), p.nodes[0].addr + ":/" + name, mnt}
+		"--transport", p.transport, "--log-file", filepath.Join(p.dir, "mount-"+l.key+".log"), p.nodes[0].addr + ":/" + name, mnt}
 	d, err := startDaemon("cais mount "+name, filepath.Join(p.dir, "mount-"+l.key+".out"), argv...)
 	if err != nil {
 		return nil, err

@@ -52,6 +52,7 @@ type config struct {
 	runs          int
 	keep          bool
 	perfDir       string
+	transport     string
 }
 
 // target is one place the workloads run in.
@@ -80,6 +81,7 @@ func benchMain() int {
 	flag.IntVar(&cfg.runs, "runs", 1, "runs of every workload; the table shows the best")
 	flag.BoolVar(&quick, "quick", false, "small sizes (-size 128 -files 1000 -entries 2000 -dirs 500) for a run of a few minutes")
 	flag.StringVar(&cfg.perfDir, "perf", "", "record each workload on each cais and loopback mount process with perf into this directory (perf record -g; a perf report summary beside each)")
+	flag.StringVar(&cfg.transport, "transport", "auto", "cais mount --transport: auto (the bricks, all on this machine, through their Unix sockets) or tcp (TLS over TCP, as to bricks on other machines)")
 	flag.BoolVar(&cfg.keep, "keep", false, "leave the work directory's files (not the processes or mounts) for inspection")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -301,8 +303,8 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 			runtime.NumCPU(), kernel(), load0, loadAvg(), time.Since(start).Round(time.Second)),
 		fmt.Sprintf("sizes: sequential %d MiB (1 MiB writes, fsync included; 1 MiB reads), %d files of 4 KiB, ls -l of %d entries, %d mkdir/rmdir; one thread",
 			w.sizeMiB, w.files, w.entries, w.dirs),
-		fmt.Sprintf("bricks and the disk column under %s (%s); cais: 2 caisd, bricks on both in turn, cais mount; GlusterFS %s: one glusterd, default volume options, mount -t glusterfs",
-			cfg.dir, strings.TrimSpace(fsType), glusterVersion(ctx)),
+		fmt.Sprintf("bricks and the disk column under %s (%s); cais: 2 caisd, bricks on both in turn, cais mount --transport %s; GlusterFS %s: one glusterd, default volume options, mount -t glusterfs",
+			cfg.dir, strings.TrimSpace(fsType), cfg.transport, glusterVersion(ctx)),
 	}
 	rp.header = append(rp.header, notes...)
 	return rp, nil
@@ -320,7 +322,7 @@ func setupCais(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config,
 			err = copyFile(filepath.Join(binDir, b), filepath.Join(cfg.bin, b))
 		}
 	}
-	p := &caisPool{bin: binDir, dir: filepath.Join(cfg.dir, "cais"), log: log, cl: cl}
+	p := &caisPool{bin: binDir, dir: filepath.Join(cfg.dir, "cais"), transport: cfg.transport, log: log, cl: cl}
 	if err == nil {
 		err = os.MkdirAll(p.dir, 0o755)
 	}

@@ -19,15 +19,23 @@ import (
 // test ends.
 func mountVolume(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, vol string) string {
 	t.Helper()
-	mnt := filepath.Join(c.Dir(), "mnt-"+vol)
+	return mountAs(t, c, n, vol, vol)
+}
+
+// mountAs is mountVolume with a name for the mount point and log, and
+// more cais mount options.
+func mountAs(t *testing.T, c *clustertest.Cluster, n *clustertest.Node, vol, name string, opts ...string) string {
+	t.Helper()
+	mnt := filepath.Join(c.Dir(), "mnt-"+name)
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	n.MustCLI("mount", "--log-file", filepath.Join(c.Dir(), "mount-"+vol+".log"), n.Addr+":/"+vol, mnt)
+	logFile := filepath.Join(c.Dir(), "mount-"+name+".log")
+	n.MustCLI(append(append([]string{"mount", "--log-file", logFile}, opts...), n.Addr+":/"+vol, mnt)...)
 	t.Cleanup(func() {
 		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(c.Dir(), "mount-"+vol+".log"))
-			t.Logf("--- mount log of %s ---\n%s", vol, b)
+			b, _ := os.ReadFile(logFile)
+			t.Logf("--- mount log of %s ---\n%s", name, b)
 		}
 		for i := 0; i < 50; i++ {
 			if err := syscall.Unmount(mnt, 0); err == nil || err == syscall.EINVAL || err == syscall.ENOENT {
