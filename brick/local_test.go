@@ -18,7 +18,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cais-platform/cais/fop"
-	"github.com/cais-platform/cais/pki"
 	"github.com/cais-platform/cais/rpc"
 )
 
@@ -27,20 +26,7 @@ import (
 // socket behind when it stops.
 func TestLocalSocket(t *testing.T) {
 	requireRoot(t)
-	base := t.TempDir()
-	dir := filepath.Join(base, "brick")
-	volID := uuid.NewString()
-	if _, err := Prepare(dir, "host:"+dir, volID, true); err != nil {
-		t.Fatal(err)
-	}
-	key, err := pki.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.SelfSigned(key, "brick")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, volID, cert := servedBrick(t)
 	// A directory others may enter, so that only the socket's own mode
 	// and the brick's check keep another user out.
 	sockDir, err := os.MkdirTemp("", "cais-sock")

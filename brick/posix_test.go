@@ -1315,12 +1315,12 @@ func TestPosixConcurrent(t *testing.T) {
 	checkOnce(t, b.readdirAll("", 100), 16*50)
 }
 
-// TestServeSessions runs brick.Serve with TLS: the ping answers as before
-// and the file operations are served.
-func TestServeFileOps(t *testing.T) {
-	requireRoot(t)
-	dir := filepath.Join(t.TempDir(), "brick")
-	volID := uuid.NewString()
+// servedBrick prepares a brick directory for a new volume and makes a
+// certificate for its server.
+func servedBrick(t *testing.T) (dir, volID string, cert tls.Certificate) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "brick")
+	volID = uuid.NewString()
 	if _, err := Prepare(dir, "host:"+dir, volID, true); err != nil {
 		t.Fatal(err)
 	}
@@ -1328,10 +1328,17 @@ func TestServeFileOps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := pki.SelfSigned(key, "brick")
-	if err != nil {
+	if cert, err = pki.SelfSigned(key, "brick"); err != nil {
 		t.Fatal(err)
 	}
+	return dir, volID, cert
+}
+
+// TestServeSessions runs brick.Serve with TLS: the ping answers as before
+// and the file operations are served.
+func TestServeFileOps(t *testing.T) {
+	requireRoot(t)
+	dir, volID, cert := servedBrick(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrc := make(chan net.Addr, 1)
