@@ -424,7 +424,12 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 			return errno(err)
 		}
 	}
-	if f == nil {
+	// Not asked through a file of this mount's: go-fuse passes an open
+	// directory's handle when the kernel gave none (for a directory it
+	// never does), and an unlink in a directory that a process holds
+	// open (rm -r, find -delete) must not send the kernel's permission
+	// check to the bricks each time.
+	if _, isFile := f.(*file); !isFile {
 		if a, ok := n.freshAttr(); ok {
 			n.sawModeAt(a.Mode, inv)
 			fillAttr(&a, &out.Attr)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -467,4 +468,78 @@ func entryCallCases(t *testing.T, mnt, other string, copies []string) {
 		t.Fatal(err)
 	}
 	check("after rename")
+}
+
+// A directory that a process holds open (rm -r, find -delete) still has
+// its attributes answered by the mount after an entry call in it: go-fuse
+// hands the mount the open directory's handle with the kernel's
+// permission checks, which must not send each to the bricks. Checked with
+// the bricks stopped: a call that went to them would wait.
+func TestDirAttrsWithDirOpen(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	c := clustertest.New(t)
+	n := c.Pool(1)[0]
+	n.MustCLI("volume", "create", "dopen", n.Brick("do1"), n.Brick("do2"))
+	n.MustCLI("volume", "start", "dopen")
+	mnt := mountVolume(t, c, n, "dopen")
+	d := filepath.Join(mnt, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprint("f", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir, err := os.Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	if _, err := dir.Readdirnames(-1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := unix.Unlinkat(int(dir.Fd()), fmt.Sprint("f", i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before syscall.Stat_t
+	if err := syscall.Fstat(int(dir.Fd()), &before); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Unlinkat(int(dir.Fd()), "f2", 0); err != nil {
+		t.Fatal(err)
+	}
+	pids := n.BrickPIDs()
+	for _, p := range pids {
+		if err := syscall.Kill(p, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cont := sync.OnceFunc(func() {
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGCONT)
+		}
+	})
+	defer cont()
+	done := make(chan error, 1)
+	var st syscall.Stat_t
+	go func() { done <- syscall.Fstat(int(dir.Fd()), &st) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		cont()
+		<-done
+		t.Fatal("fstat of the open directory after an unlink waited for the (stopped) bricks")
+	}
+	cont()
+	if st.Mtim.Nano() < before.Mtim.Nano() || st.Ino != before.Ino {
+		t.Fatalf("directory after the unlink: mtime %v ino %d, before it %v %d", st.Mtim, st.Ino, before.Mtim, before.Ino)
+	}
 }
