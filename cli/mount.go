@@ -263,10 +263,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, mf mountFlags) error {
 	timeout, inval := volgraph.CacheTimeout(&v)
 	cache := mount.NewCache()
 	local := mf.transport == transportAuto
-	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	here := localBricks(lctx, v, log)
-	lcancel()
-	gcfg := volgraph.Config{Volume: v, Addrs: addrs, Sockets: brickSockets(st, local), LocalBricks: here, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+	gcfg := volgraph.Config{Volume: v, Addrs: addrs, Sockets: brickSockets(st, local), Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 		return rpc.DialTLS(ctx, dialer, addr, tlsCfg)
 	}, Log: log}
 	if inval {
@@ -376,51 +373,6 @@ func brickSockets(st api.VolumeStatus, local bool) map[string]string {
 		}
 	}
 	return out
-}
-
-// localBricks are the bricks whose host is an address of this machine
-// (any loopback address, or one of its interfaces'), which replicated
-// volumes read from first (cluster.choose-local).
-func localBricks(ctx context.Context, v volume.Volume, log *slog.Logger) map[string]bool {
-	out := map[string]bool{}
-	ifaddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		log.Warn("cannot list this machine's addresses; no brick is read from first", "err", err)
-		return out
-	}
-	var mine []net.IP
-	for _, a := range ifaddrs {
-		if n, ok := a.(*net.IPNet); ok {
-			mine = append(mine, n.IP)
-		}
-	}
-	for _, b := range v.Bricks {
-		ips, err := net.DefaultResolver.LookupIP(ctx, "ip", b.Host)
-		if err != nil {
-			log.Warn("cannot resolve a brick's host", "host", b.Host, "err", err)
-			continue
-		}
-		for _, ip := range ips {
-			if isLocalIP(ip, mine) {
-				out[b.ID] = true
-			}
-		}
-	}
-	return out
-}
-
-// isLocalIP reports whether ip reaches this machine: a loopback address
-// or one of its own.
-func isLocalIP(ip net.IP, mine []net.IP) bool {
-	if ip.IsLoopback() {
-		return true
-	}
-	for _, m := range mine {
-		if m.Equal(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 func offline(v volume.Volume, addrs map[string]string) []string {

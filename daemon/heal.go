@@ -94,12 +94,11 @@ func (d *Daemon) healGraph(ctx context.Context, m *member, v volume.Volume) (*he
 		}
 		dialer := &net.Dialer{Timeout: 5 * time.Second}
 		// The node's own bricks are reached through their local sockets.
-		socks, here := map[string]string{}, map[string]bool{}
+		socks := map[string]string{}
 		for _, b := range v.BricksOn(d.uuid) {
 			socks[b.ID] = brick.SocketPath(d.cfg.runDir(), b.ID)
-			here[b.ID] = true
 		}
-		g, err := volgraph.Build(volgraph.Config{Volume: v, Addrs: addrs, Sockets: socks, LocalBricks: here, Log: d.log.With("component", "self-heal", "volume", v.Name),
+		g, err := volgraph.Build(volgraph.Config{Volume: v, Addrs: addrs, Sockets: socks, Log: d.log.With("component", "self-heal", "volume", v.Name),
 			Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 				return rpc.DialTLS(ctx, dialer, addr, m.nodeTLS)
 			}})

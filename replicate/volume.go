@@ -40,8 +40,6 @@ type Options struct {
 	// OnHealNeeded, if set, is called (without blocking) with a path whose
 	// copies differ, so a healer can see to it.
 	OnHealNeeded func(path string)
-	// Read chooses among good copies for reads.
-	Read ReadPolicy
 }
 
 // Volume mirrors a file system over a replica set of bricks.
@@ -445,7 +443,6 @@ func (v *Volume) view(ctx context.Context, p string) (view, error) {
 	if len(out.readable) == 0 && k != Data {
 		out.readable = d.Sources
 	}
-	out.readable = v.opts.Read.order(out.readable, len(v.kids), states[exists[0]].Attr.GFID)
 	if heal {
 		v.healNeeded(p)
 	}

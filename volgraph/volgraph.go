@@ -40,9 +40,6 @@ type Config struct {
 	// Sockets maps the IDs of bricks on this machine to their Unix
 	// sockets (brick.SocketPath), tried before their addresses.
 	Sockets map[string]string
-	// LocalBricks are the IDs of the bricks on this machine: replicate
-	// layers read from them first (cluster.choose-local).
-	LocalBricks map[string]bool
 	// Dial connects to a brick's address (TLS with the pool's
 	// certificates).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
@@ -105,7 +102,6 @@ func Build(cfg Config) (*Graph, error) {
 		g.sockets[id] = s
 	}
 	quorumNone, quorumCount := quorumOptions(&v)
-	chooseLocal, readHash := readOptions(&v)
 	var subs []fop.Volume
 	for si, set := range v.Layout.Sets(v.Bricks) {
 		var kids []replicate.Brick
@@ -152,12 +148,6 @@ func Build(cfg Config) (*Graph, error) {
 			QuorumNone:  quorumNone,
 			QuorumCount: quorumCount,
 			Log:         cfg.Log.With("set", si),
-			Read:        replicate.ReadPolicy{Hash: readHash},
-		}
-		if chooseLocal {
-			for _, b := range set {
-				opts.Read.Local = append(opts.Read.Local, cfg.LocalBricks[b.ID])
-			}
 		}
 		if cfg.OnHealNeeded != nil {
 			opts.OnHealNeeded = func(p string) { cfg.OnHealNeeded(si, p) }
@@ -204,20 +194,6 @@ func quorumOptions(v *volume.Volume) (none bool, count int) {
 		}
 	}
 	return false, 0
-}
-
-// readOptions reads cluster.choose-local (on unless set otherwise) and
-// cluster.read-hash-mode: 0 reads the first good copy, any other mode
-// (1, the default) spreads files over the set by their GFID.
-func readOptions(v *volume.Volume) (chooseLocal, hash bool) {
-	chooseLocal, hash = true, true
-	if o, ok := v.Option("cluster.choose-local"); ok {
-		chooseLocal = o != "off" && o != "false" && o != "disable" && o != "no" && o != "0"
-	}
-	if o, ok := v.Option("cluster.read-hash-mode"); ok {
-		hash = o != "0"
-	}
-	return chooseLocal, hash
 }
 
 // Addr is a brick's current address.
