@@ -97,6 +97,19 @@ func writeLoad(dir string, stop <-chan struct{}, sums map[string][32]byte, files
 // kill -9 of a brick, then of a whole node, under a write load on a
 // replica 3 volume: the writer sees no error, and once the bricks are
 // back and healed every brick holds every acknowledged byte.
+// copiesOf describes name's copies on every brick, for a failure: size,
+// checksum and changelogs.
+func copiesOf(bricks []string, name string) string {
+	var out strings.Builder
+	for _, b := range bricks {
+		p := filepath.Join(brickPath(b), name)
+		data, err := os.ReadFile(p)
+		xattrs, _ := exec.Command("getfattr", "-d", "-m", "trusted", "-e", "hex", p).CombinedOutput()
+		fmt.Fprintf(&out, "%s: %d bytes, sha256 %x, err %v\n%s", b, len(data), sha256.Sum256(data), err, xattrs)
+	}
+	return out.String()
+}
+
 func TestReplicaFaultsUnderLoad(t *testing.T) {
 	needFuse(t)
 	c := clustertest.New(t)
@@ -203,7 +216,7 @@ func TestReplicaFaultsUnderLoad(t *testing.T) {
 				t.Fatalf("%s on %s: %v", name, b, err)
 			}
 			if sha256.Sum256(got) != want {
-				t.Fatalf("%s on %s: checksum differs after heal (%d bytes)", name, b, len(got))
+				t.Fatalf("%s on %s: checksum differs after heal (%d bytes)\n%s", name, b, len(got), copiesOf(bricks, name))
 			}
 		}
 	}
