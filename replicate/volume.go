@@ -702,7 +702,35 @@ func (h *handle) drop(idx []int, errs []error) []int {
 	return out
 }
 
+// Create makes a file, or opens the one the name holds (O_CREAT without
+// O_EXCL). Its truncation of an existing file (O_TRUNC) is a data change:
+// the bricks open the file without it, and the layer truncates through
+// the new handle as an ftruncate does, under the writers' lock, with the
+// dirty mark and the blame of the bricks that miss it. An entry change
+// truncating every copy at once would not wait for a heal in progress,
+// and would leave a brick that is down with the old data and nothing
+// saying so.
 func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply, error) {
+	if req.Flags&syscall.O_TRUNC != 0 {
+		r := *req
+		r.Flags &^= syscall.O_TRUNC
+		reply, err := v.create1(ctx, &r)
+		if err != nil || reply.Attr.GFID == req.GFID {
+			return reply, err // a new file is empty already
+		}
+		a, err := v.Fsetattr(ctx, reply.Handle, &fop.SetattrReq{Valid: fop.SetSize, Size: 0})
+		if err != nil {
+			_ = v.Release(context.WithoutCancel(ctx), reply.Handle)
+			return fop.OpenReply{}, err
+		}
+		reply.Attr = a
+		return reply, nil
+	}
+	return v.create1(ctx, req)
+}
+
+// create1 is Create without its truncation.
+func (v *Volume) create1(ctx context.Context, req *fop.CreateReq) (fop.OpenReply, error) {
 	replies := make([]fop.OpenReply, len(v.kids))
 	ok, err := v.entryChange(ctx, parent(req.Path), func(ctx context.Context, i int, b Brick) error {
 		var err error

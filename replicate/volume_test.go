@@ -536,3 +536,48 @@ func TestReadFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// O_CREAT|O_TRUNC of an existing file is a data change: a brick that is
+// down meanwhile is blamed for it, and healed to the truncated file,
+// even when no write follows.
+func TestCreateTruncIsDataChange(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("old data"))
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	s.bricks[2].stop()
+	gfid := fop.NewGFID()
+	r, err := s.v.Create(ctx, &fop.CreateReq{Path: "f", Mode: syscall.S_IFREG | 0o644, GFID: gfid, Flags: syscall.O_WRONLY | syscall.O_TRUNC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Attr.GFID == gfid || r.Attr.Size != 0 {
+		t.Fatalf("create of an existing name: gfid new %v, size %d; want the file's own, truncated", r.Attr.GFID == gfid, r.Attr.Size)
+	}
+	if err := s.v.Release(ctx, r.Handle); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if got := s.file(i, "f"); len(got) != 0 {
+			t.Fatalf("brick %d after the truncating create: %q", i, got)
+		}
+	}
+	s.bricks[2].start()
+	s.waitUp(2)
+	if _, err := s.v.Heal(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.file(2, "f"); len(got) != 0 {
+		t.Fatalf("brick 2 after heal: %q, want the truncated file (it was down during the truncation)", got)
+	}
+	// A create of a new name with O_TRUNC makes it, as before.
+	r, err = s.v.Create(ctx, &fop.CreateReq{Path: "g", Mode: syscall.S_IFREG | 0o644, GFID: gfid, Flags: syscall.O_WRONLY | syscall.O_TRUNC})
+	if err != nil || r.Attr.GFID != gfid {
+		t.Fatalf("create of a new name: %v, gfid ours %v", err, r.Attr.GFID == gfid)
+	}
+	if err := s.v.Release(ctx, r.Handle); err != nil {
+		t.Fatal(err)
+	}
+}
