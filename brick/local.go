@@ -11,9 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cais-platform/cais/rpc"
+	"github.com/cais-platform/cais/unixsock"
 )
 
 // A brick also serves the clients of its own machine (a mount, the
@@ -31,31 +30,12 @@ func SocketPath(runDir, brickID string) string {
 	return filepath.Join(runDir, brickID+".sock")
 }
 
-// maxSocketPath is the longest path a Unix socket address holds
-// (sun_path less its terminating NUL).
-const maxSocketPath = 107
-
-// listenLocal listens on the Unix socket at path, replacing a socket left
-// by a brick that died there. Connections from users other than the
+// listenLocal listens on the Unix socket at path (unixsock.Listen: mode
+// 0600, a stale socket replaced). Connections from users other than the
 // brick's own are closed on accept.
 func listenLocal(log *slog.Logger, path string) (net.Listener, error) {
-	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("socket path %s is longer than the %d bytes a Unix socket address holds", path, maxSocketPath)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is not a socket; remove it to let the brick listen there", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale socket: %w", err)
-		}
-	}
-	ln, err := net.Listen("unix", path)
+	ln, err := unixsock.Listen(path)
 	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
 		return nil, err
 	}
 	return &localListener{Listener: ln, uid: os.Geteuid(), log: log}, nil
@@ -75,7 +55,7 @@ func (l *localListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		uid, pid, err := peerUser(c)
+		uid, pid, err := unixsock.PeerUser(c)
 		if err != nil || !trustedUID(uid, l.uid) {
 			l.log.Warn("refused a local connection from another user", "uid", uid, "pid", pid, "err", err)
 			c.Close()
@@ -88,29 +68,6 @@ func (l *localListener) Accept() (net.Conn, error) {
 // trustedUID reports whether a peer running as uid may share a brick's
 // data with a process running as self: root, or the same user.
 func trustedUID(uid, self int) bool { return uid == 0 || uid == self }
-
-// peerUser is the user and process at the other end of a Unix socket.
-func peerUser(c net.Conn) (uid, pid int, err error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1, 0, fmt.Errorf("not a Unix socket: %T", c)
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return -1, 0, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return -1, 0, err
-	}
-	if cerr != nil {
-		return -1, 0, fmt.Errorf("peer credentials: %w", cerr)
-	}
-	return int(cred.Uid), int(cred.Pid), nil
-}
 
 // DialLocal connects to the brick brickID of volume volumeID on the Unix
 // socket at path (SocketPath), and returns the connection once the brick
@@ -136,7 +93,7 @@ var ErrNotThatBrick = errors.New("another brick serves this socket")
 // checkLocal checks the server's user and asks it who it is with a ping,
 // before the connection carries anything else.
 func checkLocal(ctx context.Context, c net.Conn, volumeID, brickID string) error {
-	uid, _, err := peerUser(c)
+	uid, _, err := unixsock.PeerUser(c)
 	if err != nil {
 		return err
 	}

@@ -108,25 +108,6 @@ func TestLocalSocket(t *testing.T) {
 	}
 }
 
-// A socket path that does not fit a Unix socket address, or a file in
-// its place, leaves the brick serving TCP only.
-func TestLocalSocketRefused(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := listenLocal(discardLog(), "/"+strings.Repeat("x", maxSocketPath)); err == nil || !strings.Contains(err.Error(), "longer than") {
-		t.Fatalf("long path: %v", err)
-	}
-	file := filepath.Join(dir, "f.sock")
-	if err := os.WriteFile(file, []byte("data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := listenLocal(discardLog(), file); err == nil || !strings.Contains(err.Error(), "not a socket") {
-		t.Fatalf("regular file in the way: %v", err)
-	}
-	if b, err := os.ReadFile(file); err != nil || string(b) != "data" {
-		t.Fatalf("the file in the way was changed: %q %v", b, err)
-	}
-}
-
 // pingAsNobody runs this test binary as user nobody to ping the brick on
 // sock (TestLocalSocketHelper) and returns what it saw: denied (no
 // permission to connect), closed (connected, then closed unanswered) or

@@ -12,11 +12,10 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cais-platform/cais/api"
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/pki"
+	"github.com/cais-platform/cais/unixsock"
 )
 
 // caller is who made a request.
@@ -39,19 +38,7 @@ const (
 // localConn marks connections on the unix socket, after checking that the
 // peer is root (the socket's mode already says so; this is a second lock).
 func localConn(ctx context.Context, c net.Conn) context.Context {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return ctx
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return ctx
-	}
-	var cred *unix.Ucred
-	_ = raw.Control(func(fd uintptr) {
-		cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	})
-	if cred == nil || cred.Uid != 0 {
+	if uid, _, err := unixsock.PeerUser(c); err != nil || uid != 0 {
 		return ctx
 	}
 	return context.WithValue(ctx, keyLocal, true)

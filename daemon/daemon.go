@@ -40,6 +40,7 @@ import (
 	"github.com/cais-platform/cais/pki"
 	"github.com/cais-platform/cais/pool"
 	"github.com/cais-platform/cais/state"
+	"github.com/cais-platform/cais/unixsock"
 	"github.com/cais-platform/cais/volume"
 )
 
@@ -705,8 +706,11 @@ func (d *Daemon) publishLoop(ctx context.Context, m *member) {
 			k := key{sv.Spec.Volume, id}
 			seen[k] = true
 			st := state.BrickStatus{Node: d.uuid, Port: sv.Status.Port, Socket: sv.Status.Socket, PID: sv.Status.PID, Online: sv.Status.Online, Error: sv.Status.Err}
-			if old, ok := published[k]; ok && old.Port == st.Port && old.Socket == st.Socket && old.PID == st.PID && old.Online == st.Online && old.Error == st.Error {
-				continue
+			if old, ok := published[k]; ok {
+				old.Since = st.Since // when it was published: not part of the status
+				if old == st {
+					continue
+				}
 			}
 			st.Since = time.Now().UTC()
 			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -783,30 +787,17 @@ func lockDataDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// listenUnix listens on one of the daemon's root-only sockets
+// (unixsock.Listen), saying which flag moves it when another daemon
+// serves the path.
 func listenUnix(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create socket directory: %w", err)
+	// The data dir lock covers only sockets inside the data dir: another
+	// caisd with another data dir, or a dockerd, may serve this path.
+	ln, err := unixsock.Listen(path)
+	if errors.Is(err, errdefs.ErrExists) {
+		return nil, fmt.Errorf("%w (another caisd, or dockerd?); stop it or choose another path (--socket, --docker-socket)", err)
 	}
-	// A socket left by a crash is removed; one a live daemon answers on
-	// is not taken over (the data dir lock covers only sockets inside
-	// the data dir: another caisd with another data dir, or a dockerd,
-	// may serve this path).
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("%s is served by another running daemon (another caisd, or dockerd?); stop it or choose another path (--socket, --docker-socket): %w", path, errdefs.ErrExists)
-	}
-	os.Remove(path)
-	old := unix.Umask(0o077)
-	ln, err := net.Listen("unix", path)
-	unix.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("restrict %s: %w", path, err)
-	}
-	return ln, nil
+	return ln, err
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
