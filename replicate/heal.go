@@ -143,7 +143,7 @@ func (v *Volume) heal(ctx context.Context, p string, o healOpts) (Result, error)
 		case Metadata:
 			err = v.healMetadata(ctx, p, states, d)
 		case Data:
-			err = v.healData(ctx, p, d, &res, o)
+			err = v.healData(ctx, p, &res, o)
 		}
 		if err != nil {
 			return res, fmt.Errorf("%s heal of %q: %w", k, p, err)
@@ -284,9 +284,10 @@ func (v *Volume) lockAll(ctx context.Context, p string, idx []int) (func(), erro
 	return unlock, nil
 }
 
-func (v *Volume) healData(ctx context.Context, p string, d Decision, res *Result, o healOpts) error {
-	involved := append(append([]int(nil), d.Sources...), d.Sinks...)
-	unlock, err := v.lockAll(ctx, p, involved)
+func (v *Volume) healData(ctx context.Context, p string, res *Result, o healOpts) error {
+	// Every brick that is up, not only those the decision involved: the
+	// decision is made again under the lock, and may name others.
+	unlock, err := v.lockAll(ctx, p, v.upSet())
 	if err != nil {
 		return err
 	}
@@ -296,7 +297,7 @@ func (v *Volume) healData(ctx context.Context, p string, d Decision, res *Result
 	if err != nil {
 		return err
 	}
-	d = v.decide(states, Data, o)
+	d := v.decide(states, Data, o)
 	if d.SplitBrain {
 		return ErrSplitBrain
 	}

@@ -830,7 +830,7 @@ func (v *Volume) firstWrite(ctx context.Context, h *handle, off int64, data []by
 		idx = append(idx, i)
 	}
 	sortInts(idx)
-	d := DirtyDelta(len(v.kids), Data, 1)
+	d := v.writeMark(h, idx)
 	replies := make([]fop.WriteReply, len(v.kids))
 	errs := v.fanout(idx, func(i int, b Brick) error {
 		kh := h.kids[i]
@@ -867,6 +867,25 @@ func (v *Volume) firstWrite(ctx context.Context, h *handle, off int64, data []by
 	return replies[wrote[0]], lost, nil
 }
 
+// writeMark is the changelog delta a handle's writers' lock comes with on
+// the bricks in idx: the dirty mark, and the blame of every brick of the
+// set outside idx. The bricks a handle lacks were blamed when it was
+// opened, but a heal may have run between that open and the lock (no
+// writer holds one then) and cleared the blame; without it again, the
+// writes that follow would skip such a brick with nothing recording it.
+func (v *Volume) writeMark(h *handle, idx []int) []int32 {
+	d := DirtyDelta(len(v.kids), Data, 1)
+	missed := v.missing(idx)
+	if len(missed) == 0 {
+		return d
+	}
+	for k, n := range PendingDelta(len(v.kids), Data, 1, missed) {
+		d[k] += n
+	}
+	v.healNeeded(h.path)
+	return d
+}
+
 // dirty takes the writers' lock and marks the file dirty on the bricks in
 // idx, once per handle.
 func (v *Volume) dirty(ctx context.Context, h *handle, idx []int) error {
@@ -876,7 +895,7 @@ func (v *Volume) dirty(ctx context.Context, h *handle, idx []int) error {
 		return h.dirtyErr
 	}
 	h.dirtied = true
-	d := DirtyDelta(len(v.kids), Data, 1)
+	d := v.writeMark(h, idx)
 	errs := v.fanout(idx, func(i int, b Brick) error {
 		_, err := b.Xattrop(ctx, &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.LockShared, Handle: h.kids[i]})
 		return err
