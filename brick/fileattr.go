@@ -22,6 +22,34 @@ func (s *session) fgetattr(req *fop.HandleReq) (fop.Message, error) {
 	return &a, nil
 }
 
+// localFD names the descriptor behind a handle open for reading, for a
+// client of this machine to take a duplicate of (fop.OpLocalFD).
+func (s *session) localFD(req *fop.HandleReq) (fop.Message, error) {
+	var r fop.LocalFDReply
+	err := s.use(req.Handle, func(h *handle) error {
+		fl, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0)
+		if err != nil {
+			return err
+		}
+		if fl&unix.O_ACCMODE == unix.O_WRONLY || fl&unix.O_DIRECT != 0 {
+			return unix.EBADF
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(h.fd, &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return unix.EINVAL
+		}
+		r = fop.LocalFDReply{FD: uint32(h.fd), Dev: st.Dev, Ino: st.Ino}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 // fsetattr changes attributes in the order setattr does: owner, size,
 // mode, times.
 func (s *session) fsetattr(req *fop.FsetattrReq) (fop.Message, error) {

@@ -79,27 +79,47 @@ func DialLocal(ctx context.Context, path, volumeID, brickID string) (net.Conn, e
 	if err != nil {
 		return nil, err
 	}
-	if err := checkLocal(ctx, c, volumeID, brickID); err != nil {
+	pid, err := checkLocal(ctx, c, volumeID, brickID)
+	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("local brick socket %s: %w", path, err)
 	}
-	return rpc.NewBatchConn(c), nil
+	return &localConn{BatchConn: rpc.NewBatchConn(c), pid: pid}, nil
 }
+
+// localConn is a connection to a brick of this machine, which knows the
+// brick's process (fop.LocalPeer, for fop.OpLocalFD).
+type localConn struct {
+	*rpc.BatchConn
+	pid int
+}
+
+// PeerPID is the brick's process ID in this process's PID namespace, 0
+// when it is not in it.
+func (c *localConn) PeerPID() int { return c.pid }
+
+// NetConn is the BatchConn under c, which batches the frames written.
+func (c *localConn) NetConn() net.Conn { return c.BatchConn }
 
 // ErrNotThatBrick is returned by DialLocal when another brick (or none)
 // answers on the socket.
 var ErrNotThatBrick = errors.New("another brick serves this socket")
 
 // checkLocal checks the server's user and asks it who it is with a ping,
-// before the connection carries anything else.
-func checkLocal(ctx context.Context, c net.Conn, volumeID, brickID string) error {
-	uid, _, err := unixsock.PeerUser(c)
+// before the connection carries anything else. It returns the server's
+// process ID.
+func checkLocal(ctx context.Context, c net.Conn, volumeID, brickID string) (int, error) {
+	uid, pid, err := unixsock.PeerUser(c)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !trustedUID(uid, os.Geteuid()) {
-		return fmt.Errorf("served by uid %d, neither root nor this process's user", uid)
+		return 0, fmt.Errorf("served by uid %d, neither root nor this process's user", uid)
 	}
+	return pid, pingLocal(ctx, c, volumeID, brickID)
+}
+
+func pingLocal(ctx context.Context, c net.Conn, volumeID, brickID string) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(5 * time.Second)

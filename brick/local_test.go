@@ -1,6 +1,7 @@
 package brick
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -65,8 +66,13 @@ func TestLocalSocket(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, ok := c.(*rpc.BatchConn); !ok {
-		t.Errorf("local connection is a %T, not a BatchConn (posted calls would not batch)", c)
+	if nc, ok := c.(interface{ NetConn() net.Conn }); !ok {
+		t.Errorf("local connection is a %T, with no BatchConn under it (posted calls would not batch)", c)
+	} else if _, ok := nc.NetConn().(*rpc.BatchConn); !ok {
+		t.Errorf("local connection is over a %T, not a BatchConn (posted calls would not batch)", nc.NetConn())
+	}
+	if p, ok := c.(interface{ PeerPID() int }); !ok || p.PeerPID() != os.Getpid() {
+		t.Errorf("local connection's peer: %T %v, want this process %d", c, ok, os.Getpid())
 	}
 	cl := rpc.NewClient(c)
 	out, err := cl.Call(ctx, fop.OpLookup, fop.Marshal(&fop.PathReq{}))
@@ -182,4 +188,112 @@ func pingRaw(sock string) string {
 		return "read: " + err.Error()
 	}
 	return fmt.Sprintf("answered (status %d, %q)", f.Status, f.Payload)
+}
+
+// A client of a brick on its own machine reads an open file from a
+// duplicate of the brick's descriptor: the file the brick named, for
+// handles open for reading only, closed with the handle; over TCP there
+// is none.
+func TestLocalFD(t *testing.T) {
+	requireRoot(t)
+	dir, volID, cert := servedBrick(t)
+	sock := SocketPath(t.TempDir(), "b1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	cfg := ServerConfig{Volume: "v", VolumeID: volID, BrickID: "b1", Path: dir, Listen: "127.0.0.1:0",
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, LocalSocket: sock}
+	go func() { done <- Serve(ctx, discardLog(), cfg, func(a net.Addr) { addrc <- a }) }()
+	addr := (<-addrc).String()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for i := 0; ; i++ {
+		c, err := DialLocal(ctx, sock, volID, "b1")
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 250 {
+			t.Fatalf("dial the local socket: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	local := fop.NewClient(rpc.NewRedialer("b1", func(ctx context.Context, _ string) (net.Conn, error) {
+		return DialLocal(ctx, sock, volID, "b1")
+	}, discardLog()))
+	data := []byte(strings.Repeat("local read ", 1000))
+	w, err := local.Create(ctx, &fop.CreateReq{Path: "f", Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID(), Flags: syscall.O_WRONLY})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := local.Write(ctx, w.Handle, 0, data); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(data)+10)
+	if n, ok := local.ReadLocal(ctx, w.Handle, buf, 0); ok {
+		t.Fatalf("a write-only handle read %d bytes locally", n)
+	}
+	r, err := local.Open(ctx, "f", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := local.ReadLocal(ctx, r.Handle, buf, 5)
+	if !ok || !bytes.Equal(buf[:n], data[5:]) {
+		t.Fatalf("local read: %d bytes (ok %v), want %d", n, ok, len(data)-5)
+	}
+	// The client holds a descriptor of the brick's file, beside the
+	// brick's own of the two handles (the brick runs in this process).
+	brickFile := filepath.Join(dir, "f")
+	if fds := openOn(t, brickFile); len(fds) != 3 {
+		t.Fatalf("descriptors of %s in this process: %v, want the brick's two and the client's", brickFile, fds)
+	}
+	if n, ok := local.ReadLocal(ctx, r.Handle, buf[:4], 11); !ok || string(buf[:n]) != "loca" {
+		t.Fatalf("second local read: %q %v", buf[:n], ok)
+	}
+	if fds := openOn(t, brickFile); len(fds) != 3 {
+		t.Fatalf("descriptors after a second read: %v, want the first one kept", fds)
+	}
+	for _, h := range []uint64{r.Handle, w.Handle} {
+		if err := local.Release(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; len(openOn(t, brickFile)) != 0; i++ {
+		if i == 250 {
+			t.Fatalf("descriptors of the file after the releases: %v", openOn(t, brickFile))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The same brick over TLS: no descriptor to be had.
+	remote := fop.NewClient(rpc.NewRedialer(addr, func(ctx context.Context, addr string) (net.Conn, error) {
+		return rpc.DialTLS(ctx, &net.Dialer{}, addr, &tls.Config{InsecureSkipVerify: true})
+	}, discardLog()))
+	r, err = remote.Open(ctx, "f", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := remote.ReadLocal(ctx, r.Handle, buf, 0); ok {
+		t.Fatalf("a TLS connection read %d bytes locally", n)
+	}
+}
+
+// openOn lists the descriptors of this process open on path (the brick,
+// served in this process, has none between calls).
+func openOn(t *testing.T, path string) []string {
+	t.Helper()
+	fds, err := filepath.Glob("/proc/self/fd/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fd := range fds {
+		if p, err := os.Readlink(fd); err == nil && p == path {
+			out = append(out, filepath.Base(fd))
+		}
+	}
+	return out
 }

@@ -48,6 +48,7 @@ import (
 
 	"github.com/cais-platform/cais/distribute"
 	"github.com/cais-platform/cais/fop"
+	"github.com/cais-platform/cais/readahead"
 	"github.com/cais-platform/cais/rpc"
 )
 
@@ -107,9 +108,8 @@ type handle struct {
 	fd     int // -1 once closed
 	append bool
 	gfid   fop.GFID
-	// ahead is how far the file was asked into the page cache ahead of
-	// sequential reads, lastEnd where the last read ended (readAhead).
-	ahead, lastEnd atomic.Int64
+	// ra asks the file into the page cache ahead of sequential reads.
+	ra readahead.Tracker
 }
 
 // newSession opens the brick directory root for one connection. ping
@@ -294,6 +294,8 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte, pa *pare
 		return s.xattropRelease(ctx, &r)
 	case fop.OpFgetattr:
 		return call(payload, s.fgetattr)
+	case fop.OpLocalFD:
+		return call(payload, s.localFD)
 	case fop.OpFsetattr:
 		return call(payload, s.fsetattr)
 	case fop.OpFgetxattr:
@@ -1541,7 +1543,7 @@ func (s *session) read(req *fop.ReadReq) ([]byte, error) {
 	}
 	var data []byte
 	err := s.use(req.Handle, func(h *handle) error {
-		h.readAhead(req.Offset, int64(min(int(req.Size), maxRead)))
+		h.ra.Advise(h.fd, req.Offset, int64(min(int(req.Size), maxRead)))
 		buf := s.readBuf(min(int(req.Size), maxRead))
 		n := 0
 		for n < len(buf) {
@@ -1564,35 +1566,6 @@ func (s *session) read(req *fop.ReadReq) ([]byte, error) {
 		return nil
 	})
 	return data, err
-}
-
-// readAheadWindow is how far past a sequential reader the brick asks
-// the kernel to bring a file into the page cache; readAheadSlack how far
-// a read may land from the last one's end and still count as sequential
-// (a mount keeps several reads in flight, which may arrive out of order).
-const (
-	readAheadWindow = 16 << 20
-	readAheadSlack  = 8 << 20
-)
-
-// readAhead asks the kernel, without waiting, to read the file ahead of
-// a sequential reader, a window at a time once half of it is used: the
-// disk then works while replies travel.
-func (h *handle) readAhead(off, n int64) {
-	end := off + n
-	last := h.lastEnd.Swap(end)
-	if off != 0 && (off < last-readAheadSlack || off > last+readAheadSlack) {
-		h.ahead.Store(0)
-		return
-	}
-	ahead := h.ahead.Load()
-	if ahead > end+readAheadWindow/2 {
-		return
-	}
-	from, to := max(ahead, end), end+readAheadWindow
-	if h.ahead.CompareAndSwap(ahead, to) {
-		_ = unix.Fadvise(h.fd, from, to-from, unix.FADV_WILLNEED)
-	}
 }
 
 // bufPool lends buffers of one size, and takes back only those: a

@@ -882,3 +882,19 @@ func (v *Volume) Statfs(ctx context.Context) (fop.Statfs, error) {
 	}
 	return out, nil
 }
+
+var _ fop.LocalReader = (*Volume)(nil)
+
+// ReadLocal passes the read to the subvolume that holds the file
+// (fop.LocalReader).
+func (v *Volume) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64) (int, bool) {
+	sv, sh, err := v.sub(h)
+	if err != nil {
+		return 0, false
+	}
+	lr, ok := sv.(fop.LocalReader)
+	if !ok {
+		return 0, false
+	}
+	return lr.ReadLocal(ctx, sh, buf, off)
+}

@@ -260,6 +260,7 @@ type ReleaseReply struct {
 // XattropRelease applies req (by req.Handle) and releases the handle;
 // the handle is released even when the changelog update fails.
 func (c *Client) XattropRelease(ctx context.Context, req *XattropReq) (ReleaseReply, error) {
+	c.local.drop(req.Handle)
 	out, err := c.c.Call(ctx, OpXattropRelease, Marshal(req))
 	if err != nil {
 		return ReleaseReply{}, Errno(err)

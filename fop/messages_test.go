@@ -44,6 +44,7 @@ func samples() []Message {
 		&Lk{Start: 1, End: 2, Type: LockRead, Pid: 7},
 		&Upcall{Flags: UpcallEntry | UpcallData, GFID: NewGFID(), Path: "d/f"},
 		&Hello{Features: ClientFeatures},
+		&LocalFDReply{FD: 12, Dev: 2049, Ino: 1 << 40},
 	}
 }
 

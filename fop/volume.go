@@ -72,6 +72,8 @@ type Client struct {
 	// and handles lost with a connection are never released.
 	locked     map[uint64]struct{}
 	lockedConn uint64
+
+	local localFDs // LocalFD's descriptors
 }
 
 var _ Volume = (*Client)(nil)
@@ -213,6 +215,7 @@ func (c *Client) lockedFor(n uint64) map[uint64]struct{} {
 // handle's locks go with its release, so a handle that took one is
 // released with a call that returns once they are gone.
 func (c *Client) Release(ctx context.Context, h uint64) error {
+	c.local.drop(h)
 	n := c.conns()
 	c.mu.Lock()
 	held := c.lockedFor(n) // a lost connection's locks went with it

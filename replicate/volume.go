@@ -1395,3 +1395,26 @@ func (v *Volume) Fremovexattr(ctx context.Context, id uint64, name string) error
 		func(p string) error { return v.Removexattr(ctx, p, name) },
 		func(b Brick, kh uint64) error { return b.Fremovexattr(ctx, kh, name) })
 }
+
+var _ fop.LocalReader = (*Volume)(nil)
+
+// ReadLocal reads from the copy reads of id go to, when that brick is up
+// and on this machine (fop.LocalReader).
+func (v *Volume) ReadLocal(ctx context.Context, id uint64, buf []byte, off int64) (int, bool) {
+	h, err := v.handle(id)
+	if err != nil {
+		return 0, false
+	}
+	h.mu.Lock()
+	i := h.read
+	kh, ok := h.kids[i]
+	h.mu.Unlock()
+	if !ok || v.kids[i].arbiter || !v.kids[i].up.Load() {
+		return 0, false
+	}
+	lr, ok := v.kids[i].b.(fop.LocalReader)
+	if !ok {
+		return 0, false
+	}
+	return lr.ReadLocal(ctx, kh, buf, off)
+}

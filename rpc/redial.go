@@ -65,6 +65,23 @@ func (r *Redialer) Conns() uint64 {
 	return r.conns
 }
 
+// LocalPeer is the process at the other end of the current connection,
+// when the connection knows it (a PeerPID method: a Unix socket to a
+// brick of this machine), with the connection's number (Conns) and a
+// channel closed when it ends (fop.LocalPeer).
+func (r *Redialer) LocalPeer() (pid int, conn uint64, done <-chan struct{}, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.c == nil {
+		return 0, 0, nil, false
+	}
+	p, ok := r.c.c.(interface{ PeerPID() int })
+	if !ok {
+		return 0, 0, nil, false
+	}
+	return p.PeerPID(), r.conns, r.c.Done(), true
+}
+
 func (r *Redialer) conn(ctx context.Context) (*Client, error) {
 	r.mu.Lock()
 	if r.c != nil {

@@ -679,3 +679,18 @@ func (v *Volume) Fremovexattr(ctx context.Context, h uint64, name string) error 
 	}
 	return fx.Fremovexattr(ctx, h, name)
 }
+
+var _ fop.LocalReader = (*Volume)(nil)
+
+// ReadLocal is the layer below's, once the writes of the file that wait
+// here have landed, as Read does (fop.LocalReader).
+func (v *Volume) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64) (int, bool) {
+	lr, ok := v.inner.(fop.LocalReader)
+	if !ok {
+		return 0, false
+	}
+	if f := v.file(h); f != nil {
+		v.waitPath(f.path)
+	}
+	return lr.ReadLocal(ctx, h, buf, off)
+}

@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cais-platform/cais/test/clustertest"
+)
+
+// A mount reads a file read on past its start from the copy on a brick of
+// its own machine directly (a descriptor taken from the brick): it sees
+// what another client writes, drops the descriptor with the file, and
+// reads from the other copy when that brick dies.
+func TestLocalReads(t *testing.T) {
+	needFuse(t)
+	c := clustertest.New(t)
+	nodes := c.Pool(2)
+	n1, n2 := nodes[0], nodes[1]
+	b1, b2 := n1.Brick("lr1"), n2.Brick("lr2")
+	n1.MustCLI("volume", "create", "lr", "replica", "2", b1, b2, "force")
+	n1.MustCLI("volume", "start", "lr")
+	local := mountAs(t, c, n1, "lr", "lr-local")
+	other := mountAs(t, c, n1, "lr", "lr-tcp", "--transport", "tcp")
+	off := mountAs(t, c, n1, "lr", "lr-off", "--local-reads=false")
+
+	const mib = 1 << 20
+	data := make([]byte, 8*mib)
+	rand.New(rand.NewSource(1)).Read(data)
+	if err := os.WriteFile(filepath.Join(other, "f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(local, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	readAt := func(at, n int) []byte {
+		t.Helper()
+		// The kernel's pages of the file go first, so the read reaches
+		// the mount.
+		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, n)
+		got, err := f.ReadAt(buf, int64(at))
+		if err != nil {
+			t.Fatalf("read at %d: %v", at, err)
+		}
+		return buf[:got]
+	}
+	if got := readAt(0, 3*mib); !bytes.Equal(got, data[:3*mib]) {
+		t.Fatal("first 3 MiB differ")
+	}
+	brickFile := filepath.Join(brickPath(b1), "f")
+	pid := mountPID(t, local)
+	if !holds(t, pid, brickFile) {
+		t.Fatalf("the mount reads without a descriptor of %s", brickFile)
+	}
+	if holds(t, mountPID(t, off), brickFile) {
+		// It has read nothing yet; make it read, then look.
+		t.Fatal("the --local-reads=false mount holds the brick's file")
+	}
+	if got, err := os.ReadFile(filepath.Join(off, "f")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read through the --local-reads=false mount: %d bytes, %v", len(got), err)
+	}
+	offF, err := os.Open(filepath.Join(off, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := offF.ReadAt(make([]byte, 2*mib), 0); err != nil {
+		t.Fatal(err)
+	}
+	if holds(t, mountPID(t, off), brickFile) {
+		t.Fatal("the --local-reads=false mount holds the brick's file")
+	}
+	offF.Close()
+
+	// Another client rewrites a MiB in the middle: the local read sees it.
+	fresh := bytes.Repeat([]byte("new data "), mib/9+1)[:mib]
+	w, err := os.OpenFile(filepath.Join(other, "f"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(fresh, 5*mib); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[5*mib:], fresh)
+	if got := readAt(4*mib, 2*mib); !bytes.Equal(got, data[4*mib:6*mib]) {
+		t.Fatalf("after another client's write: read %q..., want %q...", got[mib:mib+20], data[5*mib:5*mib+20])
+	}
+
+	// The local brick dies: reads go on from the other copy.
+	n1.Send(syscall.SIGSTOP) // no restart meanwhile
+	for _, p := range n1.BrickPIDs() {
+		if err := syscall.Kill(p, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if got := readAt(2*mib, 6*mib); !bytes.Equal(got, data[2*mib:]) {
+			t.Fatal("read after the local brick died differs")
+		}
+		if holds(t, pid, brickFile) {
+			return fmt.Errorf("the mount still reads the dead brick's copy")
+		}
+		return nil
+	})
+	n1.Send(syscall.SIGCONT)
+	f.Close()
+}
+
+// holds reports whether process pid has path open.
+func holds(t *testing.T, pid int, path string) bool {
+	t.Helper()
+	fds, err := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if p, err := os.Readlink(fd); err == nil && p == path {
+			return true
+		}
+	}
+	return false
+}
