@@ -60,7 +60,7 @@ type localFDs struct {
 	mu   sync.RWMutex
 	conn uint64
 	fds  map[uint64]*localFile // fd -1: the handle's data is not to be had locally
-	off  bool           // the brick or the kernel refused: stop asking
+	off  bool                  // the brick or the kernel refused: stop asking
 }
 
 // localFile is a descriptor taken from the brick.
