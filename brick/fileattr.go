@@ -22,8 +22,9 @@ func (s *session) fgetattr(req *fop.HandleReq) (fop.Message, error) {
 	return &a, nil
 }
 
-// localFD names the descriptor behind a handle open for reading, for a
-// client of this machine to take a duplicate of (fop.OpLocalFD).
+// localFD names the descriptor behind a handle, for a client of this
+// machine to take a duplicate of (fop.OpLocalFD). Handles for direct I/O
+// are refused: their reads and writes keep the brick's path.
 func (s *session) localFD(req *fop.HandleReq) (fop.Message, error) {
 	var r fop.LocalFDReply
 	err := s.use(req.Handle, func(h *handle) error {
@@ -31,8 +32,8 @@ func (s *session) localFD(req *fop.HandleReq) (fop.Message, error) {
 		if err != nil {
 			return err
 		}
-		if fl&unix.O_ACCMODE == unix.O_WRONLY || fl&unix.O_DIRECT != 0 {
-			return unix.EBADF
+		if fl&unix.O_DIRECT != 0 {
+			return unix.EINVAL
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(h.fd, &st); err != nil {
@@ -41,13 +42,20 @@ func (s *session) localFD(req *fop.HandleReq) (fop.Message, error) {
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return unix.EINVAL
 		}
-		r = fop.LocalFDReply{FD: uint32(h.fd), Dev: st.Dev, Ino: st.Ino}
+		r = fop.LocalFDReply{FD: uint32(h.fd), Dev: st.Dev, Ino: st.Ino, GFID: h.gfid}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// localWrote hears that a client wrote through its duplicate of a
+// handle's descriptor (fop.OpLocalWrote): the other clients hear of the
+// change as of a write (upcalls).
+func (s *session) localWrote(req *fop.LocalWroteReq) (fop.Message, error) {
+	return nil, s.use(req.Handle, func(*handle) error { return nil })
 }
 
 // fsetattr changes attributes in the order setattr does: owner, size,

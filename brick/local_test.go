@@ -190,10 +190,9 @@ func pingRaw(sock string) string {
 	return fmt.Sprintf("answered (status %d, %q)", f.Status, f.Payload)
 }
 
-// A client of a brick on its own machine reads an open file from a
-// duplicate of the brick's descriptor: the file the brick named, for
-// handles open for reading only, closed with the handle; over TCP there
-// is none.
+// A client of a brick on its own machine reads and writes an open file
+// through a duplicate of the brick's descriptor: the file the brick
+// named, kept once and closed with the handle; over TCP there is none.
 func TestLocalFD(t *testing.T) {
 	requireRoot(t)
 	dir, volID, cert := servedBrick(t)
@@ -236,6 +235,19 @@ func TestLocalFD(t *testing.T) {
 	if n, ok := local.ReadLocal(ctx, w.Handle, buf, 0); ok {
 		t.Fatalf("a write-only handle read %d bytes locally", n)
 	}
+	// A write past the start goes through the descriptor, and reports
+	// the file's attributes after it as the brick does.
+	wr, err := local.Write(ctx, w.Handle, int64(len(data)), []byte("and more"))
+	if err != nil || wr.Written != 8 || wr.Attr.Size != uint64(len(data)+8) || wr.Attr.GFID.IsZero() {
+		t.Fatalf("local write: %+v %v", wr, err)
+	}
+	data = append(data, "and more"...)
+	if got, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("brick's file after the local write: %d bytes, %v", len(got), err)
+	}
+	if a, err := local.Fgetattr(ctx, w.Handle); err != nil || a.Ino != wr.Attr.Ino || a.Size != wr.Attr.Size || a.Mtime != wr.Attr.Mtime {
+		t.Fatalf("brick's attributes %+v %v, local write's %+v", a, err, wr.Attr)
+	}
 	r, err := local.Open(ctx, "f", syscall.O_RDONLY)
 	if err != nil {
 		t.Fatal(err)
@@ -244,16 +256,16 @@ func TestLocalFD(t *testing.T) {
 	if !ok || !bytes.Equal(buf[:n], data[5:]) {
 		t.Fatalf("local read: %d bytes (ok %v), want %d", n, ok, len(data)-5)
 	}
-	// The client holds a descriptor of the brick's file, beside the
-	// brick's own of the two handles (the brick runs in this process).
+	// The client holds a descriptor of the brick's file for each handle,
+	// beside the brick's own (the brick runs in this process).
 	brickFile := filepath.Join(dir, "f")
-	if fds := openOn(t, brickFile); len(fds) != 3 {
-		t.Fatalf("descriptors of %s in this process: %v, want the brick's two and the client's", brickFile, fds)
+	if fds := openOn(t, brickFile); len(fds) != 4 {
+		t.Fatalf("descriptors of %s in this process: %v, want the brick's two and the client's two", brickFile, fds)
 	}
 	if n, ok := local.ReadLocal(ctx, r.Handle, buf[:4], 11); !ok || string(buf[:n]) != "loca" {
 		t.Fatalf("second local read: %q %v", buf[:n], ok)
 	}
-	if fds := openOn(t, brickFile); len(fds) != 3 {
+	if fds := openOn(t, brickFile); len(fds) != 4 {
 		t.Fatalf("descriptors after a second read: %v, want the first one kept", fds)
 	}
 	for _, h := range []uint64{r.Handle, w.Handle} {
@@ -278,6 +290,9 @@ func TestLocalFD(t *testing.T) {
 	}
 	if n, ok := remote.ReadLocal(ctx, r.Handle, buf, 0); ok {
 		t.Fatalf("a TLS connection read %d bytes locally", n)
+	}
+	if got := openOn(t, brickFile); len(got) != 1 {
+		t.Fatalf("descriptors of the file with a TLS client's handle: %v, want the brick's", got)
 	}
 }
 

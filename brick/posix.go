@@ -184,7 +184,7 @@ func (s *session) Handle(ctx context.Context, op uint16, payload []byte) (status
 	}
 	if status == 0 && pa.ok {
 		// Its GFID is not read: a mount knows the directory already.
-		reply = fop.AppendParentAttr(reply, toAttr(&pa.st, fop.GFID{}))
+		reply = fop.AppendParentAttr(reply, fop.AttrOf(&pa.st, fop.GFID{}))
 	}
 	return status, reply
 }
@@ -296,6 +296,8 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte, pa *pare
 		return call(payload, s.fgetattr)
 	case fop.OpLocalFD:
 		return call(payload, s.localFD)
+	case fop.OpLocalWrote:
+		return call(payload, s.localWrote)
 	case fop.OpFsetattr:
 		return call(payload, s.fsetattr)
 	case fop.OpFgetxattr:
@@ -755,34 +757,12 @@ func fdGFID(fd int) fop.GFID {
 
 // toAttr makes the attributes a client sees. The inode number is folded
 // from the GFID, so it is the same on every replica.
-func toAttr(st *unix.Stat_t, g fop.GFID) fop.Attr {
-	ino := st.Ino
-	if !g.IsZero() {
-		ino = fop.InoOf(g)
-	}
-	return fop.Attr{
-		GFID:    g,
-		Ino:     ino,
-		Mode:    st.Mode,
-		Nlink:   uint32(st.Nlink),
-		UID:     st.Uid,
-		GID:     st.Gid,
-		Rdev:    st.Rdev,
-		Size:    uint64(st.Size),
-		Blocks:  uint64(st.Blocks),
-		Blksize: uint32(st.Blksize),
-		Atime:   st.Atim.Nano(),
-		Mtime:   st.Mtim.Nano(),
-		Ctime:   st.Ctim.Nano(),
-	}
-}
-
 func (l loc) attr() (fop.Attr, error) {
 	var st unix.Stat_t
 	if err := l.stat(&st); err != nil {
 		return fop.Attr{}, err
 	}
-	return toAttr(&st, l.readGFID()), nil
+	return fop.AttrOf(&st, l.readGFID()), nil
 }
 
 func fdAttr(fd int, g fop.GFID) (fop.Attr, error) {
@@ -790,7 +770,7 @@ func fdAttr(fd int, g fop.GFID) (fop.Attr, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return fop.Attr{}, err
 	}
-	return toAttr(&st, g), nil
+	return fop.AttrOf(&st, g), nil
 }
 
 // xattrValue reads one extended attribute of any size.
@@ -870,7 +850,7 @@ func (s *session) lookup(req *fop.PathReq) (fop.Message, error) {
 	if err := l.stat(&st); err != nil {
 		return nil, err
 	}
-	e := &fop.Entry{Attr: toAttr(&st, l.readGFID())}
+	e := &fop.Entry{Attr: fop.AttrOf(&st, l.readGFID())}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 		if e.Changelog, err = optionalXattr(func(b []byte) (int, error) { return l.getxattr(fop.ChangelogXattr, b) }); err != nil {
 			return nil, err
@@ -1120,7 +1100,7 @@ func (s *session) finishCreateSteps(l loc, req *fop.CreateReq, chmod bool, made 
 	if err != nil {
 		return fop.Attr{}, err
 	}
-	return toAttr(&st, req.GFID), nil
+	return fop.AttrOf(&st, req.GFID), nil
 }
 
 func (s *session) mkdir(req *fop.CreateReq, pa *parentAttr) (fop.Message, error) {
@@ -1430,7 +1410,7 @@ func (s *session) open(req *fop.OpenReq) (fop.Message, error) {
 		return nil, err
 	}
 	g := fdGFID(fd)
-	return s.addHandle(fd, flags, g, toAttr(&st, g))
+	return s.addHandle(fd, flags, g, fop.AttrOf(&st, g))
 }
 
 func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error) {
@@ -1484,7 +1464,7 @@ func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error
 			return nil, err
 		}
 		g := fdGFID(fd)
-		return s.addHandle(fd, flags, g, toAttr(&st, g))
+		return s.addHandle(fd, flags, g, fop.AttrOf(&st, g))
 	}
 	return nil, unix.EAGAIN
 }
@@ -1494,7 +1474,7 @@ func (s *session) finishCreateFD(fd int, req *fop.CreateReq, made uint32) (fop.A
 	if err != nil {
 		return fop.Attr{}, err
 	}
-	return toAttr(&st, req.GFID), nil
+	return fop.AttrOf(&st, req.GFID), nil
 }
 
 func (s *session) addHandle(fd, flags int, g fop.GFID, a fop.Attr) (fop.Message, error) {
@@ -1816,7 +1796,7 @@ func (s *session) readdir(req *fop.ReaddirReq) (fop.Message, error) {
 			if hasGFID {
 				gfid = el.readGFID()
 			}
-			en.Attr = toAttr(&st, gfid)
+			en.Attr = fop.AttrOf(&st, gfid)
 			if hasLinkTo {
 				v, err := optionalXattr(func(b []byte) (int, error) { return el.getxattr(linkToXattr, b) })
 				if err == nil {

@@ -152,7 +152,7 @@ func (b *testBrick) checkParent(op uint16, req fop.Message, pa fop.Attr) {
 	if err := unix.Lstat(dir, &st); err != nil {
 		b.t.Fatalf("op %d %s: %v", op, p, err)
 	}
-	want := toAttr(&st, fop.GFID{})
+	want := fop.AttrOf(&st, fop.GFID{})
 	if pa.Ino != want.Ino || pa.Mode != want.Mode || pa.Nlink != want.Nlink || pa.Size != want.Size ||
 		pa.Mtime != want.Mtime || pa.Ctime != want.Ctime {
 		b.t.Fatalf("op %d %s: the reply's directory attributes %+v, the brick's %+v", op, p, pa, want)

@@ -120,6 +120,13 @@ func changes(op uint16, payload []byte, handleGFID func(uint64) fop.GFID) []fop.
 				return []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}
 			}
 		}
+	case fop.OpLocalWrote: // a client of this machine wrote through the descriptor
+		var req fop.LocalWroteReq
+		if fop.Unmarshal(payload, &req) == nil {
+			if g := handleGFID(req.Handle); !g.IsZero() {
+				return []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}
+			}
+		}
 	case fop.OpWriteDirty: // the replicate layer's first write
 		var req fop.WriteDirtyReq
 		if fop.Unmarshal(payload, &req) == nil {
@@ -159,7 +166,7 @@ func mutates(op uint16, status syscall.Errno) bool {
 	}
 	switch op {
 	case fop.OpMkdir, fop.OpMknod, fop.OpSymlink, fop.OpCreate, fop.OpUnlink, fop.OpUnlinkFile, fop.OpRmdir,
-		fop.OpRename, fop.OpLink, fop.OpSetattr, fop.OpFsetattr, fop.OpWrite, fop.OpWriteDirty,
+		fop.OpRename, fop.OpLink, fop.OpSetattr, fop.OpFsetattr, fop.OpWrite, fop.OpWriteDirty, fop.OpLocalWrote,
 		fop.OpSetxattr, fop.OpRemovexattr, fop.OpFsetxattr, fop.OpFremovexattr:
 		return true
 	}

@@ -69,8 +69,8 @@ func MountHelperArgs(args []string) []string {
 					flags = append(flags, "--log-file", v)
 				case "transport":
 					flags = append(flags, "--transport", v)
-				case "local-reads":
-					flags = append(flags, "--local-reads="+strconv.FormatBool(v != "off" && v != "no" && v != "false" && v != "0"))
+				case "local-io":
+					flags = append(flags, "--local-io="+strconv.FormatBool(v != "off" && v != "no" && v != "false" && v != "0"))
 				case "backup-volfile-servers":
 					// gluster's form: server2:server3.
 					flags = append(flags, "--backup-volfile-servers", strings.ReplaceAll(v, ":", ","))

@@ -40,9 +40,9 @@ type mountFlags struct {
 	logFile   string
 	backups   []string
 	transport string
-	// localReads: reads of a copy on a brick of this machine go to it
-	// directly (fop.LocalReader).
-	localReads bool
+	// localIO: reads and writes of a copy on a brick of this machine go
+	// to it directly (fop.OpLocalFD).
+	localIO bool
 }
 
 // Transports a mount reaches bricks by (--transport).
@@ -99,7 +99,7 @@ func (a *app) mountCmd() *cobra.Command {
 	cmd.Flags().StringVar(&mf.logFile, "log-file", "", "log of the mount process (default /var/log/cais/mnt-<mountpoint>.log)")
 	cmd.Flags().StringSliceVar(&mf.backups, "backup-volfile-servers", nil, "servers to ask for the volume when HOST cannot be reached (gluster's option; HOST1:HOST2 in mount -o)")
 	cmd.Flags().StringVar(&mf.transport, "transport", transportAuto, "how to reach the bricks: auto (those on this machine through their Unix sockets, the others with TLS over TCP) or tcp (all with TLS over TCP)")
-	cmd.Flags().BoolVar(&mf.localReads, "local-reads", true, "read files whose copy is on a brick of this machine straight from that copy (with --transport auto)")
+	cmd.Flags().BoolVar(&mf.localIO, "local-io", true, "read and write files whose copy is on a brick of this machine straight in that copy (with --transport auto)")
 	return cmd
 }
 
@@ -130,8 +130,8 @@ func (a *app) mountBackground(args []string, mnt string, mf mountFlags) error {
 		argv = append(argv, "--backup-volfile-servers", strings.Join(mf.backups, ","))
 	}
 	argv = append(argv, "--transport", mf.transport)
-	if !mf.localReads {
-		argv = append(argv, "--local-reads=false")
+	if !mf.localIO {
+		argv = append(argv, "--local-io=false")
 	}
 	argv = append(argv, args...)
 	c := exec.Command(self, argv...)
@@ -270,7 +270,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, mf mountFlags) error {
 	timeout, inval := volgraph.CacheTimeout(&v)
 	cache := mount.NewCache()
 	local := mf.transport == transportAuto
-	gcfg := volgraph.Config{Volume: v, Addrs: addrs, Sockets: brickSockets(st, local), Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+	gcfg := volgraph.Config{Volume: v, Addrs: addrs, Sockets: brickSockets(st, local), NoLocalIO: !mf.localIO, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 		return rpc.DialTLS(ctx, dialer, addr, tlsCfg)
 	}, Log: log}
 	if inval {
@@ -284,7 +284,6 @@ func (a *app) serveMount(host, volName, spec, mnt string, mf mountFlags) error {
 	defer g.Close()
 	go a.followBricks(ctx, volName, g, pool, tlsCfg, local, log)
 	mopts.ReleaseRead = g.Buffers.Put
-	mopts.NoLocalReads = !mf.localReads
 	// With upcalls the mount knows each file's set-ID bits and clears
 	// them itself on writes, and the kernel stops asking for
 	// security.capability before each one.

@@ -13,28 +13,56 @@ import (
 	"github.com/cais-platform/cais/readahead"
 )
 
-// Local reads: a mount reads a file whose copy sits on a brick of its own
-// machine straight from that copy, without the brick copying it into a
-// reply and the mount out of one. The brick names the descriptor its
-// handle holds (OpLocalFD) and the client takes a duplicate of it from the
-// brick process with pidfd_getfd(2), which only a process allowed to
-// trace the brick may do (root). The duplicate is checked to be the
-// file the brick named (device and inode) before it serves a byte.
+// Local I/O: a mount reads and writes a file whose copy sits on a brick of
+// its own machine straight in that copy, without the brick copying the
+// data into a reply or out of a call, and the mount out of one or into
+// one. The brick names the descriptor its handle holds (OpLocalFD) and
+// the client takes a duplicate of it from the brick process with
+// pidfd_getfd(2), which only a process allowed to trace the brick may do
+// (root). The duplicate is checked to be the file the brick named
+// (device and inode) before it serves a byte. A write through it is
+// told to the brick after the fact (OpLocalWrote), which tells the other
+// clients as it does of its own writes (upcalls).
 
 // OpLocalFD names the descriptor behind an open handle (HandleReq →
-// LocalFDReply). A brick refuses it for handles not open for reading.
+// LocalFDReply). A brick refuses it for handles open for direct I/O.
 const OpLocalFD uint16 = 173
 
-// LocalFDReply is the brick's descriptor number for a handle and the
-// file it is open on.
+// OpLocalWrote tells the brick that the client wrote through its
+// duplicate of a handle's descriptor (LocalWroteReq, sent without
+// waiting for a reply).
+const OpLocalWrote uint16 = 174
+
+// LocalFDReply is the brick's descriptor number for a handle, the file it
+// is open on, and that file's GFID.
 type LocalFDReply struct {
-	FD  uint32
-	Dev uint64
-	Ino uint64
+	FD   uint32
+	Dev  uint64
+	Ino  uint64
+	GFID GFID
 }
 
-func (m *LocalFDReply) Encode(e *Encoder) { e.U32(m.FD); e.U64(m.Dev); e.U64(m.Ino) }
-func (m *LocalFDReply) Decode(d *Decoder) { m.FD = d.U32(); m.Dev = d.U64(); m.Ino = d.U64() }
+func (m *LocalFDReply) Encode(e *Encoder) { e.U32(m.FD); e.U64(m.Dev); e.U64(m.Ino); e.GFID(m.GFID) }
+func (m *LocalFDReply) Decode(d *Decoder) {
+	m.FD = d.U32()
+	m.Dev = d.U64()
+	m.Ino = d.U64()
+	m.GFID = d.GFID()
+}
+
+// LocalWroteReq is a write a client made through a handle's descriptor.
+type LocalWroteReq struct {
+	Handle uint64
+	Offset int64
+	Length uint32
+}
+
+func (m *LocalWroteReq) Encode(e *Encoder) { e.U64(m.Handle); e.I64(m.Offset); e.U32(m.Length) }
+func (m *LocalWroteReq) Decode(d *Decoder) {
+	m.Handle = d.U64()
+	m.Offset = d.I64()
+	m.Length = d.U32()
+}
 
 // LocalReader is implemented by the layers that can read an open file's
 // data straight from its copy on a brick of this machine. ReadLocal reads
@@ -65,8 +93,11 @@ type localFDs struct {
 
 // localFile is a descriptor taken from the brick.
 type localFile struct {
-	fd int
-	ra readahead.Tracker
+	fd       int
+	gfid     GFID
+	readable bool
+	writable bool // and not O_APPEND: an appending write keeps the brick's path
+	ra       readahead.Tracker
 }
 
 // pread reads from handle h's descriptor on connection conn; known is
@@ -78,7 +109,7 @@ func (l *localFDs) pread(conn, h uint64, buf []byte, off int64) (n int, known, o
 		return 0, false, false
 	}
 	f, known := l.fds[h]
-	if !known || f.fd < 0 {
+	if !known || f.fd < 0 || !f.readable {
 		return 0, known || l.off, false
 	}
 	fd := f.fd
@@ -99,27 +130,67 @@ func (l *localFDs) pread(conn, h uint64, buf []byte, off int64) (n int, known, o
 	return n, true, true
 }
 
-// put keeps fd (or -1: none to be had) for handle h of connection conn,
-// unless the connection changed or another read put one first. A new
+// put keeps f (nil: none to be had) for handle h of connection conn,
+// unless the connection changed or another call put one first. A new
 // connection drops the descriptors of the last one (their handles died
 // with it).
-func (l *localFDs) put(conn, h uint64, fd int) {
+func (l *localFDs) put(conn, h uint64, f *localFile) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn != conn {
 		l.closeAllLocked()
 		l.conn = conn
 	}
+	if f == nil {
+		f = &localFile{fd: -1}
+	}
 	if _, ok := l.fds[h]; ok {
-		if fd >= 0 {
-			unix.Close(fd)
+		if f.fd >= 0 {
+			unix.Close(f.fd)
 		}
 		return
 	}
 	if l.fds == nil {
 		l.fds = map[uint64]*localFile{}
 	}
-	l.fds[h] = &localFile{fd: fd}
+	l.fds[h] = f
+}
+
+// pwrite writes through handle h's descriptor on connection conn, and
+// returns the file's attributes after it; known is false when there is
+// no descriptor yet, ok false when writes must go to the brick.
+func (l *localFDs) pwrite(conn, h uint64, data []byte, off int64) (r WriteReply, err error, known, ok bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.conn != conn {
+		return r, nil, false, false
+	}
+	f, known := l.fds[h]
+	if !known || f.fd < 0 || !f.writable {
+		return r, nil, known || l.off, false
+	}
+	n := 0
+	for n < len(data) {
+		m, err := unix.Pwrite(f.fd, data[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if n > 0 {
+				break // a short write, as the brick reports one
+			}
+			return r, err, true, true
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(f.fd, &st); err != nil {
+		return r, err, true, true
+	}
+	return WriteReply{Written: uint32(n), Attr: AttrOf(&st, f.gfid)}, nil, true, true
 }
 
 // closeAll closes every descriptor (their brick is gone).
@@ -157,7 +228,7 @@ var _ LocalReader = (*Client)(nil)
 // connection's end.
 func (c *Client) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64) (int, bool) {
 	lp, ok := c.c.(LocalPeer)
-	if !ok {
+	if !ok || c.NoLocalIO {
 		return 0, false
 	}
 	pid, conn, done, ok := lp.LocalPeer()
@@ -175,7 +246,54 @@ func (c *Client) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64)
 	if n, known, ok := c.local.pread(conn, h, buf, off); known {
 		return n, ok
 	}
-	fd, err := c.takeFD(ctx, pid, done, h)
+	c.fetchFD(ctx, pid, conn, done, h)
+	n, _, ok := c.local.pread(conn, h, buf, off)
+	return n, ok
+}
+
+// writeLocal writes through the descriptor behind h, when the brick is
+// on this machine and the handle writes without O_APPEND; ok false when
+// the write must go to the brick.
+func (c *Client) writeLocal(ctx context.Context, h uint64, off int64, data []byte) (WriteReply, bool, error) {
+	lp, ok := c.c.(LocalPeer)
+	if !ok || c.NoLocalIO {
+		return WriteReply{}, false, nil
+	}
+	post, ok := c.c.(Poster)
+	if !ok {
+		return WriteReply{}, false, nil
+	}
+	pid, conn, done, ok := lp.LocalPeer()
+	if !ok || pid <= 0 {
+		return WriteReply{}, false, nil
+	}
+	select {
+	case <-done:
+		c.local.closeAll()
+		return WriteReply{}, false, nil
+	default:
+	}
+	r, err, known, ok := c.local.pwrite(conn, h, data, off)
+	if !known {
+		c.fetchFD(ctx, pid, conn, done, h)
+		r, err, _, ok = c.local.pwrite(conn, h, data, off)
+	}
+	if !ok {
+		return WriteReply{}, false, nil
+	}
+	if err != nil {
+		return WriteReply{}, true, err
+	}
+	// The other clients hear of it from the brick. The connection is
+	// alive or the handle is gone with it: nothing to tell either way.
+	_ = post.Post(ctx, OpLocalWrote, Marshal(&LocalWroteReq{Handle: h, Offset: off, Length: r.Written}))
+	return r, true, nil
+}
+
+// fetchFD takes the descriptor behind h from the brick and keeps it (or
+// that there is none to be had).
+func (c *Client) fetchFD(ctx context.Context, pid int, conn uint64, done <-chan struct{}, h uint64) {
+	f, err := c.takeFD(ctx, pid, done, h)
 	if err != nil {
 		// A brick that does not know the call or a kernel that does not
 		// let this process take descriptors will not change its mind.
@@ -184,58 +302,87 @@ func (c *Client) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64)
 			c.local.off = true
 			c.local.mu.Unlock()
 		}
-		fd = -1
+		f = nil
 	}
-	c.local.put(conn, h, fd)
-	n, _, ok := c.local.pread(conn, h, buf, off)
-	return n, ok
+	c.local.put(conn, h, f)
 }
 
 // takeFD duplicates the brick's descriptor for h into this process.
-func (c *Client) takeFD(ctx context.Context, pid int, done <-chan struct{}, h uint64) (int, error) {
+func (c *Client) takeFD(ctx context.Context, pid int, done <-chan struct{}, h uint64) (*localFile, error) {
 	var r LocalFDReply
 	if err := c.call(ctx, OpLocalFD, &HandleReq{Handle: h}, &r); err != nil {
-		return -1, err
+		return nil, err
 	}
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
 	defer unix.Close(pidfd)
 	// The pidfd names the brick only if the brick still runs: its
 	// connection open after pidfd_open means the PID was not reused.
 	select {
 	case <-done:
-		return -1, syscall.ENOTCONN
+		return nil, syscall.ENOTCONN
 	default:
 	}
 	fd, err := unix.PidfdGetfd(pidfd, int(r.FD), 0)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
-	if err := checkLocalFD(fd, r); err != nil {
+	f, err := checkLocalFD(fd, r)
+	if err != nil {
 		unix.Close(fd)
-		return -1, err
+		return nil, err
 	}
-	return fd, nil
+	return f, nil
 }
 
 // checkLocalFD checks that fd is the regular file the brick named, open
-// for reading without O_DIRECT.
-func checkLocalFD(fd int, r LocalFDReply) error {
+// without O_DIRECT, and what it may do.
+func checkLocalFD(fd int, r LocalFDReply) (*localFile, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return err
+		return nil, err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Dev != r.Dev || st.Ino != r.Ino {
-		return fmt.Errorf("descriptor %d of the brick is not the file it named: %w", r.FD, os.ErrInvalid)
+		return nil, fmt.Errorf("descriptor %d of the brick is not the file it named: %w", r.FD, os.ErrInvalid)
 	}
 	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if fl&unix.O_ACCMODE == unix.O_WRONLY || fl&unix.O_DIRECT != 0 {
-		return fmt.Errorf("descriptor %d of the brick is not for buffered reads: %w", r.FD, os.ErrInvalid)
+	if fl&unix.O_DIRECT != 0 {
+		return nil, fmt.Errorf("descriptor %d of the brick is for direct I/O: %w", r.FD, os.ErrInvalid)
 	}
-	return nil
+	mode := fl & unix.O_ACCMODE
+	return &localFile{
+		fd:       fd,
+		gfid:     r.GFID,
+		readable: mode != unix.O_WRONLY,
+		writable: mode != unix.O_RDONLY && fl&unix.O_APPEND == 0,
+	}, nil
+}
+
+// AttrOf is a file's attributes as a brick reports them: from its stat,
+// with the inode number made of its GFID (when it has one).
+func AttrOf(st *unix.Stat_t, g GFID) Attr {
+	ino := st.Ino
+	if !g.IsZero() {
+		ino = InoOf(g)
+	}
+	return Attr{
+		GFID:    g,
+		Ino:     ino,
+		Mode:    st.Mode,
+		Nlink:   uint32(st.Nlink),
+		UID:     st.Uid,
+		GID:     st.Gid,
+		Rdev:    st.Rdev,
+		Size:    uint64(st.Size),
+		Blocks:  uint64(st.Blocks),
+		Blksize: uint32(st.Blksize),
+		Atime:   st.Atim.Nano(),
+		Mtime:   st.Mtim.Nano(),
+		Ctime:   st.Ctim.Nano(),
+	}
 }

@@ -44,7 +44,8 @@ func samples() []Message {
 		&Lk{Start: 1, End: 2, Type: LockRead, Pid: 7},
 		&Upcall{Flags: UpcallEntry | UpcallData, GFID: NewGFID(), Path: "d/f"},
 		&Hello{Features: ClientFeatures},
-		&LocalFDReply{FD: 12, Dev: 2049, Ino: 1 << 40},
+		&LocalFDReply{FD: 12, Dev: 2049, Ino: 1 << 40, GFID: NewGFID()},
+		&LocalWroteReq{Handle: 9, Offset: 1 << 33, Length: 1 << 20},
 	}
 }
 

@@ -64,6 +64,10 @@ type ConnCounter interface {
 type Client struct {
 	c Caller
 
+	// NoLocalIO keeps reads and writes on the brick's protocol even when
+	// the brick is on this machine (localfd.go).
+	NoLocalIO bool
+
 	mu sync.Mutex
 	// locked are the handles that took a byte-range or flock lock
 	// (Setlk) on connection lockedConn: their release is waited for, so
@@ -175,6 +179,14 @@ type PartsCaller interface {
 }
 
 func (c *Client) Write(ctx context.Context, h uint64, off int64, data []byte) (WriteReply, error) {
+	// A write past the start of a file goes through the descriptor of a
+	// copy on this machine (localfd.go); a small file's one write goes
+	// to the brick, as asking for the descriptor costs as much.
+	if off > 0 {
+		if r, ok, err := c.writeLocal(ctx, h, off, data); ok {
+			return r, err
+		}
+	}
 	var r WriteReply
 	req := &WriteReq{Handle: h, Offset: off, Data: data}
 	pc, ok := c.c.(PartsCaller)

@@ -247,9 +247,6 @@ type Options struct {
 	// ReleaseRead, when set, takes back the data a read of the volume
 	// returned once the kernel has it (volgraph.Graph.Buffers' Put).
 	ReleaseRead func([]byte)
-	// NoLocalReads keeps every read on the bricks' protocol, even of a
-	// copy on this machine (fop.LocalReader).
-	NoLocalReads bool
 
 	// final is set by Root: which of the volume's replies carry final
 	// attributes (fop.FinalAttrs).
@@ -1097,7 +1094,7 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 	// brick of this machine is read directly (fop.LocalReader). The first
 	// read of a file (a small file's only one) costs a brick call either
 	// way, and does not ask for the brick's descriptor.
-	if lr, ok := f.vol.(fop.LocalReader); ok && off > 0 && !f.n.opts.NoLocalReads {
+	if lr, ok := f.vol.(fop.LocalReader); ok && off > 0 {
 		if n, ok := lr.ReadLocal(uninterrupted(ctx), h, dest, off); ok {
 			return fuse.ReadResultData(dest[:n]), 0
 		}

@@ -40,6 +40,9 @@ type Config struct {
 	// Sockets maps the IDs of bricks on this machine to their Unix
 	// sockets (brick.SocketPath), tried before their addresses.
 	Sockets map[string]string
+	// NoLocalIO keeps reads and writes of the copies on bricks of this
+	// machine on the bricks' protocol (fop.Client.NoLocalIO).
+	NoLocalIO bool
 	// Dial connects to a brick's address (TLS with the pool's
 	// certificates).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
@@ -135,7 +138,9 @@ func Build(cfg Config) (*Graph, error) {
 			r.Hello = func(ctx context.Context, c *rpc.Client) error { return fop.SayHello(ctx, c) }
 			r.Pool = g.Buffers
 			g.conns = append(g.conns, r)
-			kids = append(kids, fop.NewClient(r))
+			fc := fop.NewClient(r)
+			fc.NoLocalIO = cfg.NoLocalIO
+			kids = append(kids, fc)
 		}
 		g.SetBricks = append(g.SetBricks, set)
 		if len(kids) == 1 {

@@ -15,10 +15,10 @@ import (
 	"github.com/cais-platform/cais/test/clustertest"
 )
 
-// A mount reads a file read on past its start from the copy on a brick of
-// its own machine directly (a descriptor taken from the brick): it sees
-// what another client writes, drops the descriptor with the file, and
-// reads from the other copy when that brick dies.
+// A mount reads and writes a file past its start in the copy on a brick
+// of its own machine directly (a descriptor taken from the brick): it
+// sees what another client writes, another client sees what it writes,
+// and it reads from the other copy when that brick dies.
 func TestLocalReads(t *testing.T) {
 	needFuse(t)
 	c := clustertest.New(t)
@@ -29,7 +29,7 @@ func TestLocalReads(t *testing.T) {
 	n1.MustCLI("volume", "start", "lr")
 	local := mountAs(t, c, n1, "lr", "lr-local")
 	other := mountAs(t, c, n1, "lr", "lr-tcp", "--transport", "tcp")
-	off := mountAs(t, c, n1, "lr", "lr-off", "--local-reads=false")
+	off := mountAs(t, c, n1, "lr", "lr-off", "--local-io=false")
 
 	const mib = 1 << 20
 	data := make([]byte, 8*mib)
@@ -66,10 +66,10 @@ func TestLocalReads(t *testing.T) {
 	}
 	if holds(t, mountPID(t, off), brickFile) {
 		// It has read nothing yet; make it read, then look.
-		t.Fatal("the --local-reads=false mount holds the brick's file")
+		t.Fatal("the --local-io=false mount holds the brick's file")
 	}
 	if got, err := os.ReadFile(filepath.Join(off, "f")); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read through the --local-reads=false mount: %d bytes, %v", len(got), err)
+		t.Fatalf("read through the --local-io=false mount: %d bytes, %v", len(got), err)
 	}
 	offF, err := os.Open(filepath.Join(off, "f"))
 	if err != nil {
@@ -79,7 +79,7 @@ func TestLocalReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if holds(t, mountPID(t, off), brickFile) {
-		t.Fatal("the --local-reads=false mount holds the brick's file")
+		t.Fatal("the --local-io=false mount holds the brick's file")
 	}
 	offF.Close()
 
@@ -98,6 +98,57 @@ func TestLocalReads(t *testing.T) {
 	copy(data[5*mib:], fresh)
 	if got := readAt(4*mib, 2*mib); !bytes.Equal(got, data[4*mib:6*mib]) {
 		t.Fatalf("after another client's write: read %q..., want %q...", got[mib:mib+20], data[5*mib:5*mib+20])
+	}
+
+	// The local mount writes a file through the bricks' descriptors (its
+	// writes past the start): both copies have it, and another client
+	// that cached the file hears of a rewrite (the brick's upcall).
+	written := make([]byte, 6*mib)
+	rand.New(rand.NewSource(2)).Read(written)
+	if err := os.WriteFile(filepath.Join(local, "g"), written, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{b1, b2} {
+		if got, err := os.ReadFile(filepath.Join(brickPath(b), "g")); err != nil || !bytes.Equal(got, written) {
+			t.Fatalf("copy on %s of the file the local mount wrote: %d bytes, %v", b, len(got), err)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(other, "g")); err != nil || !bytes.Equal(got, written) {
+		t.Fatalf("the TCP mount reads the local mount's file: %d bytes, %v", len(got), err)
+	}
+	g, err := os.OpenFile(filepath.Join(local, "g"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A handle's first write goes to the bricks with the replicate
+	// layer's dirty mark (an upcall of the brick's own); the next one
+	// through the descriptor, after the other client cached the file
+	// again.
+	sees := func(want []byte) {
+		t.Helper()
+		clustertest.Eventually(t, 5*time.Second, func() error {
+			got, err := os.ReadFile(filepath.Join(other, "g"))
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, want) {
+				return fmt.Errorf("the TCP mount reads old data: at 1 MiB %q, at 4 MiB %q", got[1*mib:1*mib+16], got[4*mib:4*mib+16])
+			}
+			return nil
+		})
+	}
+	for _, at := range []int{1 * mib, 4 * mib} {
+		if _, err := g.WriteAt(fresh, int64(at)); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		copy(written[at:], fresh)
+		sees(written)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
 	}
 
 	// The local brick dies: reads go on from the other copy.
