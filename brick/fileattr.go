@@ -26,8 +26,30 @@ func (s *session) fgetattr(req *fop.HandleReq) (fop.Message, error) {
 // machine to take a duplicate of (fop.OpLocalFD). Handles for direct I/O
 // are refused: their reads and writes keep the brick's path.
 func (s *session) localFD(req *fop.HandleReq) (fop.Message, error) {
+	r, err := s.localFDOf(req.Handle)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// appendLocalFD ends a create's or open's reply with the new handle's
+// descriptor (fop.FeatLocalFD), when it has one to give.
+func (s *session) appendLocalFD(reply []byte) []byte {
+	var r fop.OpenReply
+	if fop.Unmarshal(reply, &r) != nil {
+		return reply
+	}
+	l, err := s.localFDOf(r.Handle)
+	if err != nil {
+		return reply
+	}
+	return fop.AppendLocalFD(reply, l)
+}
+
+func (s *session) localFDOf(id uint64) (fop.LocalFDReply, error) {
 	var r fop.LocalFDReply
-	err := s.use(req.Handle, func(h *handle) error {
+	err := s.use(id, func(h *handle) error {
 		fl, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0)
 		if err != nil {
 			return err
@@ -45,10 +67,7 @@ func (s *session) localFD(req *fop.HandleReq) (fop.Message, error) {
 		r = fop.LocalFDReply{FD: uint32(h.fd), Dev: st.Dev, Ino: st.Ino, GFID: h.gfid}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return r, err
 }
 
 // localWrote hears that a client wrote through its duplicate of a

@@ -280,6 +280,38 @@ func TestLocalFD(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	// A client that says hello is told the descriptor with the new
+	// handle (fop.FeatLocalFD): even a first write at the start of the
+	// file goes through it, with no call to ask for it.
+	rd := rpc.NewRedialer("b1", func(ctx context.Context, _ string) (net.Conn, error) {
+		return DialLocal(ctx, sock, volID, "b1")
+	}, discardLog())
+	rd.Hello = func(ctx context.Context, c *rpc.Client) error { return fop.SayHello(ctx, c) }
+	hello := fop.NewClient(rd)
+	cr, err := hello.Create(ctx, &fop.CreateReq{Path: "h", Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID(), Flags: syscall.O_RDWR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hFile := filepath.Join(dir, "h")
+	if got := openOn(t, hFile); len(got) != 1 {
+		t.Fatalf("descriptors of a new file before its first write: %v, want the brick's", got)
+	}
+	if wr, err := hello.Write(ctx, cr.Handle, 0, []byte("abc")); err != nil || wr.Written != 3 || wr.Attr.Size != 3 {
+		t.Fatalf("first write: %+v %v", wr, err)
+	}
+	if got := openOn(t, hFile); len(got) != 2 {
+		t.Fatalf("descriptors after the first write: %v, want the brick's and the client's", got)
+	}
+	if got, err := os.ReadFile(hFile); err != nil || string(got) != "abc" {
+		t.Fatalf("file after the first write: %q %v", got, err)
+	}
+	if n, ok := hello.ReadLocal(ctx, cr.Handle, buf, 0); !ok || string(buf[:n]) != "abc" {
+		t.Fatalf("first read: %q %v", buf[:n], ok)
+	}
+	if err := hello.Release(ctx, cr.Handle); err != nil {
+		t.Fatal(err)
+	}
+
 	// The same brick over TLS: no descriptor to be had.
 	remote := fop.NewClient(rpc.NewRedialer(addr, func(ctx context.Context, addr string) (net.Conn, error) {
 		return rpc.DialTLS(ctx, &net.Dialer{}, addr, &tls.Config{InsecureSkipVerify: true})

@@ -83,6 +83,8 @@ type session struct {
 	// features are the additions to replies the client asked for and
 	// this brick sends (fop.OpHello).
 	features atomic.Uint32
+	// local: the client is on this machine (the brick's Unix socket).
+	local bool
 	// rootFD is an O_PATH descriptor of the brick root, or -1 when the
 	// root could not be opened (every file operation then fails with
 	// rootErr).
@@ -182,6 +184,9 @@ func (s *session) Handle(ctx context.Context, op uint16, payload []byte) (status
 	if mutates(op, status) {
 		s.notify(op, payload)
 	}
+	if status == 0 && (op == fop.OpCreate || op == fop.OpOpen) && s.features.Load()&fop.FeatLocalFD != 0 {
+		reply = s.appendLocalFD(reply)
+	}
 	if status == 0 && pa.ok {
 		// Its GFID is not read: a mount knows the directory already.
 		reply = fop.AppendParentAttr(reply, fop.AttrOf(&pa.st, fop.GFID{}))
@@ -215,6 +220,9 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte, pa *pare
 			return syscall.EINVAL, nil
 		}
 		f := req.Features & (fop.FeatParentAttrs | fop.FeatListingXattrs | fop.FeatReleaseAttrs)
+		if s.local {
+			f |= req.Features & fop.FeatLocalFD
+		}
 		s.features.Store(f)
 		return 0, fop.Marshal(&fop.Hello{Features: f})
 	}

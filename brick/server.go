@@ -72,6 +72,11 @@ func Serve(ctx context.Context, log *slog.Logger, cfg ServerConfig, ready func(n
 	open := func(net.Conn) rpc.Session {
 		return newSessionShared(cfg.Path, log, ping, sh)
 	}
+	openLocal := func(net.Conn) rpc.Session {
+		s := newSessionShared(cfg.Path, log, ping, sh)
+		s.local = true
+		return s
+	}
 	if cfg.LocalSocket == "" {
 		return rpc.ServeSessions(ctx, log, tln, open)
 	}
@@ -86,7 +91,7 @@ func Serve(ctx context.Context, log *slog.Logger, cfg ServerConfig, ready func(n
 		log.Info("brick serving local clients", "socket", cfg.LocalSocket)
 		go func() {
 			defer close(local)
-			if err := rpc.ServeSessions(ctx, log, lln, open); err != nil {
+			if err := rpc.ServeSessions(ctx, log, lln, openLocal); err != nil {
 				log.Warn("local socket stopped; local clients use TCP", "err", err)
 			}
 		}()

@@ -2,6 +2,7 @@ package fop
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -50,6 +51,35 @@ func (m *LocalFDReply) Decode(d *Decoder) {
 	m.GFID = d.GFID()
 }
 
+// localFDSize is an encoded LocalFDReply's length; localFDMagic ends a
+// reply that carries one (FeatLocalFD).
+const (
+	localFDSize  = 4 + 8 + 8 + 16
+	localFDMagic = 0x4c4f4644 // "LOFD"
+)
+
+// AppendLocalFD ends a create's or open's reply with the new handle's
+// descriptor (FeatLocalFD).
+func AppendLocalFD(reply []byte, l LocalFDReply) []byte {
+	e := Encoder{b: reply}
+	l.Encode(&e)
+	return binary.BigEndian.AppendUint32(e.b, localFDMagic)
+}
+
+// SplitLocalFD takes the handle's descriptor off the end of a create's or
+// open's reply, when it is there.
+func SplitLocalFD(b []byte) ([]byte, LocalFDReply, bool) {
+	if len(b) < localFDSize+4 || binary.BigEndian.Uint32(b[len(b)-4:]) != localFDMagic {
+		return b, LocalFDReply{}, false
+	}
+	body, tail := b[:len(b)-4-localFDSize], b[len(b)-4-localFDSize:len(b)-4]
+	var l LocalFDReply
+	if err := Unmarshal(tail, &l); err != nil {
+		return b, LocalFDReply{}, false
+	}
+	return body, l, true
+}
+
 // LocalWroteReq is a write a client made through a handle's descriptor.
 type LocalWroteReq struct {
 	Handle uint64
@@ -89,10 +119,18 @@ type localFDs struct {
 	conn uint64
 	fds  map[uint64]*localFile // fd -1: the handle's data is not to be had locally
 	off  bool                  // the brick or the kernel refused: stop asking
+	// watched is the connection whose end a goroutine waits for.
+	watched uint64
 }
 
-// localFile is a descriptor taken from the brick.
+// offeredFD marks a descriptor the brick named in a create's or open's
+// reply and the client did not take yet (localFile.offer).
+const offeredFD = -2
+
+// localFile is a descriptor taken from the brick: fd -1 when there is
+// none to be had, offeredFD when the brick named one not taken yet.
 type localFile struct {
+	offer    LocalFDReply
 	fd       int
 	gfid     GFID
 	readable bool
@@ -109,6 +147,9 @@ func (l *localFDs) pread(conn, h uint64, buf []byte, off int64) (n int, known, o
 		return 0, false, false
 	}
 	f, known := l.fds[h]
+	if known && f.fd == offeredFD {
+		return 0, false, false
+	}
 	if !known || f.fd < 0 || !f.readable {
 		return 0, known || l.off, false
 	}
@@ -134,17 +175,31 @@ func (l *localFDs) pread(conn, h uint64, buf []byte, off int64) (n int, known, o
 // unless the connection changed or another call put one first. A new
 // connection drops the descriptors of the last one (their handles died
 // with it).
-func (l *localFDs) put(conn, h uint64, f *localFile) {
+func (l *localFDs) put(conn, h uint64, f *localFile, done <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn != conn {
 		l.closeAllLocked()
 		l.conn = conn
 	}
+	if l.watched != conn {
+		// The connection's end closes its descriptors at once, whether
+		// or not a read or write comes to see it (a replicate layer that
+		// marked the brick down asks no more).
+		l.watched = conn
+		go func() {
+			<-done
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.conn == conn {
+				l.closeAllLocked()
+			}
+		}()
+	}
 	if f == nil {
 		f = &localFile{fd: -1}
 	}
-	if _, ok := l.fds[h]; ok {
+	if old, ok := l.fds[h]; ok && old.fd != offeredFD {
 		if f.fd >= 0 {
 			unix.Close(f.fd)
 		}
@@ -154,6 +209,17 @@ func (l *localFDs) put(conn, h uint64, f *localFile) {
 		l.fds = map[uint64]*localFile{}
 	}
 	l.fds[h] = f
+}
+
+// offered returns what the brick named for handle h of connection conn,
+// when the client did not take it yet.
+func (l *localFDs) offered(conn, h uint64) (LocalFDReply, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if f, ok := l.fds[h]; ok && l.conn == conn && f.fd == offeredFD {
+		return f.offer, true
+	}
+	return LocalFDReply{}, false
 }
 
 // pwrite writes through handle h's descriptor on connection conn, and
@@ -166,6 +232,9 @@ func (l *localFDs) pwrite(conn, h uint64, data []byte, off int64) (r WriteReply,
 		return r, nil, false, false
 	}
 	f, known := l.fds[h]
+	if known && f.fd == offeredFD {
+		return r, nil, false, false
+	}
 	if !known || f.fd < 0 || !f.writable {
 		return r, nil, known || l.off, false
 	}
@@ -193,8 +262,15 @@ func (l *localFDs) pwrite(conn, h uint64, data []byte, off int64) (r WriteReply,
 	return WriteReply{Written: uint32(n), Attr: AttrOf(&st, f.gfid)}, nil, true, true
 }
 
-// closeAll closes every descriptor (their brick is gone).
-func (l *localFDs) closeAll() {
+// closeAllIfAny closes every descriptor (their brick is gone), when there
+// are any: a client over TCP never takes the write lock.
+func (l *localFDs) closeAllIfAny() {
+	l.mu.RLock()
+	n := len(l.fds)
+	l.mu.RUnlock()
+	if n == 0 {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closeAllLocked()
@@ -231,24 +307,70 @@ func (c *Client) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64)
 	if !ok || c.NoLocalIO {
 		return 0, false
 	}
-	pid, conn, done, ok := lp.LocalPeer()
-	if !ok || pid <= 0 {
+	pid, conn, done, ok := c.localPeer(lp)
+	if !ok {
 		return 0, false
-	}
-	select {
-	case <-done:
-		// The brick is gone: its descriptors go, and reads go through
-		// Read, which fails over.
-		c.local.closeAll()
-		return 0, false
-	default:
 	}
 	if n, known, ok := c.local.pread(conn, h, buf, off); known {
 		return n, ok
 	}
-	c.fetchFD(ctx, pid, conn, done, h)
+	if !c.ensureFD(ctx, pid, conn, done, h, off > 0) {
+		return 0, false
+	}
 	n, _, ok := c.local.pread(conn, h, buf, off)
 	return n, ok
+}
+
+// localPeer is the brick process of the current connection, when it is
+// on this machine and alive. When it is not (the brick died, or the
+// client is between connections), the descriptors taken from it go:
+// reads and writes then go through the brick's protocol, which fails
+// over.
+func (c *Client) localPeer(lp LocalPeer) (pid int, conn uint64, done <-chan struct{}, ok bool) {
+	pid, conn, done, ok = lp.LocalPeer()
+	if ok && pid > 0 {
+		select {
+		case <-done:
+		default:
+			return pid, conn, done, true
+		}
+	}
+	c.local.closeAllIfAny()
+	return 0, 0, nil, false
+}
+
+// ensureFD takes the descriptor behind h: the one the brick named when it
+// made the handle, or, with fetch, one asked for (OpLocalFD). The first
+// read or write of a file does not ask: a small file's one call costs a
+// brick round trip either way.
+func (c *Client) ensureFD(ctx context.Context, pid int, conn uint64, done <-chan struct{}, h uint64, fetch bool) bool {
+	if offer, ok := c.local.offered(conn, h); ok {
+		f, err := takeFD(pid, done, offer)
+		if err != nil {
+			c.refused(err)
+		}
+		c.local.put(conn, h, f, done)
+		return true
+	}
+	if !fetch {
+		return false
+	}
+	c.fetchFD(ctx, pid, conn, done, h)
+	return true
+}
+
+// offerFD keeps the descriptor the brick named for a new handle h
+// (FeatLocalFD), for its first read or write to take.
+func (c *Client) offerFD(h uint64, l LocalFDReply) {
+	lp, ok := c.c.(LocalPeer)
+	if !ok || c.NoLocalIO {
+		return
+	}
+	_, conn, done, ok := lp.LocalPeer()
+	if !ok {
+		return
+	}
+	c.local.put(conn, h, &localFile{fd: offeredFD, offer: l}, done)
 }
 
 // writeLocal writes through the descriptor behind h, when the brick is
@@ -263,19 +385,15 @@ func (c *Client) writeLocal(ctx context.Context, h uint64, off int64, data []byt
 	if !ok {
 		return WriteReply{}, false, nil
 	}
-	pid, conn, done, ok := lp.LocalPeer()
-	if !ok || pid <= 0 {
+	pid, conn, done, ok := c.localPeer(lp)
+	if !ok {
 		return WriteReply{}, false, nil
-	}
-	select {
-	case <-done:
-		c.local.closeAll()
-		return WriteReply{}, false, nil
-	default:
 	}
 	r, err, known, ok := c.local.pwrite(conn, h, data, off)
 	if !known {
-		c.fetchFD(ctx, pid, conn, done, h)
+		if !c.ensureFD(ctx, pid, conn, done, h, off > 0) {
+			return WriteReply{}, false, nil
+		}
 		r, err, _, ok = c.local.pwrite(conn, h, data, off)
 	}
 	if !ok {
@@ -293,26 +411,32 @@ func (c *Client) writeLocal(ctx context.Context, h uint64, off int64, data []byt
 // fetchFD takes the descriptor behind h from the brick and keeps it (or
 // that there is none to be had).
 func (c *Client) fetchFD(ctx context.Context, pid int, conn uint64, done <-chan struct{}, h uint64) {
-	f, err := c.takeFD(ctx, pid, done, h)
-	if err != nil {
-		// A brick that does not know the call or a kernel that does not
-		// let this process take descriptors will not change its mind.
-		if errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
-			c.local.mu.Lock()
-			c.local.off = true
-			c.local.mu.Unlock()
-		}
-		f = nil
+	var r LocalFDReply
+	err := c.call(ctx, OpLocalFD, &HandleReq{Handle: h}, &r)
+	var f *localFile
+	if err == nil {
+		f, err = takeFD(pid, done, r)
 	}
-	c.local.put(conn, h, f)
+	if err != nil {
+		c.refused(err)
+	}
+	c.local.put(conn, h, f, done)
 }
 
-// takeFD duplicates the brick's descriptor for h into this process.
-func (c *Client) takeFD(ctx context.Context, pid int, done <-chan struct{}, h uint64) (*localFile, error) {
-	var r LocalFDReply
-	if err := c.call(ctx, OpLocalFD, &HandleReq{Handle: h}, &r); err != nil {
-		return nil, err
+// refused stops asking for descriptors after an error that will not
+// change: a brick that does not know the call, a kernel that does not
+// let this process take descriptors.
+func (c *Client) refused(err error) {
+	if errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		c.local.mu.Lock()
+		c.local.off = true
+		c.local.mu.Unlock()
 	}
+}
+
+// takeFD duplicates the descriptor r names in the brick process pid
+// into this one.
+func takeFD(pid int, done <-chan struct{}, r LocalFDReply) (*localFile, error) {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return nil, err

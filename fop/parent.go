@@ -30,10 +30,14 @@ const (
 	// FeatReleaseAttrs: OpXattropRelease's reply ends with the file's
 	// attributes after the changelog update (AppendFileAttr).
 	FeatReleaseAttrs
+	// FeatLocalFD: on a connection from the brick's own machine (a Unix
+	// socket), OpCreate's and OpOpen's replies end with the new handle's
+	// descriptor (AppendLocalFD), which spares the client an OpLocalFD.
+	FeatLocalFD
 )
 
 // ClientFeatures are the features this client reads.
-const ClientFeatures = FeatParentAttrs | FeatListingXattrs | FeatReleaseAttrs
+const ClientFeatures = FeatParentAttrs | FeatListingXattrs | FeatReleaseAttrs | FeatLocalFD
 
 // Hello is OpHello's request and reply.
 type Hello struct {

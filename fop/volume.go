@@ -114,11 +114,20 @@ func (c *Client) call(ctx context.Context, op uint16, req Message, reply Message
 			p.add(ctx, pa, ok)
 		}
 	}
+	var offer *LocalFDReply
+	if op == OpCreate || op == OpOpen {
+		if rest, l, ok := SplitLocalFD(out); ok {
+			out, offer = rest, &l
+		}
+	}
 	if reply == nil {
 		return nil
 	}
 	if err := Unmarshal(out, reply); err != nil {
 		return syscall.EIO
+	}
+	if r, ok := reply.(*OpenReply); ok && offer != nil {
+		c.offerFD(r.Handle, *offer)
 	}
 	return nil
 }
@@ -179,13 +188,10 @@ type PartsCaller interface {
 }
 
 func (c *Client) Write(ctx context.Context, h uint64, off int64, data []byte) (WriteReply, error) {
-	// A write past the start of a file goes through the descriptor of a
-	// copy on this machine (localfd.go); a small file's one write goes
-	// to the brick, as asking for the descriptor costs as much.
-	if off > 0 {
-		if r, ok, err := c.writeLocal(ctx, h, off, data); ok {
-			return r, err
-		}
+	// Through the descriptor of a copy on this machine, when there is
+	// one (localfd.go).
+	if r, ok, err := c.writeLocal(ctx, h, off, data); ok {
+		return r, err
 	}
 	var r WriteReply
 	req := &WriteReq{Handle: h, Offset: off, Data: data}

@@ -1090,11 +1090,9 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 	if e != 0 {
 		return nil, e
 	}
-	// A read past the start is a file read on: from there on, a copy on a
-	// brick of this machine is read directly (fop.LocalReader). The first
-	// read of a file (a small file's only one) costs a brick call either
-	// way, and does not ask for the brick's descriptor.
-	if lr, ok := f.vol.(fop.LocalReader); ok && off > 0 {
+	// A copy on a brick of this machine is read directly
+	// (fop.LocalReader).
+	if lr, ok := f.vol.(fop.LocalReader); ok {
 		if n, ok := lr.ReadLocal(uninterrupted(ctx), h, dest, off); ok {
 			return fuse.ReadResultData(dest[:n]), 0
 		}
