@@ -19,7 +19,7 @@ import (
 // of its own machine directly (a descriptor taken from the brick): it
 // sees what another client writes, another client sees what it writes,
 // and it reads from the other copy when that brick dies.
-func TestLocalReads(t *testing.T) {
+func TestLocalIO(t *testing.T) {
 	needFuse(t)
 	c := clustertest.New(t)
 	nodes := c.Pool(2)
