@@ -265,3 +265,39 @@ func TestParentCopies(t *testing.T) {
 	}
 	done(0, true)
 }
+
+// Whatever a brick sends, SplitLocalFD leaves a reply without a
+// descriptor as it is, or splits it into a body and a descriptor that
+// AppendLocalFD puts back together into the same bytes; after a
+// create's reply it comes off before the directory's attributes do.
+func FuzzSplitLocalFD(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(AppendLocalFD(Marshal(&OpenReply{Handle: 3}), LocalFDReply{FD: 9, Dev: 2049, Ino: 12, GFID: NewGFID()}))
+	f.Add(AppendParentAttr(AppendLocalFD(Marshal(&OpenReply{Handle: 4}), LocalFDReply{FD: 10}), Attr{Ino: 1}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		body, l, ok := SplitLocalFD(b)
+		if !ok {
+			if !bytes.Equal(body, b) {
+				t.Fatal("a reply without a descriptor was changed")
+			}
+			return
+		}
+		if got := AppendLocalFD(slices.Clone(body), l); !bytes.Equal(got, b) {
+			t.Fatalf("split and joined %x, input %x", got, b)
+		}
+	})
+}
+
+func TestSplitLocalFDAfterParentAttr(t *testing.T) {
+	want := LocalFDReply{FD: 7, Dev: 1, Ino: 2, GFID: NewGFID()}
+	reply := AppendParentAttr(AppendLocalFD(Marshal(&OpenReply{Handle: 5}), want), Attr{Ino: 3})
+	rest, _, ok := SplitParentAttr(reply)
+	if !ok {
+		t.Fatal("no directory attributes")
+	}
+	rest, got, ok := SplitLocalFD(rest)
+	var r OpenReply
+	if !ok || got != want || Unmarshal(rest, &r) != nil || r.Handle != 5 {
+		t.Fatalf("descriptor %+v %v, reply %+v", got, ok, r)
+	}
+}
