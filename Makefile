@@ -93,6 +93,7 @@ fuzz:
 	$(GO) test ./fop -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
 	$(GO) test ./fop -run '^$$' -fuzz FuzzDecodeChangelog -fuzztime $(FUZZTIME)
 	$(GO) test ./fop -run '^$$' -fuzz FuzzSplitParentAttr -fuzztime $(FUZZTIME)
+	$(GO) test ./fop -run '^$$' -fuzz FuzzSplitLocalFD -fuzztime $(FUZZTIME)
 	$(GO) test ./distribute -run '^$$' -fuzz FuzzDecodeRange -fuzztime $(FUZZTIME)
 	$(GO) test ./image/reference -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./image/layer -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME)
