@@ -136,6 +136,10 @@ type localFile struct {
 	readable bool
 	writable bool // and not O_APPEND: an appending write keeps the brick's path
 	ra       readahead.Tracker
+	// wmu takes the file's writes one at a time: writes of one file
+	// wait for each other on its inode's lock anyway, where the kernel
+	// spins while the holder copies on the other CPU.
+	wmu sync.Mutex
 }
 
 // pread reads from handle h's descriptor on connection conn; known is
@@ -238,6 +242,8 @@ func (l *localFDs) pwrite(conn, h uint64, data []byte, off int64) (r WriteReply,
 	if !known || f.fd < 0 || !f.writable {
 		return r, nil, known || l.off, false
 	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	n := 0
 	for n < len(data) {
 		m, err := unix.Pwrite(f.fd, data[n:], off+int64(n))
