@@ -38,6 +38,19 @@ if [ -n "$docker_sock" ] && [ -x /bin/busybox ]; then
 		bin/cais image bootstrap busybox --docker-socket "$docker_sock" >/dev/null && echo "loaded image busybox:latest (from busybox-static)"
 	fi
 fi
+# The bricks of started volumes come up in the background: wait for them
+# (20 s at the most), so that a mount right after make up finds them.
+for _ in $(seq 1 100); do
+	st=$(bin/cais --socket "$data_dir/caisd.sock" volume status 2>&1)
+	case $st in
+	*"Status of volume"*) ;;
+	*) break ;; # no started volume
+	esac
+	if printf '%s\n' "$st" | grep -q '^Brick' && ! printf '%s\n' "$st" | grep -q '^Brick .* N '; then
+		break
+	fi
+	sleep 0.2
+done
 install -m 0755 bin/cais /usr/local/bin/cais
 install -m 0755 bin/caisd /usr/local/bin/caisd
 # mount -t cais calls /sbin/mount.cais.
