@@ -327,6 +327,26 @@ func (c *Client) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64)
 	return n, ok
 }
 
+// Local reports whether the brick is on this machine and reached through
+// its Unix socket now (a replica set reads from such a copy first:
+// cluster.choose-local).
+func (c *Client) Local() bool {
+	lp, ok := c.c.(LocalPeer)
+	if !ok {
+		return false
+	}
+	pid, _, done, ok := lp.LocalPeer()
+	if !ok || pid <= 0 {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
 // localPeer is the brick process of the current connection, when it is
 // on this machine and alive. When it is not (the brick died, or the
 // client is between connections), the descriptors taken from it go:

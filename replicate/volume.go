@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,12 @@ type Options struct {
 	// OnHealNeeded, if set, is called (without blocking) with a path whose
 	// copies differ, so a healer can see to it.
 	OnHealNeeded func(path string)
+	// ChooseLocal makes a handle read from a good copy on this machine
+	// when there is one (cluster.choose-local; a Brick tells with a
+	// Local method). Only the data: lookups keep answering from the
+	// set's first good copy, so a file's times do not move between
+	// copies.
+	ChooseLocal bool
 }
 
 // Volume mirrors a file system over a replica set of bricks.
@@ -770,7 +777,7 @@ func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenRepl
 			return fop.OpenReply{}, syscall.EIO
 		}
 		var lastErr error
-		for _, i := range w.readable {
+		for _, i := range v.localFirst(w.readable) {
 			r, err := v.kids[i].b.Open(ctx, p, flags)
 			if err != nil {
 				lastErr = err
@@ -810,14 +817,38 @@ func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenRepl
 		return fop.OpenReply{}, err
 	}
 	h.read = v.dataKid(ok)
-	if len(w.readable) > 0 {
-		if _, has := h.kids[w.readable[0]]; has {
-			h.read = w.readable[0]
+	for _, i := range v.localFirst(w.readable) {
+		if _, has := h.kids[i]; has {
+			h.read = i
+			break
 		}
 	}
 	r := replies[h.read]
 	r.Handle = v.addHandle(h)
 	return r, nil
+}
+
+// localFirst is idx with the bricks on this machine first, in order,
+// when the set chooses local copies (Options.ChooseLocal).
+func (v *Volume) localFirst(idx []int) []int {
+	if !v.opts.ChooseLocal {
+		return idx
+	}
+	out := make([]int, 0, len(idx))
+	for _, i := range idx {
+		if l, ok := v.kids[i].b.(interface{ Local() bool }); ok && !v.kids[i].arbiter && l.Local() {
+			out = append(out, i)
+		}
+	}
+	if len(out) == 0 {
+		return idx
+	}
+	for _, i := range idx {
+		if !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // firstWrite is a handle's first write, with h.mu held: on data bricks

@@ -620,3 +620,84 @@ func TestWriteBlamesBricksTheHandleLacks(t *testing.T) {
 		}
 	}
 }
+
+// localBrick is a brick the test says is on this machine.
+type localBrick struct {
+	Brick
+	local bool
+}
+
+func (b localBrick) Local() bool { return b.local }
+
+// With cluster.choose-local a handle reads from a good copy on this
+// machine, never from a stale one; without it, from the set's first good
+// copy.
+func TestChooseLocal(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("all copies"))
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	over := func(choose bool, local int) *Volume {
+		var kids []Brick
+		for i, k := range s.v.kids {
+			kids = append(kids, localBrick{Brick: k.b, local: i == local})
+		}
+		v := New(kids, Options{ChooseLocal: choose, ProbeInterval: 20 * time.Millisecond})
+		t.Cleanup(v.Close)
+		return v
+	}
+	readFrom := func(v *Volume, flags uint32) int {
+		t.Helper()
+		r, err := v.Open(ctx, "f", flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Release(ctx, r.Handle)
+		hd, err := v.handle(r.Handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.Read(ctx, r.Handle, 0, 64)
+		if err != nil || string(got) != "all copies" {
+			t.Fatalf("read %q %v", got, err)
+		}
+		return hd.read
+	}
+	if got := readFrom(over(true, 1), syscall.O_RDONLY); got != 1 {
+		t.Fatalf("choose-local read handle reads from brick %d, want the local 1", got)
+	}
+	if got := readFrom(over(true, 2), syscall.O_RDWR); got != 2 {
+		t.Fatalf("choose-local read-write handle reads from brick %d, want the local 2", got)
+	}
+	if got := readFrom(over(false, 1), syscall.O_RDONLY); got != 0 {
+		t.Fatalf("without choose-local: brick %d, want the first good copy 0", got)
+	}
+	// The local copy missed a write: it is not read from.
+	s.bricks[1].stop()
+	w, err := s.v.Open(ctx, "f", syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, s.v, w.Handle, 0, []byte("ALL"))
+	if err := s.v.Release(ctx, w.Handle); err != nil {
+		t.Fatal(err)
+	}
+	s.bricks[1].start()
+	v := over(true, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for !v.Up()[1] && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r, err := v.Open(ctx, "f", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Release(ctx, r.Handle)
+	hd, _ := v.handle(r.Handle)
+	got, err := v.Read(ctx, r.Handle, 0, 64)
+	if err != nil || string(got) != "ALL copies" || hd.read == 1 {
+		t.Fatalf("with the local copy stale: read %q from brick %d (%v)", got, hd.read, err)
+	}
+}

@@ -157,6 +157,9 @@ func Build(cfg Config) (*Graph, error) {
 		if cfg.OnHealNeeded != nil {
 			opts.OnHealNeeded = func(p string) { cfg.OnHealNeeded(si, p) }
 		}
+		if o, ok := v.Option("cluster.choose-local"); !ok || (o != "off" && o != "false" && o != "disable" && o != "no" && o != "0") {
+			opts.ChooseLocal = true
+		}
 		r := replicate.New(kids, opts)
 		g.Sets = append(g.Sets, r)
 		subs = append(subs, r)
