@@ -258,6 +258,18 @@ func (a *app) serveMount(host, volName, spec, mnt string, mf mountFlags) error {
 			fmt.Fprintf(a.errOut, "mount: brick %s is offline\n", missing[0])
 			return &ExitError{Code: 1}
 		}
+		for _, set := range v.Layout.Sets(v.Bricks) {
+			var down []string
+			for _, b := range set {
+				if addrs[b.ID] == "" {
+					down = append(down, b.Name())
+				}
+			}
+			if len(down) == len(set) {
+				fmt.Fprintf(a.errOut, "mount: every brick of a replica set is offline (%s): wait for them, or see 'cais volume status %s'\n", strings.Join(down, ", "), volName)
+				return &ExitError{Code: 1}
+			}
+		}
 		fmt.Fprintf(a.errOut, "mount: warning: bricks offline, their replicas serve meanwhile: %s\n", strings.Join(missing, ", "))
 	}
 	debug.SetGCPercent(brick.GCPercent)
@@ -323,6 +335,14 @@ func (a *app) serveMount(host, volName, spec, mnt string, mf mountFlags) error {
 	}
 	server, err := fs.Mount(mnt, root, opts)
 	if err != nil {
+		// The kernel's mount may be made already (the first request
+		// failed: every brick of the root's set down): a failed mount
+		// leaves no dead mount point behind.
+		if isMounted(mnt) {
+			if uerr := syscall.Unmount(mnt, syscall.MNT_DETACH); uerr != nil {
+				log.Warn("cannot undo the failed mount", "err", uerr)
+			}
+		}
 		return a.fail("mount", err)
 	}
 	mount.SpareProcs()

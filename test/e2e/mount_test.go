@@ -202,3 +202,41 @@ func TestDistributeMountBasics(t *testing.T) {
 		t.Fatalf("hard link: ino %d/%d nlink %d", s1.Ino, s2.Ino, s1.Nlink)
 	}
 }
+
+// A mount whose bricks all fail to answer (node 3's daemon paused, so
+// the pool, which keeps its quorum, still lists them online, and its
+// bricks killed) fails, and leaves no dead mount point behind.
+func TestFailedMountLeavesNoMount(t *testing.T) {
+	needFuse(t)
+	c := clustertest.New(t)
+	nodes := c.Pool(3)
+	n1, n2 := nodes[0], nodes[2]
+	n1.MustCLI("volume", "create", "gone", "replica", "2", n2.Brick("g1"), n2.Brick("g2"), "force")
+	n1.MustCLI("volume", "start", "gone")
+	clustertest.Eventually(t, 20*time.Second, func() error {
+		if st := n1.MustCLI("volume", "status", "gone"); strings.Count(st, " Y ") != 2 {
+			return fmt.Errorf("bricks not online:\n%s", st)
+		}
+		return nil
+	})
+	killBrick(t, n2)
+	defer n2.Send(syscall.SIGCONT)
+	mnt := filepath.Join(c.Dir(), "mnt-gone")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := n1.CLI("mount", "--log-file", filepath.Join(c.Dir(), "mount-gone.log"), n1.Addr+":/gone", mnt)
+	if r.Code == 0 {
+		_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
+		t.Fatalf("mount with every brick dead succeeded:\n%s%s", r.Stdout, r.Stderr)
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), " "+mnt+" ") {
+		_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
+		t.Fatalf("a failed mount (%q) left %s mounted", strings.TrimSpace(r.Stderr), mnt)
+	}
+	t.Logf("mount failed: %s", strings.TrimSpace(r.Stderr))
+}
