@@ -23,9 +23,13 @@ func (s *session) fgetattr(req *fop.HandleReq) (fop.Message, error) {
 }
 
 // localFD names the descriptor behind a handle, for a client of this
-// machine to take a duplicate of (fop.OpLocalFD). Handles for direct I/O
-// are refused: their reads and writes keep the brick's path.
+// machine to take a duplicate of (fop.OpLocalFD); a client over TCP has
+// no use for it. The client checks the descriptor's flags itself (a
+// handle for direct I/O keeps the brick's path).
 func (s *session) localFD(req *fop.HandleReq) (fop.Message, error) {
+	if !s.local {
+		return nil, unix.ENOSYS
+	}
 	r, err := s.localFDOf(req.Handle)
 	if err != nil {
 		return nil, err
@@ -50,13 +54,6 @@ func (s *session) appendLocalFD(reply []byte) []byte {
 func (s *session) localFDOf(id uint64) (fop.LocalFDReply, error) {
 	var r fop.LocalFDReply
 	err := s.use(id, func(h *handle) error {
-		fl, err := unix.FcntlInt(uintptr(h.fd), unix.F_GETFL, 0)
-		if err != nil {
-			return err
-		}
-		if fl&unix.O_DIRECT != 0 {
-			return unix.EINVAL
-		}
 		var st unix.Stat_t
 		if err := unix.Fstat(h.fd, &st); err != nil {
 			return err

@@ -763,8 +763,8 @@ func fdGFID(fd int) fop.GFID {
 	return g
 }
 
-// toAttr makes the attributes a client sees. The inode number is folded
-// from the GFID, so it is the same on every replica.
+// attr is the attributes a client sees of l (fop.AttrOf: the inode
+// number is folded from the GFID, so it is the same on every replica).
 func (l loc) attr() (fop.Attr, error) {
 	var st unix.Stat_t
 	if err := l.stat(&st); err != nil {

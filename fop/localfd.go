@@ -142,20 +142,33 @@ type localFile struct {
 	wmu sync.Mutex
 }
 
+// file is handle h's descriptor on connection conn, with l.mu held for
+// reading; known is false when there is none yet (nothing asked, or an
+// offer not taken), f nil when there is none to be had.
+func (l *localFDs) file(conn, h uint64) (f *localFile, known bool) {
+	if l.conn != conn {
+		return nil, false
+	}
+	f, known = l.fds[h]
+	switch {
+	case known && f.fd == offeredFD:
+		return nil, false
+	case !known:
+		return nil, l.off
+	case f.fd < 0:
+		return nil, true
+	}
+	return f, true
+}
+
 // pread reads from handle h's descriptor on connection conn; known is
 // false when there is none yet, ok false when it is not to be had.
 func (l *localFDs) pread(conn, h uint64, buf []byte, off int64) (n int, known, ok bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if l.conn != conn {
-		return 0, false, false
-	}
-	f, known := l.fds[h]
-	if known && f.fd == offeredFD {
-		return 0, false, false
-	}
-	if !known || f.fd < 0 || !f.readable {
-		return 0, known || l.off, false
+	f, known := l.file(conn, h)
+	if f == nil || !f.readable {
+		return 0, known, false
 	}
 	fd := f.fd
 	f.ra.Advise(fd, off, int64(len(buf)))
@@ -232,15 +245,9 @@ func (l *localFDs) offered(conn, h uint64) (LocalFDReply, bool) {
 func (l *localFDs) pwrite(conn, h uint64, data []byte, off int64) (r WriteReply, err error, known, ok bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if l.conn != conn {
-		return r, nil, false, false
-	}
-	f, known := l.fds[h]
-	if known && f.fd == offeredFD {
-		return r, nil, false, false
-	}
-	if !known || f.fd < 0 || !f.writable {
-		return r, nil, known || l.off, false
+	f, known := l.file(conn, h)
+	if f == nil || !f.writable {
+		return r, nil, known, false
 	}
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
@@ -335,16 +342,8 @@ func (c *Client) Local() bool {
 	if !ok {
 		return false
 	}
-	pid, _, done, ok := lp.LocalPeer()
-	if !ok || pid <= 0 {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
+	_, _, _, ok = c.localPeer(lp)
+	return ok
 }
 
 // localPeer is the brick process of the current connection, when it is

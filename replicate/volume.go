@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -834,21 +833,18 @@ func (v *Volume) localFirst(idx []int) []int {
 	if !v.opts.ChooseLocal {
 		return idx
 	}
-	out := make([]int, 0, len(idx))
+	var local, rest []int
 	for _, i := range idx {
 		if l, ok := v.kids[i].b.(interface{ Local() bool }); ok && !v.kids[i].arbiter && l.Local() {
-			out = append(out, i)
+			local = append(local, i)
+		} else {
+			rest = append(rest, i)
 		}
 	}
-	if len(out) == 0 {
+	if len(local) == 0 {
 		return idx
 	}
-	for _, i := range idx {
-		if !slices.Contains(out, i) {
-			out = append(out, i)
-		}
-	}
-	return out
+	return append(local, rest...)
 }
 
 // firstWrite is a handle's first write, with h.mu held: on data bricks
