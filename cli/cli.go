@@ -25,6 +25,7 @@ import (
 	"github.com/cais-platform/cais/client"
 	"github.com/cais-platform/cais/errdefs"
 	"github.com/cais-platform/cais/pki"
+	"github.com/cais-platform/cais/volume"
 )
 
 // Defaults.
@@ -70,7 +71,8 @@ func MountHelperArgs(args []string) []string {
 				case "transport":
 					flags = append(flags, "--transport", v)
 				case "local-io":
-					flags = append(flags, "--local-io="+strconv.FormatBool(v != "off" && v != "no" && v != "false" && v != "0"))
+					on, err := volume.ParseBool(v)
+					flags = append(flags, "--local-io="+strconv.FormatBool(on || err != nil))
 				case "backup-volfile-servers":
 					// gluster's form: server2:server3.
 					flags = append(flags, "--backup-volfile-servers", strings.ReplaceAll(v, ":", ","))

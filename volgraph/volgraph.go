@@ -157,9 +157,7 @@ func Build(cfg Config) (*Graph, error) {
 		if cfg.OnHealNeeded != nil {
 			opts.OnHealNeeded = func(p string) { cfg.OnHealNeeded(si, p) }
 		}
-		if o, ok := v.Option("cluster.choose-local"); !ok || (o != "off" && o != "false" && o != "disable" && o != "no" && o != "0") {
-			opts.ChooseLocal = true
-		}
+		opts.ChooseLocal = v.BoolOption("cluster.choose-local", true)
 		r := replicate.New(kids, opts)
 		g.Sets = append(g.Sets, r)
 		subs = append(subs, r)
@@ -173,7 +171,7 @@ func Build(cfg Config) (*Graph, error) {
 		d.LookupUnhashed = opt == "off" || opt == "false" || opt == "disable"
 		g.Root = d
 	}
-	if on, _ := v.Option("performance.write-behind"); on != "off" && on != "false" && on != "disable" {
+	if v.BoolOption("performance.write-behind", true) {
 		window := int64(writebehind.DefaultWindow)
 		if w, ok := v.Option("performance.write-behind-window-size"); ok {
 			if n, err := volume.ParseSize(w); err == nil && n > 0 {
@@ -280,10 +278,7 @@ func upcallEvents(u Upcaller) func(op uint16, payload []byte) {
 // with features.cache-invalidation (on by default) performance.md-cache-timeout,
 // 600 seconds unless set; without it the timeout, 1 second unless set.
 func CacheTimeout(v *volume.Volume) (time.Duration, bool) {
-	inval := true
-	if o, ok := v.Option("features.cache-invalidation"); ok {
-		inval = o != "off" && o != "false" && o != "disable" && o != "no" && o != "0"
-	}
+	inval := v.BoolOption("features.cache-invalidation", true)
 	secs := 1
 	if inval {
 		secs = 600

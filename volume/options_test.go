@@ -502,3 +502,22 @@ func TestDefaultReconfigured(t *testing.T) {
 		t.Errorf("replica defaults = %v, want client-io-threads off and granular-entry-heal on", rep)
 	}
 }
+
+// BoolOption reads a set option with ParseBool's spellings, and the
+// default when it is unset or not a boolean.
+func TestBoolOption(t *testing.T) {
+	v := volume.Volume{}
+	if !v.BoolOption("cluster.choose-local", true) || v.BoolOption("cluster.choose-local", false) {
+		t.Fatal("an unset option is not its default")
+	}
+	for val, want := range map[string]bool{"off": false, "disable": false, "0": false, "on": true, "enable": true} {
+		v.SetOption("cluster.choose-local", val)
+		if got := v.BoolOption("cluster.choose-local", !want); got != want {
+			t.Errorf("%q: %v, want %v", val, got, want)
+		}
+	}
+	v.SetOption("cluster.choose-local", "maybe")
+	if !v.BoolOption("cluster.choose-local", true) {
+		t.Error("a value that is not a boolean is not the default")
+	}
+}

@@ -78,6 +78,20 @@ func (v *Volume) Option(key string) (string, bool) {
 	return "", false
 }
 
+// BoolOption is a boolean option's value (ParseBool's spellings), def
+// when it is not set or not a boolean.
+func (v *Volume) BoolOption(key string, def bool) bool {
+	o, ok := v.Option(key)
+	if !ok {
+		return def
+	}
+	b, err := ParseBool(o)
+	if err != nil {
+		return def
+	}
+	return b
+}
+
 // SetOption sets or replaces a reconfigured option.
 func (v *Volume) SetOption(key, value string) {
 	for i, o := range v.Options {
