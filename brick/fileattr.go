@@ -69,9 +69,13 @@ func (s *session) localFDOf(id uint64) (fop.LocalFDReply, error) {
 
 // localWrote hears that a client wrote through its duplicate of a
 // handle's descriptor (fop.OpLocalWrote): the other clients hear of the
-// change as of a write (upcalls).
+// change as of a write (upcalls, by the GFID the call names: the handle
+// may be released by now).
 func (s *session) localWrote(req *fop.LocalWroteReq) (fop.Message, error) {
-	return nil, s.use(req.Handle, func(*handle) error { return nil })
+	if req.GFID.IsZero() {
+		return nil, unix.EINVAL
+	}
+	return nil, nil
 }
 
 // fsetattr changes attributes in the order setattr does: owner, size,

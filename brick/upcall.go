@@ -122,10 +122,8 @@ func changes(op uint16, payload []byte, handleGFID func(uint64) fop.GFID) []fop.
 		}
 	case fop.OpLocalWrote: // a client of this machine wrote through the descriptor
 		var req fop.LocalWroteReq
-		if fop.Unmarshal(payload, &req) == nil {
-			if g := handleGFID(req.Handle); !g.IsZero() {
-				return []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}
-			}
+		if fop.Unmarshal(payload, &req) == nil && !req.GFID.IsZero() {
+			return []fop.Upcall{{Flags: fop.UpcallData, GFID: req.GFID}}
 		}
 	case fop.OpWriteDirty: // the replicate layer's first write
 		var req fop.WriteDirtyReq

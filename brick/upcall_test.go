@@ -34,6 +34,9 @@ func TestChanges(t *testing.T) {
 		{"write", fop.OpWrite, &fop.WriteReq{Handle: 7, Data: []byte("x")}, []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}},
 		{"replicate's first write", fop.OpWriteDirty, &fop.WriteDirtyReq{Handle: 7, Path: "f", Data: []byte("x")}, []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}},
 		{"write, unknown handle", fop.OpWrite, &fop.WriteReq{Handle: 8, Data: []byte("x")}, nil},
+		// Posted after the write through the descriptor: the handle may
+		// be released by the time the brick serves it.
+		{"local write, handle released", fop.OpLocalWrote, &fop.LocalWroteReq{Handle: 8, GFID: g, Length: 1}, []fop.Upcall{{Flags: fop.UpcallData, GFID: g}}},
 		{"user xattr", fop.OpSetxattr, &fop.XattrReq{Path: "f", Name: "user.a"}, []fop.Upcall{{Flags: fop.UpcallAttr, Path: "f"}}},
 		{"replicate's own xattr", fop.OpSetxattr, &fop.XattrReq{Path: "f", Name: "trusted.afr.x"}, nil},
 		{"read", fop.OpRead, &fop.ReadReq{Handle: 7}, nil},

@@ -81,15 +81,25 @@ func SplitLocalFD(b []byte) ([]byte, LocalFDReply, bool) {
 }
 
 // LocalWroteReq is a write a client made through a handle's descriptor.
+// It names the file by its GFID too: a brick serves posted calls at
+// once, so the handle's release, posted next, may be served first.
 type LocalWroteReq struct {
 	Handle uint64
+	GFID   GFID
 	Offset int64
 	Length uint32
 }
 
-func (m *LocalWroteReq) Encode(e *Encoder) { e.U64(m.Handle); e.I64(m.Offset); e.U32(m.Length) }
+func (m *LocalWroteReq) Encode(e *Encoder) {
+	e.U64(m.Handle)
+	e.GFID(m.GFID)
+	e.I64(m.Offset)
+	e.U32(m.Length)
+}
+
 func (m *LocalWroteReq) Decode(d *Decoder) {
 	m.Handle = d.U64()
+	m.GFID = d.GFID()
 	m.Offset = d.I64()
 	m.Length = d.U32()
 }
@@ -429,7 +439,7 @@ func (c *Client) writeLocal(ctx context.Context, h uint64, off int64, data []byt
 	}
 	// The other clients hear of it from the brick. The connection is
 	// alive or the handle is gone with it: nothing to tell either way.
-	_ = post.Post(ctx, OpLocalWrote, Marshal(&LocalWroteReq{Handle: h, Offset: off, Length: r.Written}))
+	_ = post.Post(ctx, OpLocalWrote, Marshal(&LocalWroteReq{Handle: h, GFID: r.Attr.GFID, Offset: off, Length: r.Written}))
 	return r, true, nil
 }
 

@@ -45,7 +45,7 @@ func samples() []Message {
 		&Upcall{Flags: UpcallEntry | UpcallData, GFID: NewGFID(), Path: "d/f"},
 		&Hello{Features: ClientFeatures},
 		&LocalFDReply{FD: 12, Dev: 2049, Ino: 1 << 40, GFID: NewGFID()},
-		&LocalWroteReq{Handle: 9, Offset: 1 << 33, Length: 1 << 20},
+		&LocalWroteReq{Handle: 9, GFID: NewGFID(), Offset: 1 << 33, Length: 1 << 20},
 	}
 }
 
