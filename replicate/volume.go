@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -46,6 +47,12 @@ type Options struct {
 	// set's first good copy, so a file's times do not move between
 	// copies.
 	ChooseLocal bool
+	// ReadPolicy picks the good copy a file's data is read from
+	// (cluster.read-hash-mode); the zero value reads the first.
+	ReadPolicy ReadPolicy
+	// PID is the mount's process ID, for ReadHashGFIDPID; 0 means this
+	// process's.
+	PID int
 }
 
 // Volume mirrors a file system over a replica set of bricks.
@@ -81,6 +88,7 @@ type child struct {
 	arbiter bool
 	up      atomic.Bool
 	probing atomic.Bool
+	reads   readLoad
 }
 
 // New returns a replicate layer over bricks (2 to 64).
@@ -90,6 +98,9 @@ func New(bricks []Brick, opts Options) *Volume {
 	}
 	if opts.ProbeInterval == 0 {
 		opts.ProbeInterval = time.Second
+	}
+	if opts.PID == 0 {
+		opts.PID = os.Getpid()
 	}
 	v := &Volume{opts: opts, log: opts.Log, stop: make(chan struct{}), handles: map[uint64]*handle{}, dirKid: map[string]int{}, recent: pathcache.New[view](recentTTL, 65536)}
 	for i, b := range bricks {
@@ -776,7 +787,7 @@ func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenRepl
 			return fop.OpenReply{}, syscall.EIO
 		}
 		var lastErr error
-		for _, i := range v.localFirst(w.readable) {
+		for _, i := range v.readOrder(w) {
 			r, err := v.kids[i].b.Open(ctx, p, flags)
 			if err != nil {
 				lastErr = err
@@ -816,7 +827,7 @@ func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenRepl
 		return fop.OpenReply{}, err
 	}
 	h.read = v.dataKid(ok)
-	for _, i := range v.localFirst(w.readable) {
+	for _, i := range v.readOrder(w) {
 		if _, has := h.kids[i]; has {
 			h.read = i
 			break
@@ -825,6 +836,20 @@ func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenRepl
 	r := replies[h.read]
 	r.Handle = v.addHandle(h)
 	return r, nil
+}
+
+// readOrder is the order a file's good copies are read from: the copy
+// on this machine first when the set chooses local copies, then as the
+// read policy says.
+func (v *Volume) readOrder(w view) []int {
+	return v.localFirst(readOrder(w.readable, v.opts.ReadPolicy, w.entry.Attr.GFID, v.opts.PID, v.readLoad))
+}
+
+// readLoad is a brick's reads in flight from this layer and their
+// recent latency.
+func (v *Volume) readLoad(i int) (int64, time.Duration) {
+	l := &v.kids[i].reads
+	return l.outstanding.Load(), time.Duration(l.latency.Load())
 }
 
 // localFirst is idx with the bricks on this machine first, in order,
@@ -954,7 +979,9 @@ func (v *Volume) Read(ctx context.Context, id uint64, off int64, size uint32) ([
 		kh, ok := h.kids[i]
 		h.mu.Unlock()
 		if ok {
+			done := v.kids[i].reads.start()
 			data, err := v.kids[i].b.Read(ctx, kh, off, size)
+			done()
 			if err == nil || !isTransport(err) || attempt > 0 {
 				return data, err
 			}
@@ -972,7 +999,8 @@ func (v *Volume) reopenRead(ctx context.Context, h *handle) error {
 	if err != nil {
 		return err
 	}
-	for _, i := range w.readable {
+	order := v.readOrder(w)
+	for _, i := range order {
 		if _, ok := h.kid(i); ok {
 			h.mu.Lock()
 			h.read = i
@@ -984,7 +1012,7 @@ func (v *Volume) reopenRead(ctx context.Context, h *handle) error {
 		// A write handle reads only where it writes.
 		return syscall.EIO
 	}
-	for _, i := range w.readable {
+	for _, i := range order {
 		r, err := v.kids[i].b.Open(ctx, h.name(), syscall.O_RDONLY)
 		if err != nil {
 			continue

@@ -158,6 +158,12 @@ func Build(cfg Config) (*Graph, error) {
 			opts.OnHealNeeded = func(p string) { cfg.OnHealNeeded(si, p) }
 		}
 		opts.ChooseLocal = v.BoolOption("cluster.choose-local", true)
+		opts.ReadPolicy = replicate.ReadHashGFID
+		if m, ok := v.Option("cluster.read-hash-mode"); ok {
+			if n, err := strconv.Atoi(m); err == nil && n >= 0 && n <= int(replicate.ReadLeastLoad) {
+				opts.ReadPolicy = replicate.ReadPolicy(n)
+			}
+		}
 		r := replicate.New(kids, opts)
 		g.Sets = append(g.Sets, r)
 		subs = append(subs, r)
