@@ -141,7 +141,7 @@ func (v *Volume) heal(ctx context.Context, p string, o healOpts) (Result, error)
 		case Entry:
 			err = v.healEntry(ctx, p, states, d, &res, o)
 		case Metadata:
-			err = v.healMetadata(ctx, p, states, d)
+			err = v.healMetadata(ctx, p, o)
 		case Data:
 			err = v.healData(ctx, p, &res, o)
 		}
@@ -206,7 +206,26 @@ func (v *Volume) reset(ctx context.Context, p string, k Kind, states []State, d 
 	return err
 }
 
-func (v *Volume) healMetadata(ctx context.Context, p string, states []State, d Decision) error {
+func (v *Volume) healMetadata(ctx context.Context, p string, o healOpts) error {
+	// Under the exclusive lock, which metadata changes wait for (they run
+	// under the writers' lock: metaLock), deciding again: a change half
+	// made when the heal looked has finished by now.
+	unlock, err := v.lockAll(ctx, p, v.upSet())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	states, _, err := v.states(ctx, p)
+	if err != nil {
+		return err
+	}
+	d := v.decide(states, Metadata, o)
+	if d.SplitBrain {
+		return ErrSplitBrain
+	}
+	if !d.Needed() {
+		return nil
+	}
 	src := d.Sources[0]
 	a := states[src].Attr
 	b := v.kids[src].b

@@ -546,6 +546,13 @@ func (v *Volume) Setattr(ctx context.Context, req *fop.SetattrReq) (fop.Attr, er
 			return err
 		})
 	}
+	if k == Metadata {
+		unlock, err := v.metaLock(ctx, req.Path, v.upSet(), nil)
+		if err != nil {
+			return fop.Attr{}, err
+		}
+		defer unlock()
+	}
 	attrs := make([]fop.Attr, len(v.kids))
 	ok, err := v.change(ctx, k, []string{req.Path}, func(i int, b Brick) error {
 		var err error
@@ -693,6 +700,12 @@ func (h *handle) xattrop(i int, d []int32, lock uint8) *fop.XattropReq {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return &fop.XattropReq{Path: h.path, Delta: d, Lock: lock, Handle: h.kids[i]}
+}
+
+// kidHandle is the handle's number on brick i, 0 when it has none.
+func (h *handle) kidHandle(i int) uint64 {
+	k, _ := h.kid(i)
+	return k
 }
 
 func (h *handle) kid(i int) (uint64, bool) {
@@ -1275,13 +1288,66 @@ func (v *Volume) Listxattr(ctx context.Context, p string) ([]byte, error) {
 }
 
 func (v *Volume) Setxattr(ctx context.Context, p, name string, value []byte, flags uint32) error {
-	_, err := v.change(ctx, Metadata, []string{p}, func(_ int, b Brick) error { return b.Setxattr(ctx, p, name, value, flags) })
+	unlock, err := v.metaLock(ctx, p, v.upSet(), nil)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = v.change(ctx, Metadata, []string{p}, func(_ int, b Brick) error { return b.Setxattr(ctx, p, name, value, flags) })
 	return err
 }
 
 func (v *Volume) Removexattr(ctx context.Context, p, name string) error {
-	_, err := v.change(ctx, Metadata, []string{p}, func(_ int, b Brick) error { return b.Removexattr(ctx, p, name) })
+	unlock, err := v.metaLock(ctx, p, v.upSet(), nil)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = v.change(ctx, Metadata, []string{p}, func(_ int, b Brick) error { return b.Removexattr(ctx, p, name) })
 	return err
+}
+
+// metaLock runs before a metadata change (mode, owner, times, extended
+// attributes): it takes the writers' (shared) lock on the file on the
+// bricks in idx, with the metadata dirty mark. A metadata heal takes the
+// exclusive lock and decides again under it, so it never copies a
+// source's metadata while a change is half made (on some copies only):
+// that change would be lost on the sink with a clean changelog. A client
+// lost midway leaves the mark, which the heal sees. kid, when set, names
+// the file on brick i by an open handle (the file may have no name
+// left). The function returned drops the mark and the lock.
+func (v *Volume) metaLock(ctx context.Context, p string, idx []int, kid func(i int) uint64) (func(), error) {
+	if !v.quorum(idx) {
+		return nil, syscall.ENOTCONN
+	}
+	n := len(v.kids)
+	req := func(i int, lock uint8, delta int32) *fop.XattropReq {
+		r := &fop.XattropReq{Path: p, Delta: DirtyDelta(n, Metadata, delta), Lock: lock}
+		if kid != nil {
+			r.Handle = kid(i)
+		}
+		return r
+	}
+	errs := v.fanout(idx, func(i int, b Brick) error {
+		_, err := b.Xattrop(ctx, req(i, fop.LockShared, 1))
+		return err
+	})
+	ok, err := v.outcome(idx, errs)
+	unlock := func() {
+		c := context.WithoutCancel(ctx)
+		v.fanout(ok, func(i int, b Brick) error {
+			_, err := b.Xattrop(c, req(i, fop.Unlock, -1))
+			return err
+		})
+	}
+	if err == nil && !v.quorum(ok) {
+		err = syscall.ENOTCONN
+	}
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
 }
 
 func (v *Volume) Statfs(ctx context.Context) (fop.Statfs, error) {
@@ -1331,6 +1397,12 @@ func (v *Volume) Fsetattr(ctx context.Context, id uint64, req *fop.SetattrReq) (
 		if err := v.dirty(ctx, h, h.good()); err != nil {
 			return fop.Attr{}, err
 		}
+	} else {
+		unlock, err := v.metaLock(ctx, h.name(), h.good(), h.kidHandle)
+		if err != nil {
+			return fop.Attr{}, err
+		}
+		defer unlock()
 	}
 	good := h.good()
 	attrs := make([]fop.Attr, len(v.kids))
@@ -1393,6 +1465,11 @@ func (v *Volume) fchange(ctx context.Context, id uint64, byPath func(p string) e
 	if !h.write {
 		return byPath(h.name())
 	}
+	unlock, err := v.metaLock(ctx, h.name(), h.good(), h.kidHandle)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	good := h.good()
 	errs := v.fanout(good, func(i int, b Brick) error {
 		kh, _ := h.kid(i)

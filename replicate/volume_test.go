@@ -701,3 +701,94 @@ func TestChooseLocal(t *testing.T) {
 		t.Fatalf("with the local copy stale: read %q from brick %d (%v)", got, hd.read, err)
 	}
 }
+
+// gateBrick holds a brick's Setattr calls until the gate opens, so that a
+// test can look at a set while a metadata change is half made.
+type gateBrick struct {
+	Brick
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (b gateBrick) Setattr(ctx context.Context, req *fop.SetattrReq) (fop.Attr, error) {
+	b.entered <- struct{}{}
+	<-b.gate
+	return b.Brick.Setattr(ctx, req)
+}
+
+// A metadata heal never runs beside a metadata change: it would copy the
+// source's metadata from before the change over a sink that already has
+// it, and clear the blame (the change lost on the sink, nothing to say
+// so). It waits for the change, then finds nothing to do or heals what
+// it finds; a change cut short leaves its dirty mark for the heal.
+func TestMetadataHealWaitsForChanges(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "f")
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	// Brick 2 misses a chmod: it is blamed for the file's metadata.
+	s.bricks[2].stop()
+	if _, err := s.v.Setattr(ctx, &fop.SetattrReq{Path: "f", Valid: fop.SetMode, Mode: 0o600}); err != nil {
+		t.Fatal(err)
+	}
+	s.bricks[2].start()
+	s.waitUp(2)
+	// A second mount's chmod reaches bricks 0 and 2 and is held on brick 1.
+	var kids []Brick
+	for i, k := range s.v.kids {
+		if i == 1 {
+			kids = append(kids, gateBrick{Brick: k.b, entered: make(chan struct{}, 1), gate: make(chan struct{})})
+		} else {
+			kids = append(kids, k.b)
+		}
+	}
+	other := New(kids, Options{ProbeInterval: 20 * time.Millisecond})
+	t.Cleanup(other.Close)
+	gate := kids[1].(gateBrick)
+	done := make(chan error, 1)
+	go func() {
+		_, err := other.Setattr(ctx, &fop.SetattrReq{Path: "f", Valid: fop.SetMode, Mode: 0o640})
+		done <- err
+	}()
+	<-gate.entered
+	mode := func(i int) os.FileMode {
+		fi, err := os.Stat(filepath.Join(s.bricks[i].dir, "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for mode(0) != 0o640 || mode(2) != 0o640 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the chmod did not reach bricks 0 and 2: %v %v", mode(0), mode(2))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := s.v.Heal(ctx, "f"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("metadata heal beside a half-made chmod: %v, want ErrBusy (modes now %v %v %v)", err, mode(0), mode(1), mode(2))
+	}
+	close(gate.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.v.Heal(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if m := mode(i); m != 0o640 {
+			t.Fatalf("brick %d: mode %v after the chmod and the heal, want 0640", i, m)
+		}
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("%d files still marked after the heal", n)
+	}
+	// Dirty marks balance: a plain change leaves no mark behind.
+	if err := s.v.Setxattr(ctx, "f", "user.k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("a setxattr left %d files marked", n)
+	}
+}
