@@ -260,7 +260,7 @@ func TestXattropRelease(t *testing.T) {
 func TestXattropReleaseAttr(t *testing.T) {
 	_, cls, raws := afrBrick(t, 1)
 	ctx := context.Background()
-	if err := fop.SayHello(ctx, raws[0]); err != nil {
+	if _, err := fop.SayHello(ctx, raws[0]); err != nil {
 		t.Fatal(err)
 	}
 	r, err := cls[0].Create(ctx, &fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID(), Flags: unix.O_RDWR})
@@ -420,5 +420,64 @@ func TestIndexDropsStaleEntries(t *testing.T) {
 	}
 	if idx, _ := c.Index(ctx); len(idx) != 3 {
 		t.Fatalf("index after marking clean again: %+v", idx)
+	}
+}
+
+// A create's mark (fop.FeatCreateMark) is added to the file it opens,
+// new or not, under the writers' lock, which the handle keeps until its
+// xattrop-release; a mark of the wrong shape makes no file.
+func TestCreateMark(t *testing.T) {
+	dir, cls, _ := afrBrick(t, 2)
+	ctx := context.Background()
+	if _, err := cls[1].Create(ctx, &fop.CreateReq{Path: "x", Mode: 0o644, GFID: fop.NewGFID(), Mark: []int32{1, 0, 0}}); !errors.Is(err, syscall.ENOSYS) {
+		t.Fatalf("a mark to a brick that did not grant it: %v, want ENOSYS", err)
+	}
+	cls[0].SetFeatures(fop.FeatCreateMark)
+	changelog := func(p string) []int32 {
+		t.Helper()
+		buf := make([]byte, 256)
+		n, err := unix.Getxattr(filepath.Join(dir, p), fop.ChangelogXattr, buf)
+		if errors.Is(err, unix.ENODATA) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := fop.DecodeChangelog(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, c := range []struct {
+		name  string
+		flags uint32
+	}{{"new", unix.O_RDWR | unix.O_EXCL}, {"existing", unix.O_RDWR}} {
+		r, err := cls[0].Create(ctx, &fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID(), Flags: c.flags, Mark: []int32{1, 0, 0}})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := changelog("f"); !reflect.DeepEqual(got, []int32{1}) && !reflect.DeepEqual(got, []int32{1, 0, 0}) {
+			t.Fatalf("%s: changelog %v, want one change in flight", c.name, got)
+		}
+		if err := cls[1].Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockExclusive}); !errors.Is(err, syscall.EAGAIN) {
+			t.Fatalf("%s: a heal's lock beside the marked create: %v, want EAGAIN", c.name, err)
+		}
+		got, err := cls[0].XattropRelease(ctx, &fop.XattropReq{Path: "f", Delta: []int32{-1, 0, 0}, Lock: fop.Unlock, Handle: r.Handle})
+		if err != nil || !reflect.DeepEqual(got.Counters, []int32{0, 0, 0}) {
+			t.Fatalf("%s: xattrop-release: %v %v", c.name, got, err)
+		}
+		if err := cls[1].Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockExclusive}); err != nil {
+			t.Fatalf("%s: the lock outlived the release: %v", c.name, err)
+		}
+		if err := cls[1].Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.Unlock, Which: fop.LockExclusive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cls[0].Create(ctx, &fop.CreateReq{Path: "bad", Mode: 0o644, GFID: fop.NewGFID(), Flags: unix.O_RDWR, Mark: []int32{1, 0}}); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("a mark of two counters: %v, want EINVAL", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "bad")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused create made a file: %v", err)
 	}
 }

@@ -286,7 +286,7 @@ func TestLocalFD(t *testing.T) {
 	rd := rpc.NewRedialer("b1", func(ctx context.Context, _ string) (net.Conn, error) {
 		return DialLocal(ctx, sock, volID, "b1")
 	}, discardLog())
-	rd.Hello = func(ctx context.Context, c *rpc.Client) error { return fop.SayHello(ctx, c) }
+	rd.Hello = func(ctx context.Context, c *rpc.Client) error { _, err := fop.SayHello(ctx, c); return err }
 	hello := fop.NewClient(rd)
 	cr, err := hello.Create(ctx, &fop.CreateReq{Path: "h", Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID(), Flags: syscall.O_RDWR})
 	if err != nil {

@@ -219,7 +219,7 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte, pa *pare
 		if fop.Unmarshal(payload, &req) != nil {
 			return syscall.EINVAL, nil
 		}
-		f := req.Features & (fop.FeatParentAttrs | fop.FeatListingXattrs | fop.FeatReleaseAttrs)
+		f := req.Features & (fop.FeatParentAttrs | fop.FeatListingXattrs | fop.FeatReleaseAttrs | fop.FeatCreateMark)
 		if s.local {
 			f |= req.Features & fop.FeatLocalFD
 		}
@@ -243,7 +243,7 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte, pa *pare
 	case fop.OpSymlink:
 		return call(payload, func(r *fop.CreateReq) (fop.Message, error) { return s.symlink(r, pa) })
 	case fop.OpCreate:
-		return call(payload, func(r *fop.CreateReq) (fop.Message, error) { return s.create(r, pa) })
+		return call(payload, func(r *fop.CreateReq) (fop.Message, error) { return s.create(ctx, r, pa) })
 	case fop.OpOpen:
 		return call(payload, s.open)
 	case fop.OpRead:
@@ -1421,9 +1421,12 @@ func (s *session) open(req *fop.OpenReq) (fop.Message, error) {
 	return s.addHandle(fd, flags, g, fop.AttrOf(&st, g))
 }
 
-func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error) {
+func (s *session) create(ctx context.Context, req *fop.CreateReq, pa *parentAttr) (fop.Message, error) {
 	if err := checkCreate(req); err != nil {
 		return nil, err
+	}
+	if len(req.Mark)%3 != 0 {
+		return nil, unix.EINVAL
 	}
 	flags, err := openFlags(req.Flags)
 	if err != nil {
@@ -1451,6 +1454,9 @@ func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error
 			if err == nil {
 				a, err = s.finishCreateFD(fd, req, made)
 			}
+			if err == nil && len(req.Mark) > 0 {
+				err = s.markCreated(ctx, fd, req.GFID, req.Path, req.Mark)
+			}
 			if err != nil {
 				unix.Close(fd)
 				if uerr := unix.Unlinkat(l.dir, l.name, 0); uerr != nil {
@@ -1472,9 +1478,41 @@ func (s *session) create(req *fop.CreateReq, pa *parentAttr) (fop.Message, error
 			return nil, err
 		}
 		g := fdGFID(fd)
+		if len(req.Mark) > 0 {
+			if err := s.markCreated(ctx, fd, g, req.Path, req.Mark); err != nil {
+				unix.Close(fd)
+				return nil, err
+			}
+		}
 		return s.addHandle(fd, flags, g, fop.AttrOf(&st, g))
 	}
 	return nil, unix.EAGAIN
+}
+
+// markCreated adds a create's changelog mark (fop.FeatCreateMark) to the
+// file open as fd, under the writers' lock the handle keeps until its
+// OpXattropRelease or the connection's end, as OpWriteDirty does for a
+// first write.
+func (s *session) markCreated(ctx context.Context, fd int, g fop.GFID, p string, mark []int32) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	k := inodeKey{st.Dev, st.Ino}
+	if err := s.lock(ctx, k, false, true); err != nil {
+		return err
+	}
+	x := changelogFile{
+		get:  func(b []byte) (int, error) { return unix.Fgetxattr(fd, fop.ChangelogXattr, b) },
+		set:  func(v []byte) error { return unix.Fsetxattr(fd, fop.ChangelogXattr, v, 0) },
+		del:  func() error { return unix.Fremovexattr(fd, fop.ChangelogXattr) },
+		gfid: g,
+	}
+	if _, err := s.addChangelog(x, k, p, mark); err != nil {
+		_ = s.unlock(k, false)
+		return err
+	}
+	return nil
 }
 
 func (s *session) finishCreateFD(fd int, req *fop.CreateReq, made uint32) (fop.Attr, error) {

@@ -82,7 +82,7 @@ func startBrickIn(t *testing.T, base string) *testBrick {
 		t.Fatal(err)
 	}
 	b.cl = rpc.NewClient(c)
-	if err := fop.SayHello(context.Background(), b.cl); err != nil {
+	if _, err := fop.SayHello(context.Background(), b.cl); err != nil {
 		t.Fatalf("hello: %v", err)
 	}
 	t.Cleanup(func() {

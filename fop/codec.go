@@ -64,6 +64,10 @@ func (d *Decoder) Err() error {
 	return d.err
 }
 
+// More reports whether input is left: a message's optional trailing
+// fields follow.
+func (d *Decoder) More() bool { return d.err == nil && len(d.b) > 0 }
+
 func (d *Decoder) take(n int) []byte {
 	if d.err != nil {
 		return nil

@@ -206,6 +206,10 @@ type CreateReq struct {
 	Flags  uint32 // open flags, for OpCreate
 	Target string
 	Xattrs []Xattr
+	// Mark, for OpCreate to a brick that granted FeatCreateMark: a
+	// changelog delta added to the file under the writers' lock, held
+	// until the handle's OpXattropRelease. Sent only when set.
+	Mark []int32
 }
 
 func (m *CreateReq) Encode(e *Encoder) {
@@ -221,6 +225,9 @@ func (m *CreateReq) Encode(e *Encoder) {
 	for _, x := range m.Xattrs {
 		e.String(x.Name)
 		e.Bytes32(x.Value)
+	}
+	if len(m.Mark) > 0 {
+		encodeCounters(e, m.Mark)
 	}
 }
 
@@ -243,6 +250,13 @@ func (m *CreateReq) Decode(d *Decoder) {
 	m.Xattrs = nil
 	for range n {
 		m.Xattrs = append(m.Xattrs, Xattr{Name: d.String(), Value: d.Bytes32()})
+	}
+	m.Mark = nil
+	if d.More() {
+		// Sent only when set: an empty one is not a message we make.
+		if m.Mark = decodeCounters(d); len(m.Mark) == 0 && d.err == nil {
+			d.err = ErrDecode
+		}
 	}
 }
 

@@ -34,10 +34,16 @@ const (
 	// socket), OpCreate's and OpOpen's replies end with the new handle's
 	// descriptor (AppendLocalFD), which spares the client an OpLocalFD.
 	FeatLocalFD
+	// FeatCreateMark: OpCreate's request may end with a changelog delta
+	// (CreateReq.Mark), which the brick adds to the file it opens under
+	// the writers' lock, as a first write's OpWriteDirty does: the
+	// create of a file to be written is its first write's lock and
+	// mark, and that write needs no round trip of its own.
+	FeatCreateMark
 )
 
 // ClientFeatures are the features this client reads.
-const ClientFeatures = FeatParentAttrs | FeatListingXattrs | FeatReleaseAttrs | FeatLocalFD
+const ClientFeatures = FeatParentAttrs | FeatListingXattrs | FeatReleaseAttrs | FeatLocalFD | FeatCreateMark
 
 // Hello is OpHello's request and reply.
 type Hello struct {
@@ -47,10 +53,19 @@ type Hello struct {
 func (m *Hello) Encode(e *Encoder) { e.U32(m.Features) }
 func (m *Hello) Decode(d *Decoder) { m.Features = d.U32() }
 
-// SayHello sends OpHello with ClientFeatures (rpc.Redialer.Hello).
-func SayHello(ctx context.Context, c Caller) error {
-	_, err := c.Call(ctx, OpHello, Marshal(&Hello{Features: ClientFeatures}))
-	return err
+// SayHello sends OpHello with ClientFeatures (rpc.Redialer.Hello) and
+// returns the features the brick granted (none from a brick that does
+// not know OpHello).
+func SayHello(ctx context.Context, c Caller) (uint32, error) {
+	out, err := c.Call(ctx, OpHello, Marshal(&Hello{Features: ClientFeatures}))
+	if err != nil {
+		return 0, err
+	}
+	var h Hello
+	if err := Unmarshal(out, &h); err != nil {
+		return 0, err
+	}
+	return h.Features, nil
 }
 
 // parentMagic ends a reply that carries its directory's attributes,

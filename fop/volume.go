@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -67,6 +68,10 @@ type Client struct {
 	// NoLocalIO keeps reads and writes on the brick's protocol even when
 	// the brick is on this machine (localfd.go).
 	NoLocalIO bool
+
+	// features are those the brick granted in the current connection's
+	// hello (SetFeatures).
+	features atomic.Uint32
 
 	mu sync.Mutex
 	// locked are the handles that took a byte-range or flock lock
@@ -163,9 +168,20 @@ func (c *Client) Symlink(ctx context.Context, req *CreateReq) (Attr, error) {
 }
 
 func (c *Client) Create(ctx context.Context, req *CreateReq) (OpenReply, error) {
+	if len(req.Mark) > 0 && !c.CanMark() {
+		return OpenReply{}, syscall.ENOSYS
+	}
 	var r OpenReply
 	return r, c.call(ctx, OpCreate, req, &r)
 }
+
+// SetFeatures records the features the brick granted in a connection's
+// hello (SayHello), before the connection carries any other call.
+func (c *Client) SetFeatures(f uint32) { c.features.Store(f) }
+
+// CanMark reports whether creates may carry a changelog mark
+// (FeatCreateMark, CreateReq.Mark).
+func (c *Client) CanMark() bool { return c.features.Load()&FeatCreateMark != 0 }
 
 func (c *Client) Open(ctx context.Context, path string, flags uint32) (OpenReply, error) {
 	var r OpenReply

@@ -17,6 +17,7 @@ import (
 	"github.com/cais-platform/cais/brick"
 	"github.com/cais-platform/cais/fop"
 	"github.com/cais-platform/cais/rpc"
+	"golang.org/x/sys/unix"
 )
 
 // testBrick is a real brick server on loopback that a test can stop and
@@ -79,7 +80,14 @@ func newSet(t *testing.T, n int, opts Options) *set {
 			return d.DialContext(ctx, "tcp", addr)
 		}, slog.New(slog.DiscardHandler))
 		r.RetryAfter = 20 * time.Millisecond
-		kids = append(kids, fop.NewClient(r))
+		fc := fop.NewClient(r)
+		// As a mount's: the features the brick grants (a create's mark).
+		r.Hello = func(ctx context.Context, c *rpc.Client) error {
+			f, err := fop.SayHello(ctx, c)
+			fc.SetFeatures(f)
+			return err
+		}
+		kids = append(kids, fc)
 		_ = i
 	}
 	opts.ProbeInterval = 20 * time.Millisecond
@@ -791,4 +799,121 @@ func TestMetadataHealWaitsForChanges(t *testing.T) {
 	if n := s.pending(); n != 0 {
 		t.Fatalf("a setxattr left %d files marked", n)
 	}
+}
+
+// noMark hides a brick's FeatCreateMark.
+type noMark struct{ Brick }
+
+// A create to bricks that take a mark (fop.FeatCreateMark) is its first
+// write's lock and dirty mark: the handle holds them from the create to
+// the release, a heal waits meanwhile, the writes need no mark of their
+// own, and a brick that was down is blamed as a first write would blame
+// it. Bricks that cannot are sent the plain create.
+func TestCreateMark(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	if _, err := s.v.Getattr(ctx, ""); err != nil { // connects, and says hello
+		t.Fatal(err)
+	}
+	h := create(t, s.v, "f")
+	hd, err := s.v.handle(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hd.dirtied {
+		t.Fatal("a create to bricks that take a mark left the handle unmarked")
+	}
+	for i := range 3 {
+		cl := brickChangelog(t, s.bricks[i].dir, "f")
+		if cl.Dirty(Data) != 1 {
+			t.Fatalf("brick %d: changelog %v after the create, want one data change in flight", i, cl)
+		}
+	}
+	if _, err := s.v.Heal(ctx, "f"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("heal of a file open from its create: %v, want ErrBusy", err)
+	}
+	write(t, s.v, h, 0, []byte("marked"))
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if got := string(s.file(i, "f")); got != "marked" {
+			t.Fatalf("brick %d holds %q", i, got)
+		}
+		if cl := brickChangelog(t, s.bricks[i].dir, "f"); cl.Dirty(Data) != 0 || cl.Pending(0, Data)+cl.Pending(1, Data)+cl.Pending(2, Data) != 0 {
+			t.Fatalf("brick %d: changelog %v after the release, want clear", i, cl)
+		}
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("%d files marked after the release", n)
+	}
+
+	// Brick 2 down: the create's mark blames it, and the heal gives it
+	// the data once it is back.
+	s.bricks[2].stop()
+	h = create(t, s.v, "g")
+	write(t, s.v, h, 0, []byte("while brick 2 was down"))
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	s.bricks[2].start()
+	s.waitUp(2)
+	if _, err := s.v.Heal(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.v.Heal(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(s.file(2, "g")); got != "while brick 2 was down" {
+		t.Fatalf("brick 2 after the heal holds %q", got)
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("%d files marked after the heal", n)
+	}
+
+	// A brick that cannot take the mark: the plain create, and the mark
+	// with the first write.
+	var kids []Brick
+	for i, k := range s.v.kids {
+		if i == 1 {
+			kids = append(kids, noMark{k.b})
+		} else {
+			kids = append(kids, k.b)
+		}
+	}
+	old := New(kids, Options{ProbeInterval: 20 * time.Millisecond})
+	t.Cleanup(old.Close)
+	h = create(t, old, "o")
+	if hd, _ := old.handle(h); hd.dirtied {
+		t.Fatal("a create with a brick that takes no mark marked the handle")
+	}
+	if cl := brickChangelog(t, s.bricks[0].dir, "o"); cl.Dirty(Data) != 0 {
+		t.Fatalf("brick 0: changelog %v after a plain create", cl)
+	}
+	write(t, old, h, 0, []byte("plain"))
+	if err := old.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if got := string(s.file(i, "o")); got != "plain" {
+			t.Fatalf("brick %d holds %q", i, got)
+		}
+	}
+}
+
+// brickChangelog reads a file's changelog on a brick's directory.
+func brickChangelog(t *testing.T, dir, p string) Changelog {
+	t.Helper()
+	buf := make([]byte, 256)
+	n, err := unix.Getxattr(filepath.Join(dir, p), fop.ChangelogXattr, buf)
+	if errors.Is(err, unix.ENODATA) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := fop.DecodeChangelog(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Changelog(c)
 }

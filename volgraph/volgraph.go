@@ -135,11 +135,15 @@ func Build(cfg Config) (*Graph, error) {
 			if cfg.Upcalls != nil {
 				r.Events = upcallEvents(cfg.Upcalls)
 			}
-			r.Hello = func(ctx context.Context, c *rpc.Client) error { return fop.SayHello(ctx, c) }
-			r.Pool = g.Buffers
-			g.conns = append(g.conns, r)
 			fc := fop.NewClient(r)
 			fc.NoLocalIO = cfg.NoLocalIO
+			r.Hello = func(ctx context.Context, c *rpc.Client) error {
+				f, err := fop.SayHello(ctx, c)
+				fc.SetFeatures(f) // none when the brick does not know the hello
+				return err
+			}
+			r.Pool = g.Buffers
+			g.conns = append(g.conns, r)
 			kids = append(kids, fc)
 		}
 		g.SetBricks = append(g.SetBricks, set)
