@@ -1187,7 +1187,7 @@ func (v *Volume) ReleaseAttr(ctx context.Context, id uint64) (fop.Attr, bool, er
 	// failed (counters stop at zero, a lock not held is not dropped): no
 	// lock may outlive the handle.
 	h.mu.Lock()
-	dirtied, read, dirtyErr := h.dirtied, h.read, h.dirtyErr
+	dirtied, dirtyErr := h.dirtied, h.dirtyErr
 	kids := h.kids
 	h.kids = map[int]uint64{}
 	h.mu.Unlock()
@@ -1212,8 +1212,10 @@ func (v *Volume) ReleaseAttr(ctx context.Context, id uint64) (fop.Attr, bool, er
 		return err
 	})
 	// Known only when every brick of the set took every write and
-	// cleared its mark: then the copies agree, and the next lookup reads
-	// from the brick reads went to.
+	// cleared its mark: then every copy is good, and the next lookup, on
+	// any mount, answers with the first data copy's attributes (view).
+	// Its times may differ from the others' by the moments between the
+	// copies' writes; its size may not.
 	if dirtyErr != nil || len(idx) != len(v.kids) {
 		return fop.Attr{}, false, nil
 	}
@@ -1222,16 +1224,13 @@ func (v *Volume) ReleaseAttr(ctx context.Context, id uint64) (fop.Attr, bool, er
 			return fop.Attr{}, false, nil
 		}
 	}
-	if _, ok := kids[read]; !ok || v.kids[read].arbiter {
+	first := v.dataKid(v.upSet())
+	if _, ok := kids[first]; !ok || v.kids[first].arbiter {
 		return fop.Attr{}, false, nil
 	}
-	// Each brick's post-op sets its copy's change time: copies cleared
-	// a clock tick apart differ, and another mount may read either.
-	// Known only when the data copies agree.
-	a := replies[read].Attr
+	a := replies[first].Attr
 	for _, i := range idx {
-		b := replies[i].Attr
-		if !v.kids[i].arbiter && (b.Ctime != a.Ctime || b.Mtime != a.Mtime || b.Size != a.Size) {
+		if b := replies[i].Attr; !v.kids[i].arbiter && b.Size != a.Size {
 			return fop.Attr{}, false, nil
 		}
 	}

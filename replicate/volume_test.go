@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -916,4 +917,41 @@ func brickChangelog(t *testing.T, dir, p string) Changelog {
 		t.Fatal(err)
 	}
 	return Changelog(c)
+}
+
+// A release that cleared every copy's marks reports the attributes the
+// next lookup answers with: the first data copy's, whatever copy reads
+// went to and however far apart the copies' times are. With a copy
+// missing, nothing.
+func TestReleaseAttrFirstCopy(t *testing.T) {
+	s := newSet(t, 3, Options{ReadPolicy: ReadHashGFID})
+	if _, err := s.v.Getattr(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		p := fmt.Sprintf("f%d", i)
+		h := create(t, s.v, p)
+		write(t, s.v, h, 0, []byte("some data"))
+		// Set the copies' times apart.
+		if err := os.Chtimes(filepath.Join(s.bricks[1].dir, p), time.Unix(1, 0), time.Unix(1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		a, known, err := s.v.ReleaseAttr(ctx, h)
+		if err != nil || !known {
+			t.Fatalf("%s: release: known %v, %v", p, known, err)
+		}
+		e, err := s.v.Lookup(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Size != 9 || a.Mtime != e.Attr.Mtime || a.Ctime != e.Attr.Ctime {
+			t.Fatalf("%s: release says size %d mtime %d ctime %d, the lookup %d %d %d", p, a.Size, a.Mtime, a.Ctime, e.Attr.Size, e.Attr.Mtime, e.Attr.Ctime)
+		}
+	}
+	s.bricks[2].stop()
+	h := create(t, s.v, "g")
+	write(t, s.v, h, 0, []byte("x"))
+	if _, known, err := s.v.ReleaseAttr(ctx, h); err != nil || known {
+		t.Fatalf("release with a copy missing: known %v, %v", known, err)
+	}
 }
