@@ -82,6 +82,9 @@ type Graph struct {
 	// the next read's data goes into the same memory.
 	Buffers *rpc.BufPool
 
+	wb  *writebehind.Volume // nil without write-behind
+	log *slog.Logger
+
 	mu      sync.Mutex
 	addrs   map[string]string
 	sockets map[string]string
@@ -97,7 +100,7 @@ func Build(cfg Config) (*Graph, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	g := &Graph{addrs: map[string]string{}, sockets: map[string]string{}, Buffers: rpc.NewBufPool(MaxRead)}
+	g := &Graph{addrs: map[string]string{}, sockets: map[string]string{}, Buffers: rpc.NewBufPool(MaxRead), log: cfg.Log}
 	for id, a := range cfg.Addrs {
 		g.addrs[id] = a
 	}
@@ -190,7 +193,8 @@ func Build(cfg Config) (*Graph, error) {
 		}
 		wb := writebehind.New(g.Root, window)
 		wb.Log = cfg.Log
-		g.Root = wb
+		wb.FlushBehind = v.BoolOption("performance.flush-behind", false)
+		g.Root, g.wb = wb, wb
 	}
 	return g, nil
 }
@@ -254,8 +258,20 @@ func (g *Graph) SetSocket(brickID, path string) bool {
 	return true
 }
 
-// Close closes every brick connection and stops the layers' probes.
+// closeTimeout bounds how long Close waits for writes answered early.
+const closeTimeout = time.Minute
+
+// Close waits for the writes write-behind answered early and releases
+// the handles still open, then closes every brick connection and stops
+// the layers' probes.
 func (g *Graph) Close() {
+	if g.wb != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		if err := g.wb.Close(ctx); err != nil && g.log != nil {
+			g.log.Error("volume graph: closing with writes not done", "err", err)
+		}
+		cancel()
+	}
 	for _, s := range g.Sets {
 		if s != nil {
 			s.Close()

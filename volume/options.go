@@ -83,7 +83,7 @@ func optionTable() []OptionSpec {
 		{Key: "performance.client-io-threads", Default: "on", Kind: KindBool, Doc: "client worker threads"},
 		{Key: "performance.write-behind", Default: "on", Kind: KindBool, Doc: "acknowledge writes before they reach the brick"},
 		{Key: "performance.write-behind-window-size", Default: "4MB", Kind: KindSize, Min: 512 << 10, Max: 1 << 30, Doc: "write-behind buffer per file"},
-		{Key: "performance.flush-behind", Default: "on", Kind: KindBool, Doc: "return from close before data is flushed"},
+		{Key: "performance.flush-behind", Default: "off", Kind: KindBool, Doc: "return from close before the data is on the bricks (GlusterFS's default is on; off, close reports write errors and a client that opens the file after the close sees the data)"},
 		{Key: "performance.read-ahead", Default: "off", Kind: KindBool, Doc: "read ahead of sequential readers"},
 		{Key: "performance.readdir-ahead", Default: "off", Kind: KindBool, Doc: "prefetch directory entries"},
 		{Key: "performance.io-cache", Default: "off", Kind: KindBool, Doc: "client page cache"},

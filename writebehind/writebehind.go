@@ -25,6 +25,13 @@
 //     writes in flight;
 //   - a failed background write is reported by the next write, fsync or
 //     flush (close) of that handle, as write-behind does;
+//   - with FlushBehind (performance.flush-behind, off by default) a
+//     close starts sending what is pending and returns without waiting
+//     for it; the handle's release waits, and logs a write that failed
+//     after the close. A lookup, stat, read, rename or unlink of the file
+//     through this mount still waits for those writes; another client
+//     may not see them yet, and the closing process does not hear of
+//     their failure;
 //   - files opened with O_APPEND, O_SYNC, O_DSYNC or O_DIRECT are written
 //     through.
 package writebehind
@@ -60,6 +67,11 @@ type Volume struct {
 	// the background: the write fails with EIO, reported at the next
 	// write, fsync or close, and the mount goes on.
 	Log *slog.Logger
+	// FlushBehind makes a flush (close) send the handle's pending writes
+	// without waiting for them (performance.flush-behind): the handle's
+	// release waits instead, which the closing process does not wait
+	// for.
+	FlushBehind bool
 	// delay is how long pending writes may wait (PendingDelay).
 	delay time.Duration
 
@@ -308,6 +320,33 @@ func (v *Volume) waitFiles(p string, f *file) {
 // in the order they were made, whichever descriptor made them.
 func (v *Volume) waitOthers(f *file) { v.waitFiles("", f) }
 
+// Close sends every open file's pending writes, waits for them and for
+// those in flight, and releases the handles still open: at a mount's
+// end the kernel drops the releases it has not delivered, and with
+// flush-behind the writes of a file already closed may be among them. It
+// gives up waiting when ctx ends.
+func (v *Volume) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v.mu.Lock()
+		hs := make([]uint64, 0, len(v.files))
+		for h := range v.files {
+			hs = append(hs, h)
+		}
+		v.mu.Unlock()
+		for _, h := range hs {
+			_ = v.Release(context.WithoutCancel(ctx), h)
+		}
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("write-behind: writes still in flight: %w", ctx.Err())
+	}
+}
+
 // waitAll waits for every write pending or in flight.
 func (v *Volume) waitAll() {
 	v.mu.Lock()
@@ -420,10 +459,30 @@ func (v *Volume) Fsync(ctx context.Context, h uint64, datasync bool) error {
 
 // Flush reports what the handle's background writes did, at close.
 func (v *Volume) Flush(ctx context.Context, h uint64) error {
-	if f := v.file(h); f != nil {
-		return f.drain()
+	f := v.file(h)
+	if f == nil {
+		return nil
 	}
-	return nil
+	if v.FlushBehind && !f.through {
+		_, err := f.flushBehind()
+		return err
+	}
+	return f.drain()
+}
+
+// flushBehind starts sending the file's pending writes and returns,
+// without waiting, whether any are still pending or in flight and the
+// error of one that failed already.
+func (f *file) flushBehind() (busy bool, err error) {
+	f.mu.Lock()
+	err, f.err = f.err, nil
+	busy = len(f.pend) > 0 || len(f.inflight) > 0
+	pending := len(f.pend) > 0
+	f.mu.Unlock()
+	if pending {
+		go f.push()
+	}
+	return busy, err
 }
 
 // FinalAttrs forwards the layer below's (fop.FinalAttrs).
@@ -436,7 +495,13 @@ func (v *Volume) FlushAttr(ctx context.Context, h uint64) (fop.Attr, bool, error
 	if f == nil {
 		return fop.Attr{}, false, nil
 	}
-	if err := f.drain(); err != nil {
+	if v.FlushBehind && !f.through {
+		// The attributes are known once the writes are done: here only
+		// if none are left.
+		if busy, err := f.flushBehind(); busy || err != nil {
+			return fop.Attr{}, false, err
+		}
+	} else if err := f.drain(); err != nil {
 		return fop.Attr{}, false, err
 	}
 	if fop.FinalOf(v.inner)&fop.FinalWrites == 0 {
@@ -471,6 +536,12 @@ func (v *Volume) forget(h uint64) error {
 	var err error
 	if f != nil {
 		err = f.drain()
+		if err != nil && v.FlushBehind && v.Log != nil {
+			// Nobody may be left to tell: the process closed the file
+			// before the write was done (flush-behind).
+			v.Log.Error("write-behind: a write failed after the file was closed; its data is not on the bricks",
+				"path", f.path, "err", err)
+		}
 		v.mu.Lock()
 		delete(v.files, h)
 		if set := v.paths[f.path]; set != nil {

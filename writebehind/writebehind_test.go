@@ -487,3 +487,111 @@ func TestWritesOrderedAcrossHandles(t *testing.T) {
 		v.Release(ctx, h)
 	}
 }
+
+// With flush-behind a close does not wait for the handle's writes: it
+// starts them; the release waits for them, and what reads the file
+// through the layer meanwhile (getattr) waits too, so it sees them. A
+// failure known at close is still reported there; one that comes after
+// is logged at release.
+func TestFlushBehind(t *testing.T) {
+	inner, dir, _ := realBrick(t)
+	sv := &slowVolume{Volume: inner, gateSize: 4096, gate: make(chan struct{})}
+	var logged bytes.Buffer // slog's handler serializes its writes
+	v := New(sv, 0)
+	v.FlushBehind = true
+	v.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	h := create(t, v, "f", syscall.O_WRONLY)
+	if _, err := v.Write(ctx, h, 0, bytes.Repeat([]byte("x"), 4096)); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- v.Flush(ctx, h) }()
+	select {
+	case err := <-flushed:
+		if err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("flush waits for a write held at the brick")
+	}
+	if _, known, err := v.FlushAttr(ctx, h); known || err != nil {
+		t.Fatalf("flush with a write in flight: attributes known %v (%v), want unknown", known, err)
+	}
+	looked := make(chan fop.Attr, 1)
+	go func() {
+		a, err := v.Getattr(ctx, "f")
+		if err != nil {
+			t.Error(err)
+		}
+		looked <- a
+	}()
+	select {
+	case a := <-looked:
+		t.Fatalf("getattr answered (size %d) before the write was done", a.Size)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(sv.gate)
+	if a := <-looked; a.Size != 4096 {
+		t.Fatalf("getattr after the write: size %d, want 4096", a.Size)
+	}
+	if err := v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "f")); err != nil || st.Size() != 4096 {
+		t.Fatalf("after release the brick holds %v (%v)", st, err)
+	}
+
+	// A write that fails after the close: logged at release.
+	inner2, _, stop := realBrick(t)
+	v2 := New(inner2, 0)
+	v2.FlushBehind = true
+	v2.Log = v.Log
+	h2 := create(t, v2, "g", syscall.O_WRONLY)
+	stop()
+	if _, err := v2.Write(ctx, h2, 0, []byte("lost")); err != nil {
+		t.Fatalf("write answered with %v", err)
+	}
+	// The held write is sent by the flush, after it looked for failures.
+	if err := v2.Flush(ctx, h2); err != nil {
+		t.Fatalf("flush-behind of a write not sent yet: %v", err)
+	}
+	_ = v2.Release(ctx, h2)
+	// A failure known at the close is reported there.
+	h3 := create(t, v, "h", syscall.O_WRONLY)
+	if _, err := v.Write(ctx, h3, 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	f := v.file(h3)
+	f.mu.Lock()
+	f.err = syscall.ENOSPC // as a failed background write leaves it
+	f.mu.Unlock()
+	if err := v.Flush(ctx, h3); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("flush after a failed write: %v, want ENOSPC", err)
+	}
+	_ = v.Release(ctx, h3)
+	if n := strings.Count(logged.String(), "a write failed after the file was closed"); n != 1 {
+		t.Fatalf("%d failures after close logged, want 1 (g's):\n%s", n, logged.String())
+	}
+}
+
+// Close sends what is pending, waits for it, and releases the handles
+// the kernel never released (a mount's end).
+func TestCloseDrainsAndReleases(t *testing.T) {
+	inner, dir, _ := realBrick(t)
+	v := New(inner, 0)
+	v.FlushBehind = true
+	v.delay = time.Hour // nothing sends the pending write but Close
+	h := create(t, v, "f", syscall.O_WRONLY)
+	if _, err := v.Write(ctx, h, 0, []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "kept" {
+		t.Fatalf("after Close the brick holds %q (%v)", b, err)
+	}
+	if f := v.file(h); f != nil {
+		t.Fatal("Close left the handle open")
+	}
+}
