@@ -206,26 +206,39 @@ func (v *Volume) reset(ctx context.Context, p string, k Kind, states []State, d 
 	return err
 }
 
-func (v *Volume) healMetadata(ctx context.Context, p string, o healOpts) error {
-	// Under the exclusive lock, which metadata changes wait for (they run
-	// under the writers' lock: metaLock), deciding again: a change half
-	// made when the heal looked has finished by now.
-	unlock, err := v.lockAll(ctx, p, v.upSet())
+// lockAndDecide takes the heal's exclusive lock on every brick that is up
+// (not only those the first decision involved: the decision is made
+// again under the lock, and may name others) and decides kind k again
+// under it: a writer, or a metadata change (metaLock), half done when the
+// heal looked has finished by now. unlock is nil when there is nothing
+// to heal; the lock is then dropped already.
+func (v *Volume) lockAndDecide(ctx context.Context, p string, k Kind, o healOpts) (unlock func(), states []State, d Decision, err error) {
+	unlock, err = v.lockAll(ctx, p, v.upSet())
 	if err != nil {
+		return nil, nil, d, err
+	}
+	if states, _, err = v.states(ctx, p); err != nil {
+		unlock()
+		return nil, nil, d, err
+	}
+	d = v.decide(states, k, o)
+	if d.SplitBrain {
+		unlock()
+		return nil, nil, d, ErrSplitBrain
+	}
+	if !d.Needed() {
+		unlock()
+		return nil, nil, d, nil
+	}
+	return unlock, states, d, nil
+}
+
+func (v *Volume) healMetadata(ctx context.Context, p string, o healOpts) error {
+	unlock, states, d, err := v.lockAndDecide(ctx, p, Metadata, o)
+	if unlock == nil {
 		return err
 	}
 	defer unlock()
-	states, _, err := v.states(ctx, p)
-	if err != nil {
-		return err
-	}
-	d := v.decide(states, Metadata, o)
-	if d.SplitBrain {
-		return ErrSplitBrain
-	}
-	if !d.Needed() {
-		return nil
-	}
 	src := d.Sources[0]
 	a := states[src].Attr
 	b := v.kids[src].b
@@ -304,25 +317,11 @@ func (v *Volume) lockAll(ctx context.Context, p string, idx []int) (func(), erro
 }
 
 func (v *Volume) healData(ctx context.Context, p string, res *Result, o healOpts) error {
-	// Every brick that is up, not only those the decision involved: the
-	// decision is made again under the lock, and may name others.
-	unlock, err := v.lockAll(ctx, p, v.upSet())
-	if err != nil {
+	unlock, states, d, err := v.lockAndDecide(ctx, p, Data, o)
+	if unlock == nil {
 		return err
 	}
 	defer unlock()
-	// Decide again under the lock: a writer may have finished meanwhile.
-	states, _, err := v.states(ctx, p)
-	if err != nil {
-		return err
-	}
-	d := v.decide(states, Data, o)
-	if d.SplitBrain {
-		return ErrSplitBrain
-	}
-	if !d.Needed() {
-		return nil
-	}
 	src := d.Sources[0]
 	size := int64(states[src].Attr.Size)
 	sb := v.kids[src].b
