@@ -1224,8 +1224,16 @@ func (v *Volume) ReleaseAttr(ctx context.Context, id uint64) (fop.Attr, bool, er
 			return fop.Attr{}, false, nil
 		}
 	}
-	first := v.dataKid(v.upSet())
-	if _, ok := kids[first]; !ok || v.kids[first].arbiter {
+	// Every brick took part (above): the first data brick is the first
+	// good copy.
+	first := -1
+	for i, k := range v.kids {
+		if !k.arbiter {
+			first = i
+			break
+		}
+	}
+	if _, ok := kids[first]; !ok {
 		return fop.Attr{}, false, nil
 	}
 	a := replies[first].Attr
