@@ -81,8 +81,14 @@ func privOf(mode uint32) uint32 {
 func (n *node) sawModeAt(mode uint32, inv uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.inv == inv {
+	switch {
+	case n.inv == inv:
 		n.priv.Store(privOf(mode))
+	case privBits(mode) != 0:
+		// Bits seen are bits to look at again before a write, whatever
+		// changed meanwhile (a close's bookkeeping, say, beside a chmod
+		// u+s): left as it was, the node could keep "none".
+		n.priv.Store(privSome)
 	}
 }
 

@@ -59,6 +59,14 @@ func TestSawMode(t *testing.T) {
 	if n.priv.Load() != privNone {
 		t.Error("attributes read after the upcall not recorded")
 	}
+	// A chmod u+s whose reply comes after some other change counted (a
+	// close's attributes learned): the bits it shows are not lost.
+	inv = n.changeCount()
+	n.changed()
+	n.sawModeAt(syscall.S_IFREG|0o4755, inv)
+	if n.priv.Load() != privSome {
+		t.Error("set-ID bits seen beside another change left the node at none")
+	}
 }
 
 func TestParseCapEff(t *testing.T) {
