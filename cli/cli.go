@@ -70,9 +70,9 @@ func MountHelperArgs(args []string) []string {
 					flags = append(flags, "--log-file", v)
 				case "transport":
 					flags = append(flags, "--transport", v)
-				case "local-io":
+				case "local-io", "passthrough":
 					on, err := volume.ParseBool(v)
-					flags = append(flags, "--local-io="+strconv.FormatBool(on || err != nil))
+					flags = append(flags, "--"+k+"="+strconv.FormatBool(on || err != nil))
 				case "backup-volfile-servers":
 					// gluster's form: server2:server3.
 					flags = append(flags, "--backup-volfile-servers", strings.ReplaceAll(v, ":", ","))

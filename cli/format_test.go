@@ -272,8 +272,8 @@ func TestVolumeList(t *testing.T) {
 // mount(8) calls /sbin/mount.cais SPEC DIR -o OPTIONS; gluster's
 // backup-volfile-servers list is colon-separated.
 func TestMountHelperArgs(t *testing.T) {
-	got := cli.MountHelperArgs([]string{"server1:/distvol", "/mnt", "-o", "rw,_netdev,ro,acl,log-file=/var/log/x.log,backup-volfile-servers=server2:server3,selinux,transport=tcp,local-io=off"})
-	want := []string{"mount", "--ro", "--acl", "--log-file", "/var/log/x.log", "--backup-volfile-servers", "server2,server3", "--selinux", "--transport", "tcp", "--local-io=false", "server1:/distvol", "/mnt"}
+	got := cli.MountHelperArgs([]string{"server1:/distvol", "/mnt", "-o", "rw,_netdev,ro,acl,log-file=/var/log/x.log,backup-volfile-servers=server2:server3,selinux,transport=tcp,local-io=off,passthrough=no"})
+	want := []string{"mount", "--ro", "--acl", "--log-file", "/var/log/x.log", "--backup-volfile-servers", "server2,server3", "--selinux", "--transport", "tcp", "--local-io=false", "--passthrough=false", "server1:/distvol", "/mnt"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("MountHelperArgs = %q, want %q", got, want)
 	}

@@ -43,6 +43,9 @@ type mountFlags struct {
 	// localIO: reads and writes of a copy on a brick of this machine go
 	// to it directly (fop.OpLocalFD).
 	localIO bool
+	// passthrough lets the kernel read and write local single-copy files
+	// itself (mount.Options.Passthrough).
+	passthrough bool
 }
 
 // Transports a mount reaches bricks by (--transport).
@@ -100,6 +103,7 @@ func (a *app) mountCmd() *cobra.Command {
 	cmd.Flags().StringSliceVar(&mf.backups, "backup-volfile-servers", nil, "servers to ask for the volume when HOST cannot be reached (gluster's option; HOST1:HOST2 in mount -o)")
 	cmd.Flags().StringVar(&mf.transport, "transport", transportAuto, "how to reach the bricks: auto (those on this machine through their Unix sockets, the others with TLS over TCP) or tcp (all with TLS over TCP)")
 	cmd.Flags().BoolVar(&mf.localIO, "local-io", true, "read and write files whose copy is on a brick of this machine straight in that copy (with --transport auto)")
+	cmd.Flags().BoolVar(&mf.passthrough, "passthrough", true, "let the kernel write files whose only copy is on a brick of this machine itself (FUSE passthrough, Linux 6.9 and later; with --local-io)")
 	return cmd
 }
 
@@ -132,6 +136,9 @@ func (a *app) mountBackground(args []string, mnt string, mf mountFlags) error {
 	argv = append(argv, "--transport", mf.transport)
 	if !mf.localIO {
 		argv = append(argv, "--local-io=false")
+	}
+	if !mf.passthrough {
+		argv = append(argv, "--passthrough=false")
 	}
 	argv = append(argv, args...)
 	c := exec.Command(self, argv...)
@@ -296,6 +303,9 @@ func (a *app) serveMount(host, volName, spec, mnt string, mf mountFlags) error {
 	defer g.Close()
 	go a.followBricks(ctx, volName, g, pool, tlsCfg, local, log)
 	mopts.ReleaseRead = g.Buffers.Put
+	// Only files of one copy can be handed to the kernel: a replicated
+	// volume's writes must reach each.
+	mopts.Passthrough = mf.localIO && mf.passthrough && v.Layout.Replica <= 1
 	// With upcalls the mount knows each file's set-ID bits and clears
 	// them itself on writes, and the kernel stops asking for
 	// security.capability before each one.

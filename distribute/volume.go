@@ -898,3 +898,28 @@ func (v *Volume) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64)
 	}
 	return lr.ReadLocal(ctx, sh, buf, off)
 }
+
+var _ fop.Passthrougher = (*Volume)(nil)
+
+// PassthroughFD is the subvolume's that opened h, when it can
+// (fop.Passthrougher).
+func (v *Volume) PassthroughFD(ctx context.Context, h uint64) (int, fop.GFID, bool) {
+	sv, sh, err := v.sub(h)
+	if err != nil {
+		return -1, fop.GFID{}, false
+	}
+	pt, ok := sv.(fop.Passthrougher)
+	if !ok {
+		return -1, fop.GFID{}, false
+	}
+	return pt.PassthroughFD(ctx, sh)
+}
+
+// PassthroughWrote goes to the subvolume that opened h.
+func (v *Volume) PassthroughWrote(ctx context.Context, h uint64, gfid fop.GFID) {
+	if sv, sh, err := v.sub(h); err == nil {
+		if pt, ok := sv.(fop.Passthrougher); ok {
+			pt.PassthroughWrote(ctx, sh, gfid)
+		}
+	}
+}

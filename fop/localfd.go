@@ -545,3 +545,70 @@ func AttrOf(st *unix.Stat_t, g GFID) Attr {
 		Ctime:   st.Ctim.Nano(),
 	}
 }
+
+// Passthrougher is implemented by the layers that can give the kernel an
+// open file to read and write itself (FUSE passthrough): the file's data
+// is one copy, on a brick of this machine, and no layer between the mount
+// and that brick needs to see its reads and writes.
+type Passthrougher interface {
+	// PassthroughFD returns a new descriptor of handle h's copy, the
+	// caller's to close, and the file's GFID; ok false when h's reads
+	// and writes must come through the layers.
+	PassthroughFD(ctx context.Context, h uint64) (fd int, gfid GFID, ok bool)
+	// PassthroughWrote tells the brick, without waiting, that the kernel
+	// wrote to h's copy (OpLocalWrote): the brick tells its other
+	// clients, as of its own writes.
+	PassthroughWrote(ctx context.Context, h uint64, gfid GFID)
+}
+
+var _ Passthrougher = (*Client)(nil)
+
+// PassthroughFD takes the descriptor behind h from the brick, when the
+// brick is on this machine, and returns a duplicate of it.
+func (c *Client) PassthroughFD(ctx context.Context, h uint64) (int, GFID, bool) {
+	lp, ok := c.c.(LocalPeer)
+	if !ok || c.NoLocalIO {
+		return -1, GFID{}, false
+	}
+	if _, ok := c.c.(Poster); !ok {
+		return -1, GFID{}, false // the brick could not be told of the writes
+	}
+	pid, conn, done, ok := c.localPeer(lp)
+	if !ok {
+		return -1, GFID{}, false
+	}
+	fd, gfid, known := c.local.dup(conn, h)
+	if !known {
+		if !c.ensureFD(ctx, pid, conn, done, h, true) {
+			return -1, GFID{}, false
+		}
+		fd, gfid, _ = c.local.dup(conn, h)
+	}
+	return fd, gfid, fd >= 0
+}
+
+// PassthroughWrote posts OpLocalWrote for h.
+func (c *Client) PassthroughWrote(ctx context.Context, h uint64, gfid GFID) {
+	post, ok := c.c.(Poster)
+	if !ok || gfid.IsZero() {
+		return
+	}
+	_ = post.Post(ctx, OpLocalWrote, Marshal(&LocalWroteReq{Handle: h, GFID: gfid}))
+}
+
+// dup returns a duplicate of handle h's descriptor on connection conn
+// (close-on-exec) and the file's GFID, fd -1 when there is none to be
+// had; known is false when there is none yet.
+func (l *localFDs) dup(conn, h uint64) (fd int, gfid GFID, known bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	f, known := l.file(conn, h)
+	if f == nil || f.gfid.IsZero() {
+		return -1, GFID{}, known
+	}
+	fd, err := unix.FcntlInt(uintptr(f.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, GFID{}, true
+	}
+	return fd, f.gfid, true
+}

@@ -46,6 +46,11 @@ type node struct {
 
 	locked atomic.Bool // a lock was ever taken on the file (locks.go)
 
+	// size is the file's size in the attributes last seen (a lookup's,
+	// a getattr's): big files are opened for reading in passthrough
+	// (passthrough.go).
+	size atomic.Uint64
+
 	// priv is what the mount knows of the file's set-ID bits: privNone,
 	// privSome or privUnknown (killpriv.go).
 	priv atomic.Uint32
@@ -82,6 +87,10 @@ type node struct {
 	// after, for the getattr the kernel sends next. Guarded by mu.
 	baseInv uint64
 	baseOK  bool
+
+	// pt is set while the node's files are passed through to the kernel
+	// (passthrough.go), until its last file closes. Guarded by mu.
+	pt *ptFile
 }
 
 // changed records a change of the file's attributes that fresh does not
@@ -137,6 +146,7 @@ func (n *node) learned(a fop.Attr, inv uint64, open int) {
 	defer n.mu.Unlock()
 	// With another handle open, its writes may still be on their way.
 	if n.inv == inv && n.cache != nil && len(n.files) == open {
+		n.size.Store(a.Size)
 		n.fresh, n.freshInv = a, inv+1 // never 0
 		n.inv++                        // freshInv names this state
 	}
@@ -157,6 +167,7 @@ func (n *node) freshAttr() (fop.Attr, bool) {
 // change count was inv: as the attributes last seen (for fstat of a
 // directory that is gone), and to build on when nothing changed since.
 func (n *node) rememberAt(a *fop.Attr, inv uint64) {
+	n.size.Store(a.Size)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.last = *a
@@ -243,6 +254,12 @@ type Options struct {
 	// in fuse.MountOptions.ExtraCapabilities. It needs upcalls, which
 	// tell the mount of other clients' changes of a file's mode.
 	KillPriv bool
+
+	// Passthrough hands the kernel the files opened for writing whose
+	// only copy is on a brick of this machine, to read and write them
+	// itself (passthrough.go). It needs a kernel with FUSE passthrough
+	// (6.9 and later) and root; without, files take the mount's path.
+	Passthrough bool
 
 	// ReleaseRead, when set, takes back the data a read of the volume
 	// returned once the kernel has it (volgraph.Graph.Buffers' Put).
@@ -339,10 +356,17 @@ func (n *node) addFile(f *file) {
 	n.mu.Unlock()
 }
 
-func (n *node) dropFile(f *file) {
+func (n *node) dropFile(ctx context.Context, f *file) {
 	n.mu.Lock()
 	delete(n.files, f)
+	var pt *ptFile
+	if len(n.files) == 0 {
+		pt, n.pt = n.pt, nil
+	}
 	n.mu.Unlock()
+	if pt != nil {
+		pt.end(ctx)
+	}
 }
 
 // anyFile returns one of the node's open handles, nil when none.
@@ -388,7 +412,9 @@ func (n *node) newChild(ctx context.Context, a *fop.Attr, out *fuse.EntryOut) *f
 	// A node the kernel knew already keeps what it knew of its set-ID
 	// bits: an upcall since the call began may have made them unknown.
 	in := n.NewInode(ctx, made, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
-	n.cache.remember(in.Operations().(*node), a.Ino)
+	cn := in.Operations().(*node)
+	cn.size.Store(a.Size)
+	n.cache.remember(cn, a.Ino)
 	return in
 }
 
@@ -416,6 +442,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	if fa, h, ok := n.fileAttrer(ctx, f); ok {
 		a, err := fa.Fgetattr(ctx, h)
 		if err == nil {
+			n.size.Store(a.Size)
 			n.sawModeAt(a.Mode, inv)
 			fillAttr(&a, &out.Attr)
 			return 0
@@ -644,7 +671,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		// kernel asks about before the first write into it.
 		child.Operations().(*node).absent(capabilityXattr)
 	}
-	fh := newFile(child.Operations().(*node), r.Handle)
+	fh := newFile(child.Operations().(*node), r.Handle, flags)
 	if r.Attr.GFID != req.GFID && flags&syscall.O_TRUNC != 0 {
 		// An existing file, truncated by the open: as a truncation.
 		if e := fh.killPriv(ctx); e != 0 {
@@ -664,7 +691,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if flags&syscall.O_TRUNC != 0 {
 		defer n.changed()
 	}
-	if n.cache != nil && flags&syscall.O_ACCMODE == syscall.O_RDONLY && flags&(syscall.O_TRUNC|syscall.O_CREAT) == 0 {
+	if n.cache != nil && flags&syscall.O_ACCMODE == syscall.O_RDONLY && flags&(syscall.O_TRUNC|syscall.O_CREAT) == 0 && !n.readThrough() {
 		// Made when a read misses the page cache (file.handle): the kernel
 		// checked the permissions, and upcalls keep its pages right.
 		return deferredFile(n, flags), fuse.FOPEN_KEEP_CACHE, 0
@@ -678,7 +705,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	// upcalls (cache.go), or, on a mount without them, when the kernel
 	// refreshes the attributes and sees a new modification time or size
 	// (AUTO_INVAL_DATA).
-	return newFile(n, r.Handle), fuse.FOPEN_KEEP_CACHE, 0
+	return newFile(n, r.Handle, flags), fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
@@ -1027,15 +1054,15 @@ type file struct {
 	// h is the volume's handle. A read-only open is made on the bricks
 	// only when a call needs the handle (open-behind, as GlusterFS's): a
 	// file whose pages the kernel keeps is read without asking them.
-	// flags are the deferred open's; mu guards h and opened.
+	// flags are the open's; mu guards h and opened.
 	mu     sync.Mutex
 	h      uint64
 	flags  uint32
 	opened bool
 }
 
-func newFile(n *node, h uint64) *file {
-	f := &file{n: n, vol: n.vol, h: h, opened: true}
+func newFile(n *node, h uint64, flags uint32) *file {
+	f := &file{n: n, vol: n.vol, h: h, flags: flags, opened: true}
 	n.addFile(f)
 	return f
 }
@@ -1145,11 +1172,15 @@ func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if e != 0 {
 		return e
 	}
-	return errno(f.vol.Fsync(uninterrupted(ctx), h, flags&1 != 0))
+	err := f.vol.Fsync(uninterrupted(ctx), h, flags&1 != 0)
+	if pt := f.n.passthrough(); pt != nil {
+		pt.tell(uninterrupted(ctx))
+	}
+	return errno(err)
 }
 
 func (f *file) Release(ctx context.Context) syscall.Errno {
-	f.n.dropFile(f)
+	f.n.dropFile(uninterrupted(ctx), f)
 	h, opened := f.openedHandle()
 	if !opened {
 		return 0 // a deferred open never made

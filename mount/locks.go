@@ -126,6 +126,9 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 // and drops the closing process's POSIX locks on the file: closing any
 // descriptor of a file releases the locks the process holds on it.
 func (f *file) Flush(ctx context.Context) syscall.Errno {
+	if pt := f.n.passthrough(); pt != nil {
+		pt.tell(uninterrupted(ctx)) // the other clients see the writes after the close
+	}
 	h, opened := f.openedHandle()
 	if !opened {
 		return f.unlockOnClose(ctx) // a deferred open never made: nothing written

@@ -765,3 +765,26 @@ func (v *Volume) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64)
 	}
 	return lr.ReadLocal(ctx, h, buf, off)
 }
+
+var _ fop.Passthrougher = (*Volume)(nil)
+
+// PassthroughFD is the layer below's, once the writes of the file that
+// wait here have landed: the kernel's reads and writes then go around
+// this layer (fop.Passthrougher).
+func (v *Volume) PassthroughFD(ctx context.Context, h uint64) (int, fop.GFID, bool) {
+	pt, ok := v.inner.(fop.Passthrougher)
+	if !ok {
+		return -1, fop.GFID{}, false
+	}
+	if f := v.file(h); f != nil {
+		v.waitPath(f.path)
+	}
+	return pt.PassthroughFD(ctx, h)
+}
+
+// PassthroughWrote is the layer below's.
+func (v *Volume) PassthroughWrote(ctx context.Context, h uint64, gfid fop.GFID) {
+	if pt, ok := v.inner.(fop.Passthrougher); ok {
+		pt.PassthroughWrote(ctx, h, gfid)
+	}
+}

@@ -1,0 +1,241 @@
+package mount
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+
+	"github.com/cais-platform/cais/fop"
+)
+
+// FUSE passthrough (Options.Passthrough).
+//
+// A file opened for writing whose only copy sits on a brick of this
+// machine (a distributed volume's file on a local brick) is handed to the
+// kernel: go-fuse registers a descriptor of the brick's file
+// (fop.Passthrougher) as the open file's backing file, and the kernel
+// reads and writes it itself, as it would a local file. No WRITE or READ
+// request reaches the mount; the data is copied once, into the brick
+// file's pages, where it went through the mount four times.
+//
+// What the mount does instead:
+//   - it only asks for passthrough when the file is not open otherwise on
+//     this mount: the kernel refuses a passthrough open beside opens that
+//     use its page cache, and gives every open of the file passthrough
+//     while one is (go-fuse shares the backing file);
+//   - writes by the kernel do not clear set-ID bits (the backing file is
+//     written with the mount's credentials): files with such bits, and
+//     files whose bits the mount does not know, are not passed through;
+//   - the bricks do not see the writes, so the mount tells them
+//     (fop.OpLocalWrote, which they turn into upcalls to their other
+//     clients) at every close and fsync of the file, and every
+//     passthroughTick while it is open, when its size or times changed;
+//   - attributes learned at a close are not kept for the file (the
+//     kernel's own are refreshed after each of its writes).
+//
+// Files opened read-only, appending or for direct I/O, and every file of
+// a replicated volume, whose writes must reach each copy, keep the
+// mount's path.
+
+// passthroughTick is how often the mount looks for the kernel's writes to
+// an open passthrough file, to tell the bricks' other clients.
+const passthroughTick = time.Second
+
+// ptCacheMax is the largest file whose data the mount puts in the
+// kernel's cache when its last passthrough file closes.
+const ptCacheMax = 256 << 10
+
+// ptReadMin is the smallest file opened for reading in passthrough.
+const ptReadMin = 1 << 20
+
+// passthroughTimeout bounds taking a brick's descriptor (a round trip at
+// most).
+const passthroughTimeout = 30 * time.Second
+
+// ptFile is a node's passthrough state: a descriptor of its copy, kept
+// while any file of the node is open.
+type ptFile struct {
+	n    *node
+	vol  fop.Passthrougher
+	h    uint64 // the handle that took the descriptor: the brick to tell
+	gfid fop.GFID
+	fd   int
+	stop chan struct{}
+
+	mu   sync.Mutex
+	last unix.Stat_t // size and times last told
+	done bool
+}
+
+var _ fs.FilePassthroughFder = (*file)(nil)
+
+// PassthroughFd returns the descriptor the kernel reads and writes the
+// file through (FUSE passthrough), when it may; go-fuse asks after an
+// open or a create of a file not passed through already.
+func (f *file) PassthroughFd() (int, bool) {
+	n := f.n
+	if !n.opts.Passthrough {
+		return -1, false
+	}
+	f.mu.Lock()
+	h, opened, flags := f.h, f.opened, f.flags
+	f.mu.Unlock()
+	if !opened || flags&syscall.O_ACCMODE == syscall.O_RDONLY && !n.readThrough() || flags&(syscall.O_APPEND|syscall.O_DIRECT) != 0 {
+		return -1, false
+	}
+	if n.priv.Load() != privNone {
+		return -1, false
+	}
+	pt, ok := f.vol.(fop.Passthrougher)
+	if !ok {
+		return -1, false
+	}
+	n.mu.Lock()
+	_, mine := n.files[f]
+	alone := mine && len(n.files) == 1 && n.pt == nil
+	n.mu.Unlock()
+	if !alone {
+		return -1, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), passthroughTimeout)
+	defer cancel()
+	fd, gfid, ok := pt.PassthroughFD(ctx, h)
+	if !ok {
+		return -1, false
+	}
+	p := &ptFile{n: n, vol: pt, h: h, gfid: gfid, fd: fd, stop: make(chan struct{})}
+	if err := unix.Fstat(fd, &p.last); err != nil {
+		unix.Close(fd)
+		return -1, false
+	}
+	n.mu.Lock()
+	if len(n.files) != 1 || n.pt != nil {
+		// Closed meanwhile (a release does not wait for go-fuse).
+		n.mu.Unlock()
+		unix.Close(fd)
+		return -1, false
+	}
+	n.pt = p
+	n.inv++ // what a close learned before is not the file's any more
+	n.freshInv = 0
+	n.mu.Unlock()
+	go p.watch()
+	return fd, true
+}
+
+// watch tells the bricks of the kernel's writes every passthroughTick
+// until the node's last file closes.
+func (p *ptFile) watch() {
+	t := time.NewTicker(passthroughTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.tell(context.Background())
+		}
+	}
+}
+
+// tell posts fop.OpLocalWrote when the file's size or times changed since
+// the last time, and records the change on the node.
+func (p *ptFile) tell(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(p.fd, &st); err != nil {
+		return
+	}
+	if st.Size == p.last.Size && st.Mtim == p.last.Mtim && st.Ctim == p.last.Ctim {
+		return
+	}
+	p.last = st
+	p.n.changed()
+	p.vol.PassthroughWrote(ctx, p.h, p.gfid)
+}
+
+// end tells the bricks a last time, once the node's last file closed,
+// and closes the descriptor. The file's attributes and, for a small file,
+// its data then go where the mount's path would have left them: the
+// attributes for the kernel's next getattr (node.learned), the data in
+// the kernel's cache for the next open (it kept what went through it).
+func (p *ptFile) end(ctx context.Context) {
+	close(p.stop)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	p.done = true
+	defer unix.Close(p.fd)
+	n := p.n
+	var st unix.Stat_t
+	if err := unix.Fstat(p.fd, &st); err != nil {
+		n.changed()
+		return
+	}
+	if st.Size != p.last.Size || st.Mtim != p.last.Mtim || st.Ctim != p.last.Ctim {
+		p.vol.PassthroughWrote(ctx, p.h, p.gfid)
+	}
+	if n.cache == nil {
+		n.changed()
+		return
+	}
+	// The attributes read after the change count: a change by another
+	// client after the fstat counts again, and they are not used.
+	inv := n.changed()
+	if err := unix.Fstat(p.fd, &st); err != nil {
+		return
+	}
+	a := fop.AttrOf(&st, p.gfid)
+	n.learned(a, inv, 0)
+	if st.Size == 0 || st.Size > ptCacheMax {
+		return
+	}
+	inv = n.changeCount()
+	// The descriptor may be open for writing only: the file is opened
+	// again, for reading, through it (the brick's file system leaves
+	// the access time alone: O_NOATIME, the mount is root).
+	rfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(p.fd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(rfd)
+	buf := make([]byte, st.Size)
+	m, err := unix.Pread(rfd, buf, 0)
+	if err != nil || m != len(buf) {
+		return
+	}
+	in := n.EmbeddedInode()
+	if in.WriteCache(0, buf) == 0 && n.changeCount() != inv {
+		// Another client changed the file meanwhile: its upcall may have
+		// dropped the pages before they were stored.
+		in.NotifyContent(0, 0)
+	}
+}
+
+// readThrough reports whether a read-only open of the node is to be
+// passed through: a big file, read faster by the kernel from its copy's
+// pages than through the mount, where the open's round trip to the brick
+// is small beside the reads (a small file's open is deferred instead,
+// and read from the kernel's cache without one).
+func (n *node) readThrough() bool {
+	return n.opts.Passthrough && n.size.Load() >= ptReadMin
+}
+
+// passthrough returns the node's passthrough state, nil when its files
+// are not passed through.
+func (n *node) passthrough() *ptFile {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.pt
+}
