@@ -688,7 +688,10 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if e != 0 {
 		return nil, 0, e
 	}
-	if flags&syscall.O_TRUNC != 0 {
+	if flags&syscall.O_TRUNC != 0 || flags&syscall.O_ACCMODE != syscall.O_RDONLY && n.opts.Passthrough {
+		// A truncation changes the file; a descriptor the kernel may
+		// write itself (passthrough.go) makes the attributes a close
+		// learned unsafe to answer with from now on.
 		defer n.changed()
 	}
 	if n.cache != nil && flags&syscall.O_ACCMODE == syscall.O_RDONLY && flags&(syscall.O_TRUNC|syscall.O_CREAT) == 0 && !n.readThrough() {

@@ -128,6 +128,8 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 func (f *file) Flush(ctx context.Context) syscall.Errno {
 	if pt := f.n.passthrough(); pt != nil {
 		pt.tell(uninterrupted(ctx)) // the other clients see the writes after the close
+	} else {
+		f.mayHaveWritten(uninterrupted(ctx))
 	}
 	h, opened := f.openedHandle()
 	if !opened {

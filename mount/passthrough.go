@@ -223,6 +223,30 @@ func (p *ptFile) end(ctx context.Context) {
 	}
 }
 
+// mayHaveWritten tells the brick of writes the kernel may have made
+// through f without the node's passthrough state: an open that came
+// while go-fuse still held the file's backing file from the node's last
+// close (it reuses it without asking PassthroughFd) is passed through,
+// and nothing else would tell the other clients. A descriptor open for
+// writing that wrote nothing through the mount is told of, then, at its
+// close.
+func (f *file) mayHaveWritten(ctx context.Context) {
+	n := f.n
+	if !n.opts.Passthrough || f.flags&syscall.O_ACCMODE == syscall.O_RDONLY || f.wrote.Load() != 0 {
+		return
+	}
+	h, opened := f.openedHandle()
+	pt, ok := f.vol.(fop.Passthrougher)
+	if !opened || !ok {
+		return
+	}
+	n.mu.Lock()
+	gfid := n.last.GFID
+	n.mu.Unlock()
+	n.changed()
+	pt.PassthroughWrote(ctx, h, gfid)
+}
+
 // readThrough reports whether a read-only open of the node is to be
 // passed through: a big file, read faster by the kernel from its copy's
 // pages than through the mount, where the open's round trip to the brick
