@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
 
 	"github.com/cais-platform/cais/fop"
 	"github.com/cais-platform/cais/rpc"
@@ -288,7 +289,8 @@ func TestLocalFD(t *testing.T) {
 	}, discardLog())
 	rd.Hello = func(ctx context.Context, c *rpc.Client) error { _, err := fop.SayHello(ctx, c); return err }
 	hello := fop.NewClient(rd)
-	cr, err := hello.Create(ctx, &fop.CreateReq{Path: "h", Mode: syscall.S_IFREG | 0o644, GFID: fop.NewGFID(), Flags: syscall.O_RDWR})
+	hGFID := fop.NewGFID()
+	cr, err := hello.Create(ctx, &fop.CreateReq{Path: "h", Mode: syscall.S_IFREG | 0o644, GFID: hGFID, Flags: syscall.O_RDWR})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,8 +310,32 @@ func TestLocalFD(t *testing.T) {
 	if n, ok := hello.ReadLocal(ctx, cr.Handle, buf, 0); !ok || string(buf[:n]) != "abc" {
 		t.Fatalf("first read: %q %v", buf[:n], ok)
 	}
+	// The descriptor a mount hands the kernel (fop.Passthrougher): a
+	// duplicate of the brick's, the caller's to close, naming the file
+	// and its GFID, usable after the handle's release.
+	pfd, pgfid, ok := hello.PassthroughFD(ctx, cr.Handle)
+	if !ok {
+		t.Fatal("no passthrough descriptor from a brick on this machine")
+	}
+	defer unix.Close(pfd)
+	var pst, hst unix.Stat_t
+	if err := unix.Fstat(pfd, &pst); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(hFile, &hst); err != nil {
+		t.Fatal(err)
+	}
+	if pst.Dev != hst.Dev || pst.Ino != hst.Ino || pgfid != hGFID {
+		t.Fatalf("passthrough descriptor names %d/%d %v, want %d/%d %v", pst.Dev, pst.Ino, pgfid, hst.Dev, hst.Ino, hGFID)
+	}
 	if err := hello.Release(ctx, cr.Handle); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := unix.Pwrite(pfd, []byte("de"), 3); err != nil {
+		t.Fatalf("write through the passthrough descriptor after the release: %v", err)
+	}
+	if got, err := os.ReadFile(hFile); err != nil || string(got) != "abcde" {
+		t.Fatalf("file after a write through the passthrough descriptor: %q %v", got, err)
 	}
 
 	// The same brick over TLS: no descriptor to be had.
@@ -322,6 +348,10 @@ func TestLocalFD(t *testing.T) {
 	}
 	if n, ok := remote.ReadLocal(ctx, r.Handle, buf, 0); ok {
 		t.Fatalf("a TLS connection read %d bytes locally", n)
+	}
+	if fd, _, ok := remote.PassthroughFD(ctx, r.Handle); ok {
+		unix.Close(fd)
+		t.Fatal("a TLS connection gave a passthrough descriptor")
 	}
 	if got := openOn(t, brickFile); len(got) != 1 {
 		t.Fatalf("descriptors of the file with a TLS client's handle: %v, want the brick's", got)
