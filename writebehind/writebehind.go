@@ -103,7 +103,12 @@ func New(inner fop.Volume, window int64) *Volume {
 	return &Volume{inner: inner, window: window, delay: PendingDelay, files: map[uint64]*file{}, paths: map[string]map[*file]struct{}{}}
 }
 
-type span struct{ off, end int64 }
+// span is a write in flight: its bytes, and the file's size generation
+// (file.gen) when it went.
+type span struct {
+	off, end int64
+	gen      uint64
+}
 
 type file struct {
 	v       *Volume
@@ -134,12 +139,18 @@ type file struct {
 	attr   fop.Attr
 	attrOK bool
 	blind  bool
+	// gen counts the changes of the file's size made other than by its
+	// writes (a truncation, through any handle): a write's reply tells of
+	// the file as it was after that write, and a write in flight across
+	// such a change tells of either side of it (Volume.resized).
+	gen uint64
 }
 
-// wrote records a background write's reply.
-func (f *file) wrote(a fop.Attr, err error) {
+// wrote records the reply of a background write sent in size generation
+// gen.
+func (f *file) wrote(a fop.Attr, err error, gen uint64) {
 	switch {
-	case err != nil:
+	case err != nil, gen != f.gen:
 		f.blind = true
 	case !f.attrOK:
 		f.attr, f.attrOK = a, true
@@ -191,12 +202,14 @@ func (f *file) mustWait(s span) bool {
 
 // admitLocked waits, with f.mu held, until a write of s may go, and
 // counts it in flight.
-func (f *file) admitLocked(s span) {
+func (f *file) admitLocked(s span) span {
 	for f.mustWait(s) {
 		f.cond.Wait()
 	}
+	s.gen = f.gen
 	f.inflight = append(f.inflight, s)
 	f.bytes += s.end - s.off
+	return s
 }
 
 // takePending waits, with f.mu held (and given up while it waits), until
@@ -206,7 +219,7 @@ func (f *file) admitLocked(s span) {
 // file still finds them, and writes that follow on still join them.
 func (f *file) takePending() (context.Context, span, []byte, bool) {
 	for len(f.pend) > 0 {
-		s := span{f.pendOff, f.pendOff + int64(len(f.pend))}
+		s := span{off: f.pendOff, end: f.pendOff + int64(len(f.pend))}
 		if f.mustWait(s) {
 			f.cond.Wait()
 			continue
@@ -214,7 +227,7 @@ func (f *file) takePending() (context.Context, span, []byte, bool) {
 		buf, ctx := f.pend, f.pendCtx
 		f.pend, f.pendCtx = nil, nil
 		f.timer.Stop()
-		f.admitLocked(s) // admitted at once: nothing in its way now
+		s = f.admitLocked(s) // admitted at once: nothing in its way now
 		return ctx, s, buf, true
 	}
 	return nil, span{}, nil, false
@@ -268,7 +281,7 @@ func (f *file) send(ctx context.Context, s span, buf []byte) {
 	if err != nil && f.err == nil {
 		f.err = err
 	}
-	f.wrote(r.Attr, err)
+	f.wrote(r.Attr, err, s.gen)
 	f.cond.Broadcast()
 	f.mu.Unlock()
 }
@@ -405,8 +418,7 @@ func (v *Volume) Write(ctx context.Context, h uint64, off int64, data []byte) (f
 		f.mu.Unlock()
 		return fop.WriteReply{Written: uint32(len(data))}, nil
 	}
-	s := span{off, off + int64(len(data))}
-	f.admitLocked(s)
+	s := f.admitLocked(span{off: off, end: off + int64(len(data))})
 	f.mu.Unlock()
 	buf := v.copyOf(data)
 	go f.send(context.WithoutCancel(ctx), s, buf)
@@ -556,6 +568,10 @@ func (v *Volume) forget(h uint64) error {
 }
 
 func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply, error) {
+	if req.Flags&syscall.O_TRUNC != 0 {
+		// An existing file is truncated.
+		defer v.resized(req.Path)
+	}
 	r, err := v.inner.Create(ctx, req)
 	if err == nil {
 		v.register(r.Handle, req.Path, req.Flags)
@@ -566,6 +582,7 @@ func (v *Volume) Create(ctx context.Context, req *fop.CreateReq) (fop.OpenReply,
 func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenReply, error) {
 	if flags&syscall.O_TRUNC != 0 {
 		v.waitPath(p)
+		defer v.resized(p)
 	}
 	r, err := v.inner.Open(ctx, p, flags)
 	if err == nil {
@@ -586,7 +603,29 @@ func (v *Volume) Getattr(ctx context.Context, p string) (fop.Attr, error) {
 
 func (v *Volume) Setattr(ctx context.Context, req *fop.SetattrReq) (fop.Attr, error) {
 	v.waitPath(req.Path)
+	if req.Valid&fop.SetSize != 0 {
+		defer v.resized(req.Path)
+	}
 	return v.inner.Setattr(ctx, req)
+}
+
+// resized records a change of the size of the file open on p made other
+// than by its writes: what the writes' replies told of its attributes is
+// forgotten, and a write in flight across the change makes its handle
+// blind (file.gen).
+func (v *Volume) resized(p string) {
+	v.mu.Lock()
+	var fs []*file
+	for f := range v.paths[p] {
+		fs = append(fs, f)
+	}
+	v.mu.Unlock()
+	for _, f := range fs {
+		f.mu.Lock()
+		f.gen++
+		f.attrOK = false
+		f.mu.Unlock()
+	}
 }
 
 func (v *Volume) Mkdir(ctx context.Context, req *fop.CreateReq) (fop.Attr, error) {
@@ -687,6 +726,9 @@ func (v *Volume) Fsetattr(ctx context.Context, h uint64, req *fop.SetattrReq) (f
 	}
 	if f := v.file(h); f != nil {
 		v.waitPath(f.path)
+		if req.Valid&fop.SetSize != 0 {
+			defer v.resized(f.path)
+		}
 	}
 	return fa.Fsetattr(ctx, h, req)
 }

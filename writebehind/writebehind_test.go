@@ -207,6 +207,65 @@ func TestFlushAttrMatchesGetattr(t *testing.T) {
 	w.Release(ctx, h)
 }
 
+// A truncation between a handle's writes, through it or another handle
+// or the path, is in the attributes FlushAttr gives: the writes' replies
+// before it told of a bigger file.
+func TestFlushAttrAfterTruncation(t *testing.T) {
+	b, _, _ := realBrick(t)
+	v := New(b, 0)
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	for _, how := range []string{"ftruncate", "other handle", "truncate", "O_TRUNC open"} {
+		p := strings.ReplaceAll(how, " ", "-")
+		h := create(t, v, p, syscall.O_RDWR)
+		for off := int64(0); off < 3<<20; off += int64(len(data)) {
+			if _, err := v.Write(ctx, h, off, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const size = 100 << 10
+		req := &fop.SetattrReq{Valid: fop.SetSize, Size: size}
+		var err error
+		switch how {
+		case "ftruncate":
+			_, err = v.Fsetattr(ctx, h, req)
+		case "other handle":
+			g := create(t, v, p, syscall.O_RDWR)
+			_, err = v.Fsetattr(ctx, g, req)
+			v.Release(ctx, g)
+		case "truncate":
+			req.Path = p
+			_, err = v.Setattr(ctx, req)
+		case "O_TRUNC open":
+			var r fop.OpenReply
+			r, err = v.Open(ctx, p, syscall.O_WRONLY|syscall.O_TRUNC)
+			if err == nil {
+				_, err = v.Write(ctx, r.Handle, 0, data[:size])
+				v.Release(ctx, r.Handle)
+			}
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		// A write inside the new size: its reply is the file's size.
+		if _, err := v.Write(ctx, h, 10, data[:10]); err != nil {
+			t.Fatal(err)
+		}
+		a, ok, err := v.FlushAttr(ctx, h)
+		if err != nil || !ok {
+			t.Fatalf("%s: flush: ok %v, err %v", how, ok, err)
+		}
+		g, err := v.Getattr(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Size != size || g.Size != size {
+			t.Fatalf("%s: size %d at flush, %d by getattr, want %d", how, a.Size, g.Size, size)
+		}
+		v.Release(ctx, h)
+	}
+}
+
 // ReleaseAttr over a layer that learns nothing at release is Release:
 // the handle's writes land before it, and the layer forgets the handle.
 func TestReleaseAttrWaitsForWrites(t *testing.T) {
@@ -417,7 +476,7 @@ func TestHeldWriteWaitingForAdmission(t *testing.T) {
 	f.mu.Lock()
 	visible := len(f.pend) == 4096
 	for _, o := range f.inflight {
-		visible = visible || o == span{0, 4096}
+		visible = visible || o.off == 0 && o.end == 4096
 	}
 	f.mu.Unlock()
 	if !visible {
