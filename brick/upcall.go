@@ -19,6 +19,9 @@ import (
 type upcallers struct {
 	mu   sync.Mutex
 	subs map[*session]*rpc.Events
+	// counted are the sessions whose clients subscribed: their coming
+	// and going changes the others' Peers.
+	counted map[*session]bool
 }
 
 func (u *upcallers) add(s *session, ev *rpc.Events) {
@@ -34,6 +37,41 @@ func (u *upcallers) remove(s *session) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	delete(u.subs, s)
+	if u.counted[s] {
+		delete(u.counted, s)
+		u.peersLocked()
+	}
+}
+
+// peersLocked sends every subscribed connection how many others there are
+// (fop.OpPeers), with u.mu held so that the counts queue in order.
+func (u *upcallers) peersLocked() {
+	var evs []*rpc.Events
+	for _, ev := range u.subs {
+		if ev.Subscribed() {
+			evs = append(evs, ev)
+		}
+	}
+	if len(evs) == 0 {
+		return
+	}
+	b := fop.Marshal(&fop.Peers{Others: uint32(len(evs) - 1)})
+	for _, ev := range evs {
+		ev.Send(fop.OpPeers, b)
+	}
+}
+
+// Subscribed tells every subscribed connection, this one among them, the
+// new count of the others (rpc.Subscriber).
+func (s *session) Subscribed() {
+	u := &s.sh.upcalls
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.counted == nil {
+		u.counted = map[*session]bool{}
+	}
+	u.counted[s] = true
+	u.peersLocked()
 }
 
 // others returns the subscribed connections other than from.

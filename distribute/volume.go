@@ -916,10 +916,25 @@ func (v *Volume) PassthroughFD(ctx context.Context, h uint64) (int, fop.GFID, bo
 }
 
 // PassthroughWrote goes to the subvolume that opened h.
-func (v *Volume) PassthroughWrote(ctx context.Context, h uint64, gfid fop.GFID) {
+func (v *Volume) PassthroughWrote(ctx context.Context, h uint64, gfid fop.GFID, wait bool) error {
 	if sv, sh, err := v.sub(h); err == nil {
 		if pt, ok := sv.(fop.Passthrougher); ok {
-			pt.PassthroughWrote(ctx, sh, gfid)
+			return pt.PassthroughWrote(ctx, sh, gfid, wait)
 		}
 	}
+	return nil
+}
+
+var _ fop.Barrierer = (*Volume)(nil)
+
+// Barrier goes to the subvolume that opened h (fop.Barrierer).
+func (v *Volume) Barrier(ctx context.Context, h uint64) error {
+	sv, sh, err := v.sub(h)
+	if err != nil {
+		return err
+	}
+	if b, ok := sv.(fop.Barrierer); ok {
+		return b.Barrier(ctx, sh)
+	}
+	return nil
 }

@@ -150,6 +150,9 @@ type localFile struct {
 	// wait for each other on its inode's lock anyway, where the kernel
 	// spins while the holder copies on the other CPU.
 	wmu sync.Mutex
+	// wrote: a write went through the descriptor since the last
+	// Barrier; guarded by wmu.
+	wrote bool
 }
 
 // file is handle h's descriptor on connection conn, with l.mu held for
@@ -278,11 +281,28 @@ func (l *localFDs) pwrite(conn, h uint64, data []byte, off int64) (r WriteReply,
 		}
 		n += m
 	}
+	f.wrote = true
 	var st unix.Stat_t
 	if err := unix.Fstat(f.fd, &st); err != nil {
 		return r, err, true, true
 	}
 	return WriteReply{Written: uint32(n), Attr: AttrOf(&st, f.gfid)}, nil, true, true
+}
+
+// takeWrote reports whether handle h wrote through its descriptor since
+// the last call, with the file's GFID, and starts over.
+func (l *localFDs) takeWrote(h uint64) (GFID, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	f, ok := l.fds[h]
+	if !ok || f.fd < 0 {
+		return GFID{}, false
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	w := f.wrote
+	f.wrote = false
+	return f.gfid, w
 }
 
 // closeAllIfAny closes every descriptor (their brick is gone), when there
@@ -555,10 +575,11 @@ type Passthrougher interface {
 	// caller's to close, and the file's GFID; ok false when h's reads
 	// and writes must come through the layers.
 	PassthroughFD(ctx context.Context, h uint64) (fd int, gfid GFID, ok bool)
-	// PassthroughWrote tells the brick, without waiting, that the kernel
-	// wrote to h's copy (OpLocalWrote): the brick tells its other
-	// clients, as of its own writes.
-	PassthroughWrote(ctx context.Context, h uint64, gfid GFID)
+	// PassthroughWrote tells the brick that the kernel wrote to h's
+	// copy (OpLocalWrote): the brick tells its other clients, as of its
+	// own writes. With wait (a close), it returns once the brick has,
+	// when the brick has other clients (peers.go).
+	PassthroughWrote(ctx context.Context, h uint64, gfid GFID, wait bool) error
 }
 
 var _ Passthrougher = (*Client)(nil)
@@ -587,13 +608,9 @@ func (c *Client) PassthroughFD(ctx context.Context, h uint64) (int, GFID, bool) 
 	return fd, gfid, fd >= 0
 }
 
-// PassthroughWrote posts OpLocalWrote for h.
-func (c *Client) PassthroughWrote(ctx context.Context, h uint64, gfid GFID) {
-	post, ok := c.c.(Poster)
-	if !ok || gfid.IsZero() {
-		return
-	}
-	_ = post.Post(ctx, OpLocalWrote, Marshal(&LocalWroteReq{Handle: h, GFID: gfid}))
+// PassthroughWrote sends OpLocalWrote for h (Client.told).
+func (c *Client) PassthroughWrote(ctx context.Context, h uint64, gfid GFID, wait bool) error {
+	return c.told(ctx, h, gfid, wait)
 }
 
 // dup returns a duplicate of handle h's descriptor on connection conn

@@ -46,6 +46,7 @@ func samples() []Message {
 		&Hello{Features: ClientFeatures},
 		&LocalFDReply{FD: 12, Dev: 2049, Ino: 1 << 40, GFID: NewGFID()},
 		&LocalWroteReq{Handle: 9, GFID: NewGFID(), Offset: 1 << 33, Length: 1 << 20},
+		&Peers{Others: 3},
 	}
 }
 

@@ -69,9 +69,16 @@ type Client struct {
 	// the brick is on this machine (localfd.go).
 	NoLocalIO bool
 
+	// NoPeers: no other client of the brick keeps a cache that upcalls
+	// keep right (the volume has no cache invalidation), so a close need
+	// not wait for the brick to tell them of local writes (peers.go).
+	NoPeers bool
+
 	// features are those the brick granted in the current connection's
 	// hello (SetFeatures).
 	features atomic.Uint32
+
+	peers peerState // the brick's Peers events (peers.go)
 
 	mu sync.Mutex
 	// locked are the handles that took a byte-range or flock lock

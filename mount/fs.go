@@ -1177,7 +1177,7 @@ func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	}
 	err := f.vol.Fsync(uninterrupted(ctx), h, flags&1 != 0)
 	if pt := f.n.passthrough(); pt != nil {
-		pt.tell(uninterrupted(ctx))
+		pt.tell(uninterrupted(ctx), true)
 	}
 	return errno(err)
 }

@@ -127,7 +127,7 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 // descriptor of a file releases the locks the process holds on it.
 func (f *file) Flush(ctx context.Context) syscall.Errno {
 	if pt := f.n.passthrough(); pt != nil {
-		pt.tell(uninterrupted(ctx)) // the other clients see the writes after the close
+		pt.tell(uninterrupted(ctx), true) // the other clients see the writes after the close
 	} else {
 		f.mayHaveWritten(uninterrupted(ctx))
 	}

@@ -69,7 +69,10 @@ type ptFile struct {
 
 	mu   sync.Mutex
 	last unix.Stat_t // size and times last told
-	done bool
+	// posted: the last notice was not waited for (the ticker's), so a
+	// close waits for one even with nothing new.
+	posted bool
+	done   bool
 }
 
 var _ fs.FilePassthroughFder = (*file)(nil)
@@ -138,14 +141,15 @@ func (p *ptFile) watch() {
 		case <-p.stop:
 			return
 		case <-t.C:
-			p.tell(context.Background())
+			p.tell(context.Background(), false)
 		}
 	}
 }
 
-// tell posts fop.OpLocalWrote when the file's size or times changed since
-// the last time, and records the change on the node.
-func (p *ptFile) tell(ctx context.Context) {
+// tell sends fop.OpLocalWrote when the file's size or times changed since
+// the last time, and records the change on the node; with wait (a close,
+// an fsync), it returns once the brick told its other clients.
+func (p *ptFile) tell(ctx context.Context, wait bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.done {
@@ -155,12 +159,16 @@ func (p *ptFile) tell(ctx context.Context) {
 	if err := unix.Fstat(p.fd, &st); err != nil {
 		return
 	}
-	if st.Size == p.last.Size && st.Mtim == p.last.Mtim && st.Ctim == p.last.Ctim {
+	same := st.Size == p.last.Size && st.Mtim == p.last.Mtim && st.Ctim == p.last.Ctim
+	if same && !(wait && p.posted) {
 		return
 	}
-	p.last = st
-	p.n.changed()
-	p.vol.PassthroughWrote(ctx, p.h, p.gfid)
+	if !same {
+		p.last = st
+		p.n.changed()
+	}
+	p.posted = !wait
+	_ = p.vol.PassthroughWrote(ctx, p.h, p.gfid, wait)
 }
 
 // end tells the bricks a last time, once the node's last file closed,
@@ -184,7 +192,7 @@ func (p *ptFile) end(ctx context.Context) {
 		return
 	}
 	if st.Size != p.last.Size || st.Mtim != p.last.Mtim || st.Ctim != p.last.Ctim {
-		p.vol.PassthroughWrote(ctx, p.h, p.gfid)
+		_ = p.vol.PassthroughWrote(ctx, p.h, p.gfid, false)
 	}
 	if n.cache == nil {
 		n.changed()
@@ -244,7 +252,7 @@ func (f *file) mayHaveWritten(ctx context.Context) {
 	gfid := n.last.GFID
 	n.mu.Unlock()
 	n.changed()
-	pt.PassthroughWrote(ctx, h, gfid)
+	_ = pt.PassthroughWrote(ctx, h, gfid, true)
 }
 
 // readThrough reports whether a read-only open of the node is to be

@@ -1610,3 +1610,24 @@ func (v *Volume) ReadLocal(ctx context.Context, id uint64, buf []byte, off int64
 	}
 	return lr.ReadLocal(ctx, kh, buf, off)
 }
+
+var _ fop.Barrierer = (*Volume)(nil)
+
+// Barrier waits for each brick of the handle that was written through a
+// local descriptor to have told its other clients (fop.Barrierer). A
+// brick that fails it is left to the writes' own notices.
+func (v *Volume) Barrier(ctx context.Context, id uint64) error {
+	h, err := v.handle(id)
+	if err != nil {
+		return nil
+	}
+	v.fanout(h.good(), func(i int, b Brick) error {
+		kh, ok := h.kid(i)
+		br, isB := b.(fop.Barrierer)
+		if !ok || !isB {
+			return nil
+		}
+		return br.Barrier(ctx, kh)
+	})
+	return nil
+}

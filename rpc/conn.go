@@ -170,6 +170,9 @@ func serveConn(ctx context.Context, log *slog.Logger, c net.Conn, h Session, clo
 			switch {
 			case f.Op == OpSubscribe && events:
 				ev.subscribe()
+				if sub, ok := h.(Subscriber); ok {
+					sub.Subscribed()
+				}
 			case f.Op == OpSubscribe:
 				status = syscall.ENOSYS
 			default:

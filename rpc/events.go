@@ -31,6 +31,12 @@ type EventSession interface {
 	SetEvents(*Events)
 }
 
+// Subscriber is an EventSession told when its client subscribed (after
+// the events start to flow).
+type Subscriber interface {
+	Subscribed()
+}
+
 // Events sends one-way event frames to one connection's client, once the
 // client subscribed. Send never blocks the caller: events queue, and a
 // goroutine of the connection writes them.

@@ -135,11 +135,15 @@ func Build(cfg Config) (*Graph, error) {
 				}
 				return cfg.Dial(ctx, addr)
 			}, log)
-			if cfg.Upcalls != nil {
-				r.Events = upcallEvents(cfg.Upcalls)
-			}
 			fc := fop.NewClient(r)
 			fc.NoLocalIO = cfg.NoLocalIO
+			if cfg.Upcalls != nil {
+				r.Events = clientEvents(fc, upcallEvents(cfg.Upcalls))
+			} else {
+				// The volume has no cache invalidation: no mount keeps
+				// what a close would have to wait for others to drop.
+				fc.NoPeers = true
+			}
 			r.Hello = func(ctx context.Context, c *rpc.Client) error {
 				f, err := fop.SayHello(ctx, c)
 				fc.SetFeatures(f) // none when the brick does not know the hello
@@ -296,6 +300,26 @@ func upcallEvents(u Upcaller) func(op uint16, payload []byte) {
 			}
 			u.Upcall(m)
 		}
+	}
+}
+
+// clientEvents hands a brick connection's Peers events to its client
+// (fop.Client.SetPeers) and the rest to next.
+func clientEvents(fc *fop.Client, next func(op uint16, payload []byte)) func(op uint16, payload []byte) {
+	return func(op uint16, payload []byte) {
+		switch op {
+		case fop.OpPeers:
+			var p fop.Peers
+			if fop.Unmarshal(payload, &p) != nil {
+				fc.PeersUnknown()
+				return
+			}
+			fc.SetPeers(p)
+			return
+		case rpc.OpEventsLost:
+			fc.PeersUnknown()
+		}
+		next(op, payload)
 	}
 }
 

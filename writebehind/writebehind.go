@@ -479,7 +479,35 @@ func (v *Volume) Flush(ctx context.Context, h uint64) error {
 		_, err := f.flushBehind()
 		return err
 	}
-	return f.drain()
+	if err := f.drain(); err != nil {
+		return err
+	}
+	return v.barrier(ctx, h)
+}
+
+// barrier waits for the bricks to have told their other clients of the
+// handle's writes made through local descriptors (fop.Barrierer), so that
+// a client that opens the file after the close sees them.
+func (v *Volume) barrier(ctx context.Context, h uint64) error {
+	if b, ok := v.inner.(fop.Barrierer); ok {
+		// The data is where it belongs: a brick that cannot be told now
+		// (gone, say) is the other clients' loss, not the writer's
+		// error; its upcalls were sent with the writes.
+		_ = b.Barrier(ctx, h)
+	}
+	return nil
+}
+
+var _ fop.Barrierer = (*Volume)(nil)
+
+// Barrier is the layer below's, once the handle's writes landed.
+func (v *Volume) Barrier(ctx context.Context, h uint64) error {
+	if f := v.file(h); f != nil {
+		if err := f.drain(); err != nil {
+			return err
+		}
+	}
+	return v.barrier(ctx, h)
 }
 
 // flushBehind starts sending the file's pending writes and returns,
@@ -514,6 +542,8 @@ func (v *Volume) FlushAttr(ctx context.Context, h uint64) (fop.Attr, bool, error
 			return fop.Attr{}, false, err
 		}
 	} else if err := f.drain(); err != nil {
+		return fop.Attr{}, false, err
+	} else if err := v.barrier(ctx, h); err != nil {
 		return fop.Attr{}, false, err
 	}
 	if fop.FinalOf(v.inner)&fop.FinalWrites == 0 {
@@ -825,8 +855,9 @@ func (v *Volume) PassthroughFD(ctx context.Context, h uint64) (int, fop.GFID, bo
 }
 
 // PassthroughWrote is the layer below's.
-func (v *Volume) PassthroughWrote(ctx context.Context, h uint64, gfid fop.GFID) {
+func (v *Volume) PassthroughWrote(ctx context.Context, h uint64, gfid fop.GFID, wait bool) error {
 	if pt, ok := v.inner.(fop.Passthrougher); ok {
-		pt.PassthroughWrote(ctx, h, gfid)
+		return pt.PassthroughWrote(ctx, h, gfid, wait)
 	}
+	return nil
 }
