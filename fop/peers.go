@@ -36,30 +36,26 @@ type Barrierer interface {
 
 var _ Barrierer = (*Client)(nil)
 
-// peerState is what the brick last said of its other clients, for the
-// connection it came on.
+// peerState is what the brick last said of its other clients. A new
+// connection's subscription brings a new count before anything is written
+// through it.
 type peerState struct {
-	v atomic.Uint64 // conn<<32 | others+1; 0: nothing heard
+	v atomic.Uint64 // others+1; 0: nothing heard
 }
 
-// SetPeers records a Peers event that came on the client's current
-// connection.
+// SetPeers records a Peers event.
 func (c *Client) SetPeers(p Peers) {
-	c.peers.v.Store(c.conns()<<32 | uint64(min(p.Others, 1<<31)+1))
+	c.peers.v.Store(uint64(p.Others) + 1)
 }
 
 // PeersUnknown forgets what the brick said of its other clients (its
 // events were lost).
 func (c *Client) PeersUnknown() { c.peers.v.Store(0) }
 
-// alone reports whether the brick said, on the current connection, that
-// no other client takes its upcalls.
+// alone reports whether the brick said that no other client takes its
+// upcalls.
 func (c *Client) alone() bool {
-	if c.NoPeers {
-		return true
-	}
-	v := c.peers.v.Load()
-	return v != 0 && v>>32 == c.conns()&(1<<32-1) && v&(1<<32-1) == 1
+	return c.NoPeers || c.peers.v.Load() == 1
 }
 
 // Barrier tells the brick, and waits for it, of the writes made through
@@ -67,7 +63,9 @@ func (c *Client) alone() bool {
 // to tell.
 func (c *Client) Barrier(ctx context.Context, h uint64) error {
 	gfid, wrote := c.local.takeWrote(h)
-	if !wrote {
+	if !wrote || c.alone() {
+		// Each local write was posted to the brick already (writeLocal):
+		// with no one else to tell, there is nothing to wait for.
 		return nil
 	}
 	return c.told(ctx, h, gfid, true)
