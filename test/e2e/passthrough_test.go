@@ -138,6 +138,35 @@ func TestPassthrough(t *testing.T) {
 	if got := onBrick("small"); !bytes.Equal(got, small) {
 		t.Fatalf("small file on the brick: %q", got)
 	}
+	// The fstat after an open for reading is answered from what the close
+	// learned: the open is not made on the brick for it (open-behind).
+	// The close's release is asynchronous: a few tries.
+	for try := 0; ; try++ {
+		name := fmt.Sprintf("fstat%d", try)
+		if err := os.WriteFile(filepath.Join(mnt, name), small, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		f, err := os.Open(filepath.Join(mnt, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := f.Stat()
+		if err != nil || st.Size() != int64(len(small)) {
+			t.Fatalf("fstat after open: %v, %v", st, err)
+		}
+		var holders []string
+		for _, b := range []string{b1, b2} {
+			holders = append(holders, openedBy(t, filepath.Join(brickPath(b), name))...)
+		}
+		f.Close()
+		if len(holders) == 0 {
+			break
+		}
+		if try == 4 {
+			t.Fatalf("an fstat after an open for reading opened the file on its brick: held by %v", holders)
+		}
+	}
 	// Rewritten through the other mount: this one reads the new data.
 	if err := os.WriteFile(filepath.Join(other, "small"), []byte("changed\n"), 0o640); err != nil {
 		t.Fatal(err)
@@ -172,4 +201,20 @@ func TestPassthrough(t *testing.T) {
 	if got := onBrick("slow"); !bytes.Equal(got, data) {
 		t.Fatalf("the brick's copy of slow: %d bytes", len(got))
 	}
+}
+
+// openedBy lists the processes with a descriptor of path.
+func openedBy(t *testing.T, path string) []string {
+	t.Helper()
+	fds, err := filepath.Glob("/proc/[0-9]*/fd/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fd := range fds {
+		if p, err := os.Readlink(fd); err == nil && p == path {
+			out = append(out, fd)
+		}
+	}
+	return out
 }
