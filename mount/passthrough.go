@@ -252,6 +252,9 @@ func (f *file) mayHaveWritten(ctx context.Context) {
 	gfid := n.last.GFID
 	n.mu.Unlock()
 	n.changed()
+	// The last close may have put the file's data in the kernel's cache
+	// (ptFile.end) after such an open, whose writes went around it.
+	n.EmbeddedInode().NotifyContent(0, 0)
 	_ = pt.PassthroughWrote(ctx, h, gfid, true)
 }
 
