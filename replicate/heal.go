@@ -230,6 +230,12 @@ func (v *Volume) lockAndDecide(ctx context.Context, p string, k Kind, o healOpts
 		unlock()
 		return nil, nil, d, nil
 	}
+	if len(d.Sources) == 0 {
+		// Needed, but no copy to heal from (the only usable copy an
+		// arbiter's, say): nothing to do until a data copy is back.
+		unlock()
+		return nil, nil, d, ErrBrickDown
+	}
 	return unlock, states, d, nil
 }
 
@@ -429,6 +435,9 @@ func join(dir, name string) string {
 // removed. With no blame (a change interrupted on every brick), names are
 // only added, never removed.
 func (v *Volume) healEntry(ctx context.Context, p string, states []State, d Decision, res *Result, o healOpts) error {
+	if len(d.Sources) == 0 {
+		return ErrBrickDown // no copy to heal from
+	}
 	src := d.Sources[0]
 	sb := v.kids[src].b
 	want, err := listAll(ctx, sb, p)
