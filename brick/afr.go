@@ -204,6 +204,18 @@ func (s *session) unlock(k inodeKey, excl bool) error {
 }
 
 func (s *session) inodelk(ctx context.Context, req *fop.InodelkReq) (fop.Message, error) {
+	if req.Mode == fop.Unlock {
+		if req.Which != fop.LockShared && req.Which != fop.LockExclusive {
+			return nil, unix.EINVAL
+		}
+		excl := req.Which == fop.LockExclusive
+		if pl, ok := s.forgetPath(req.Path, excl); ok {
+			pl.close()
+			return nil, s.unlock(pl.key, excl)
+		}
+	} else if req.Mode != fop.LockShared && req.Mode != fop.LockExclusive {
+		return nil, unix.EINVAL
+	}
 	l, err := s.resolve(req.Path)
 	if err != nil {
 		return nil, err
@@ -213,16 +225,83 @@ func (s *session) inodelk(ctx context.Context, req *fop.InodelkReq) (fop.Message
 	if err != nil {
 		return nil, err
 	}
-	switch req.Mode {
-	case fop.LockShared, fop.LockExclusive:
-		return nil, s.lock(ctx, k, req.Mode == fop.LockExclusive, req.Wait)
-	case fop.Unlock:
-		if req.Which != fop.LockShared && req.Which != fop.LockExclusive {
-			return nil, unix.EINVAL
-		}
+	if req.Mode == fop.Unlock {
 		return nil, s.unlock(k, req.Which == fop.LockExclusive)
 	}
-	return nil, unix.EINVAL
+	excl := req.Mode == fop.LockExclusive
+	if err := s.lock(ctx, k, excl, req.Wait); err != nil {
+		return nil, err
+	}
+	s.rememberPath(req.Path, pathLock{key: k, excl: excl, fd: -1})
+	return nil, nil
+}
+
+// pathLock is a lock a connection took by path: the file locked and,
+// for an xattrop's lock, an O_PATH descriptor that reaches its changelog
+// at the unlock (-1 for none).
+type pathLock struct {
+	key  inodeKey
+	excl bool
+	fd   int
+}
+
+func (pl pathLock) close() {
+	if pl.fd >= 0 {
+		unix.Close(pl.fd)
+	}
+}
+
+func (s *session) rememberPath(p string, pl pathLock) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		pl.close()
+		return
+	}
+	if s.byPath == nil {
+		s.byPath = map[string][]pathLock{}
+	}
+	s.byPath[p] = append(s.byPath[p], pl)
+}
+
+// forgetPath takes back the last lock of the kind taken by p. Two locks
+// taken by one path on different files (renamed between them) are told
+// apart by order only: released in the wrong order, each is still
+// released once.
+func (s *session) forgetPath(p string, excl bool) (pathLock, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pls := s.byPath[p]
+	for i := len(pls) - 1; i >= 0; i-- {
+		if pls[i].excl != excl {
+			continue
+		}
+		pl := pls[i]
+		pls = append(pls[:i], pls[i+1:]...)
+		if len(pls) == 0 {
+			delete(s.byPath, p)
+		} else {
+			s.byPath[p] = pls
+		}
+		return pl, true
+	}
+	return pathLock{}, false
+}
+
+// fdChangelog reaches the changelog of the file an O_PATH descriptor
+// holds, through its /proc link (which, for a symlink, names the link).
+func fdChangelog(fd int) changelogFile {
+	p := procFD(fd)
+	x := changelogFile{
+		get: func(b []byte) (int, error) { return unix.Getxattr(p, fop.ChangelogXattr, b) },
+		set: func(v []byte) error { return unix.Setxattr(p, fop.ChangelogXattr, v, 0) },
+		del: func() error { return unix.Removexattr(p, fop.ChangelogXattr) },
+	}
+	var g fop.GFID
+	if n, err := unix.Getxattr(p, fop.GFIDXattr, g[:]); err == nil && n == len(g) {
+		x.gfid = g
+	}
+	return x
 }
 
 func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message, error) {
@@ -248,11 +327,24 @@ func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message
 		})
 		return out, err
 	}
+	if req.Lock == fop.Unlock {
+		// The file locked by this path, wherever it is now.
+		if pl, ok := s.forgetPath(req.Path, false); ok {
+			defer pl.close()
+			if pl.fd >= 0 {
+				return s.xattropOn(ctx, req, pl.key, fdChangelog(pl.fd))
+			}
+			return nil, s.unlock(pl.key, false)
+		}
+	}
 	l, err := s.resolve(req.Path)
 	if err != nil {
 		return nil, err
 	}
 	defer l.close()
+	if req.Lock == fop.LockShared {
+		return s.xattropLock(ctx, req, l)
+	}
 	k, err := s.lockKey(l)
 	if err != nil {
 		return nil, err
@@ -264,6 +356,34 @@ func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message
 		gfid: l.readGFID(),
 	}
 	return s.xattropOn(ctx, req, k, x)
+}
+
+// xattropLock takes the writers' lock on a file named by path and
+// changes its changelog, keeping a descriptor of the file for the unlock.
+func (s *session) xattropLock(ctx context.Context, req *fop.XattropReq, l loc) (fop.Message, error) {
+	var fd int
+	var err error
+	if l.isRoot() {
+		fd, err = unix.Openat(l.dir, ".", unix.O_PATH|unix.O_CLOEXEC, 0)
+	} else {
+		fd, err = unix.Openat(l.dir, l.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	k := inodeKey{st.Dev, st.Ino}
+	out, err := s.xattropOn(ctx, req, k, fdChangelog(fd))
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	s.rememberPath(req.Path, pathLock{key: k, fd: fd})
+	return out, nil
 }
 
 // changelogFile reaches one file's changelog, by name or by descriptor.

@@ -481,3 +481,56 @@ func TestCreateMark(t *testing.T) {
 		t.Fatalf("a refused create made a file: %v", err)
 	}
 }
+
+// A lock taken by path is released by the same path even when a rename
+// moved the file meanwhile or gave its name to another file: the file
+// locked is unlocked and its changelog mark dropped, and the file now
+// under the name is left alone. (Before, the unlock went to whatever the
+// path named then: the lock and the mark stayed, blocking heals.)
+func TestPathLockAcrossRename(t *testing.T) {
+	dir, cls, _ := afrBrick(t, 2)
+	ctx := context.Background()
+	for _, p := range []string{"f", "other"} {
+		if _, err := cls[0].Create(ctx, &fop.CreateReq{Path: p, Mode: 0o644, GFID: fop.NewGFID()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, healer := cls[0], cls[1]
+	if _, err := w.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{0, 0, 0, 1, 0, 0}, Lock: fop.LockShared}); err != nil {
+		t.Fatal(err)
+	}
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "other", Mode: fop.LockExclusive}); err != nil {
+		t.Fatal(err)
+	}
+	// Another client renames both: f to g, other to f.
+	if err := healer.Rename(ctx, "f", "g", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := healer.Rename(ctx, "other", "f", 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{0, 0, 0, -1, 0, 0}, Lock: fop.Unlock})
+	if err != nil || !reflect.DeepEqual(got, []int32{0, 0, 0, 0, 0, 0}) {
+		t.Fatalf("unlock by the old path: %v %v", got, err)
+	}
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "other", Mode: fop.Unlock, Which: fop.LockExclusive}); err != nil {
+		t.Fatalf("heal's unlock by the old path: %v", err)
+	}
+	for _, p := range []string{"g", "f"} {
+		if n, err := unix.Lgetxattr(filepath.Join(dir, p), fop.ChangelogXattr, make([]byte, 64)); err != unix.ENODATA {
+			t.Errorf("%s keeps a changelog (%d bytes, %v)", p, n, err)
+		}
+		// Both files are free: the exclusive lock is had at once.
+		if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: p, Mode: fop.LockExclusive}); err != nil {
+			t.Errorf("%s still locked: %v", p, err)
+			continue
+		}
+		if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: p, Mode: fop.Unlock, Which: fop.LockExclusive}); err != nil {
+			t.Error(err)
+		}
+	}
+	// Nothing is left to release by a path once its locks are gone.
+	if _, err := w.Xattrop(ctx, &fop.XattropReq{Path: "g", Delta: []int32{0, 0, 0, -1, 0, 0}, Lock: fop.Unlock}); !errors.Is(err, syscall.ENOLCK) {
+		t.Fatalf("second unlock: %v, want ENOLCK", err)
+	}
+}

@@ -94,8 +94,12 @@ type session struct {
 	// sh is the state shared with the brick's other connections.
 	sh *shared
 
-	mu      sync.Mutex
-	locks   heldLocks // guarded by mu
+	mu    sync.Mutex
+	locks heldLocks // guarded by mu
+	// byPath remembers the locks taken by path (guarded by mu): an
+	// unlock by the same path releases the file locked, even when a
+	// rename moved it or gave the name to another file meanwhile.
+	byPath  map[string][]pathLock
 	handles map[uint64]*handle
 	last    uint64 // the last handle given out; handles are never reused
 	closed  bool
@@ -155,9 +159,16 @@ func (s *session) Close() {
 	s.closed = true
 	locks := s.locks
 	s.locks = nil
+	byPath := s.byPath
+	s.byPath = nil
 	s.mu.Unlock()
 	for _, h := range hs {
 		h.close()
+	}
+	for _, pls := range byPath {
+		for _, pl := range pls {
+			pl.close()
+		}
 	}
 	s.sh.upcalls.remove(s)
 	s.releaseAll(locks)
