@@ -646,6 +646,13 @@ type handle struct {
 	mu       sync.Mutex
 	kids     map[int]uint64
 	read     int // the brick reads go to
+	// attrKid is the copy a lookup answers from when the file is clean
+	// (the first good one): an fstat answers from it too, so that a
+	// stat and an fstat of an unchanged file agree to the nanosecond
+	// (the copies' times differ by the moments each brick wrote). gfid
+	// is the file's, when known.
+	attrKid int
+	gfid    fop.GFID
 	dirtied  bool
 	dirtyErr error
 }
@@ -794,6 +801,7 @@ func (v *Volume) create1(ctx context.Context, req *fop.CreateReq) (fop.OpenReply
 		h.kids[i] = replies[i].Handle
 	}
 	h.read = v.dataKid(ok)
+	h.attrKid = h.read
 	r := replies[h.read]
 	if err != nil {
 		if marked {
@@ -847,7 +855,10 @@ func (v *Volume) Open(ctx context.Context, p string, flags uint32) (fop.OpenRepl
 		return fop.OpenReply{}, syscall.EIO
 	}
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
-	h := &handle{path: p, write: write, kids: map[int]uint64{}}
+	h := &handle{path: p, write: write, kids: map[int]uint64{}, gfid: w.entry.Attr.GFID}
+	if len(w.readable) > 0 {
+		h.attrKid = w.readable[0]
+	}
 	if !write {
 		if len(w.readable) == 0 {
 			return fop.OpenReply{}, syscall.EIO
@@ -1422,12 +1433,31 @@ func (v *Volume) Statfs(ctx context.Context) (fop.Statfs, error) {
 
 var _ fop.FileAttrer = (*Volume)(nil)
 
-// Fgetattr asks the brick the handle reads from, then the others it has
-// open.
+// Fgetattr asks the copy a lookup answers from (handle.attrKid): by the
+// handle when it is open there, else by the file's name when that still
+// names it; failing that, the brick the handle reads from, then the
+// others it has open.
 func (v *Volume) Fgetattr(ctx context.Context, id uint64) (fop.Attr, error) {
 	h, err := v.handle(id)
 	if err != nil {
 		return fop.Attr{}, err
+	}
+	h.mu.Lock()
+	i, p := h.attrKid, h.path
+	kh, open := h.kids[i]
+	h.mu.Unlock()
+	if b := v.kids[i].b; open {
+		a, err := b.Fgetattr(ctx, kh)
+		if err == nil || !isTransport(err) {
+			return a, err
+		}
+		v.failed(i, err)
+	} else if !h.gfid.IsZero() && v.kids[i].up.Load() {
+		if a, err := b.Getattr(ctx, p); err == nil && a.GFID == h.gfid {
+			return a, nil
+		} else if err != nil && isTransport(err) {
+			v.failed(i, err)
+		}
 	}
 	var a fop.Attr
 	err = v.readKid(ctx, h, func(b Brick, kh uint64) error {

@@ -944,6 +944,24 @@ func TestReleaseAttrFirstCopy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// An fstat through a handle, whichever copy it reads, agrees
+		// with a stat by the name.
+		for _, flags := range []uint32{syscall.O_RDONLY, syscall.O_WRONLY} {
+			r, err := s.v.Open(ctx, p, flags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fa, err := s.v.Fgetattr(ctx, r.Handle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fa.Mtime != e.Attr.Mtime || fa.Ctime != e.Attr.Ctime {
+				t.Fatalf("%s: fstat (flags %#x) says mtime %d ctime %d, the lookup %d %d", p, flags, fa.Mtime, fa.Ctime, e.Attr.Mtime, e.Attr.Ctime)
+			}
+			if err := s.v.Release(ctx, r.Handle); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if a.Size != 9 || a.Mtime != e.Attr.Mtime || a.Ctime != e.Attr.Ctime {
 			t.Fatalf("%s: release says size %d mtime %d ctime %d, the lookup %d %d %d", p, a.Size, a.Mtime, a.Ctime, e.Attr.Size, e.Attr.Mtime, e.Attr.Ctime)
 		}
