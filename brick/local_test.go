@@ -338,6 +338,37 @@ func TestLocalFD(t *testing.T) {
 		t.Fatalf("file after a write through the passthrough descriptor: %q %v", got, err)
 	}
 
+	// A file a create makes is open for reading too, without access time
+	// updates, whatever the caller asked: the mount reads back what it
+	// wrote through the descriptor. An open of an existing file keeps
+	// the access mode asked for.
+	cw, err := hello.Create(ctx, &fop.CreateReq{Path: "w", Mode: syscall.S_IFREG | 0o200, GFID: fop.NewGFID(), Flags: syscall.O_WRONLY})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fd, _, ok := hello.PassthroughFD(ctx, cw.Handle); !ok {
+		t.Fatal("create O_WRONLY: no descriptor")
+	} else {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		unix.Close(fd)
+		if want := unix.O_RDWR | unix.O_NOATIME; err != nil || fl&(unix.O_ACCMODE|unix.O_NOATIME) != want {
+			t.Fatalf("create O_WRONLY: descriptor flags %#o (%v), want %#o", fl&(unix.O_ACCMODE|unix.O_NOATIME), err, want)
+		}
+	}
+	ow, err := hello.Open(ctx, "w", syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fd, _, ok := hello.PassthroughFD(ctx, ow.Handle); !ok {
+		t.Fatal("open O_WRONLY: no descriptor")
+	} else {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		unix.Close(fd)
+		if err != nil || fl&unix.O_ACCMODE != unix.O_WRONLY {
+			t.Fatalf("open O_WRONLY of an existing file: access mode %#o (%v), want write-only", fl&unix.O_ACCMODE, err)
+		}
+	}
+
 	// The same brick over TLS: no descriptor to be had.
 	remote := fop.NewClient(rpc.NewRedialer(addr, func(ctx context.Context, addr string) (net.Conn, error) {
 		return rpc.DialTLS(ctx, &net.Dialer{}, addr, &tls.Config{InsecureSkipVerify: true})

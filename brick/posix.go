@@ -1457,8 +1457,20 @@ func (s *session) create(ctx context.Context, req *fop.CreateReq, pa *parentAttr
 		return nil, unix.EISDIR
 	}
 	made := s.modeAtCreate(req)
+	// A file this call makes is opened for reading too when the caller
+	// asked for writing only, and without access time updates: a client
+	// on this machine that writes it through the descriptor (local I/O,
+	// FUSE passthrough) can then read back what it wrote for its
+	// kernel's cache without opening it again, and without the read
+	// showing (the mount's reads are served from the kernel's cache
+	// anyway). The access mode is only checked for a file that exists
+	// already.
+	newFlags := flags | unix.O_NOATIME
+	if newFlags&unix.O_ACCMODE == unix.O_WRONLY {
+		newFlags = newFlags&^unix.O_ACCMODE | unix.O_RDWR
+	}
 	for range 8 {
-		fd, err := unix.Openat(l.dir, l.name, flags|unix.O_CREAT|unix.O_EXCL, made)
+		fd, err := unix.Openat(l.dir, l.name, newFlags|unix.O_CREAT|unix.O_EXCL, made)
 		if err == nil {
 			err := inheritGroup(l, req)
 			var a fop.Attr

@@ -65,9 +65,10 @@ type ptFile struct {
 	h    uint64 // the handle that took the descriptor: the brick to tell
 	gfid fop.GFID
 	fd   int
-	stop chan struct{}
 
-	mu   sync.Mutex
+	mu sync.Mutex
+	// tick tells the bricks every passthroughTick (nil until armed).
+	tick *time.Timer
 	last unix.Stat_t // size and times last told
 	// posted: the last notice was not waited for (the ticker's), so a
 	// close waits for one even with nothing new.
@@ -111,7 +112,7 @@ func (f *file) PassthroughFd() (int, bool) {
 	if !ok {
 		return -1, false
 	}
-	p := &ptFile{n: n, vol: pt, h: h, gfid: gfid, fd: fd, stop: make(chan struct{})}
+	p := &ptFile{n: n, vol: pt, h: h, gfid: gfid, fd: fd}
 	if err := unix.Fstat(fd, &p.last); err != nil {
 		unix.Close(fd)
 		return -1, false
@@ -127,22 +128,23 @@ func (f *file) PassthroughFd() (int, bool) {
 	n.inv++ // what a close learned before is not the file's any more
 	n.freshInv = 0
 	n.mu.Unlock()
-	go p.watch()
+	p.mu.Lock()
+	if !p.done {
+		p.tick = time.AfterFunc(passthroughTick, p.ticked)
+	}
+	p.mu.Unlock()
 	return fd, true
 }
 
-// watch tells the bricks of the kernel's writes every passthroughTick
-// until the node's last file closes.
-func (p *ptFile) watch() {
-	t := time.NewTicker(passthroughTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-			p.tell(context.Background(), false)
-		}
+// ticked tells the bricks of the kernel's writes, every passthroughTick
+// until the node's last file closes (a timer, not a goroutine: most
+// files close well before the first tick).
+func (p *ptFile) ticked() {
+	p.tell(context.Background(), false)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.done {
+		p.tick.Reset(passthroughTick)
 	}
 }
 
@@ -177,13 +179,15 @@ func (p *ptFile) tell(ctx context.Context, wait bool) {
 // attributes for the kernel's next getattr (node.learned), the data in
 // the kernel's cache for the next open (it kept what went through it).
 func (p *ptFile) end(ctx context.Context) {
-	close(p.stop)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.done {
 		return
 	}
 	p.done = true
+	if p.tick != nil {
+		p.tick.Stop()
+	}
 	defer unix.Close(p.fd)
 	n := p.n
 	var st unix.Stat_t
@@ -210,14 +214,13 @@ func (p *ptFile) end(ctx context.Context) {
 		return
 	}
 	inv = n.changeCount()
-	// The descriptor may be open for writing only: the file is opened
-	// again, for reading, through it (the brick's file system leaves
-	// the access time alone: O_NOATIME, the mount is root).
-	rfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(p.fd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	rfd, err := readableFD(p.fd)
 	if err != nil {
 		return
 	}
-	defer unix.Close(rfd)
+	if rfd != p.fd {
+		defer unix.Close(rfd)
+	}
 	buf := make([]byte, st.Size)
 	m, err := unix.Pread(rfd, buf, 0)
 	if err != nil || m != len(buf) {
@@ -229,6 +232,22 @@ func (p *ptFile) end(ctx context.Context) {
 		// dropped the pages before they were stored.
 		in.NotifyContent(0, 0)
 	}
+}
+
+// readableFD returns fd when it is open for reading without access time
+// updates, else a new descriptor of its file open so, made through its
+// /proc link (O_NOATIME: reading back what was written is not a read
+// the brick's file system is to record; the mount is root). A file a
+// create made is open so on the brick whatever the caller asked.
+func readableFD(fd int) (int, error) {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return -1, err
+	}
+	if fl&unix.O_ACCMODE != unix.O_WRONLY && fl&unix.O_NOATIME != 0 {
+		return fd, nil
+	}
+	return unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME, 0)
 }
 
 // mayHaveWritten tells the brick of writes the kernel may have made
