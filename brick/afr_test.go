@@ -534,3 +534,28 @@ func TestPathLockAcrossRename(t *testing.T) {
 		t.Fatalf("second unlock: %v, want ENOLCK", err)
 	}
 }
+
+// The reader serves a create itself only without a replication mark:
+// the mark's lock may be held by a heal on the same connection.
+func TestInlineCalls(t *testing.T) {
+	s := &session{}
+	plain := fop.Marshal(&fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID()})
+	marked := fop.Marshal(&fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID(), Mark: []int32{0, 0, 0, 1, 0, 0}})
+	for _, c := range []struct {
+		op      uint16
+		payload []byte
+		want    bool
+	}{
+		{fop.OpCreate, plain, true},
+		{fop.OpCreate, marked, false},
+		{fop.OpCreate, []byte{1, 2}, false},
+		{fop.OpLookup, nil, true},
+		{fop.OpWrite, nil, false},
+		{fop.OpInodelk, nil, false},
+		{fop.OpXattrop, nil, false},
+	} {
+		if got := s.Inline(c.op, c.payload); got != c.want {
+			t.Errorf("Inline(%d, %d bytes) = %v, want %v", c.op, len(c.payload), got, c.want)
+		}
+	}
+}

@@ -1966,3 +1966,22 @@ func (s *session) listxattr(req *fop.PathReq) (fop.Message, error) {
 }
 
 var _ rpc.Session = (*session)(nil)
+
+var _ rpc.Inliner = (*session)(nil)
+
+// Inline names the calls the connection's reader may serve itself
+// (rpc.Inliner): quick ones on one name or handle, which wait for no
+// other call. Not a create with a replication mark: it takes the file's
+// writers' lock, which a heal by the same client may hold (an existing
+// file), and the heal's unlock would wait behind it to be read.
+func (s *session) Inline(op uint16, payload []byte) bool {
+	switch op {
+	case fop.OpLookup, fop.OpGetattr, fop.OpOpen, fop.OpRelease,
+		fop.OpUnlink, fop.OpMkdir, fop.OpRmdir, fop.OpStatfs:
+		return true
+	case fop.OpCreate:
+		var req fop.CreateReq
+		return fop.Unmarshal(payload, &req) == nil && len(req.Mark) == 0
+	}
+	return false
+}

@@ -555,3 +555,88 @@ func TestRedialerPostNeverDials(t *testing.T) {
 		t.Fatalf("%d dials, want 1 (the call's)", dials)
 	}
 }
+
+// inlineSession answers opEcho in the connection's reader (rpc.Inliner)
+// and opBlock, also inline, once release is closed.
+type inlineSession struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *inlineSession) Handle(ctx context.Context, op uint16, payload []byte) (syscall.Errno, []byte) {
+	switch op {
+	case opEcho:
+		return 0, payload
+	case opBlock:
+		s.started <- struct{}{}
+		<-s.release
+		return 0, []byte("released")
+	case opErrno:
+		return 0, []byte("in a goroutine")
+	}
+	return syscall.ENOSYS, nil
+}
+
+func (s *inlineSession) Close() {}
+
+func (s *inlineSession) Inline(op uint16, _ []byte) bool { return op == opEcho || op == opBlock }
+
+// A call the session names as quick (rpc.Inliner) runs in the
+// connection's reader when nothing else waits to be read: a call sent
+// after it waits for it, where other calls run beside each other.
+func TestInlineCalls(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sess := &inlineSession{started: make(chan struct{}, 1), release: make(chan struct{})}
+	served := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() {
+		served <- rpc.ServeSessions(ctx, log, ln, func(net.Conn) rpc.Session { return sess })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+	})
+	cl := dial(t, ln.Addr().String())
+	gctx := guard(t)
+
+	// Many at once, some read while others wait in the buffer: each
+	// gets its own reply.
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			p := []byte(fmt.Sprintf("call %d", i))
+			if got, err := cl.Call(gctx, opEcho, p); err != nil || !bytes.Equal(got, p) {
+				t.Errorf("call %d: %q %v", i, got, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(gctx, opBlock, nil)
+		blocked <- err
+	}()
+	<-sess.started
+	after := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(gctx, opErrno, nil)
+		after <- err
+	}()
+	select {
+	case err := <-after:
+		t.Fatalf("a call sent after an inline call still running was answered (%v): the reader did not run it", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(sess.release)
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-after; err != nil {
+		t.Fatal(err)
+	}
+}
