@@ -643,16 +643,16 @@ type handle struct {
 	write bool
 	// kids maps a brick to its handle there; a brick that fails is
 	// removed and blamed.
-	mu       sync.Mutex
-	kids     map[int]uint64
-	read     int // the brick reads go to
+	mu   sync.Mutex
+	kids map[int]uint64
+	read int // the brick reads go to
 	// attrKid is the copy a lookup answers from when the file is clean
 	// (the first good one): an fstat answers from it too, so that a
 	// stat and an fstat of an unchanged file agree to the nanosecond
 	// (the copies' times differ by the moments each brick wrote). gfid
 	// is the file's, when known.
-	attrKid int
-	gfid    fop.GFID
+	attrKid  int
+	gfid     fop.GFID
 	dirtied  bool
 	dirtyErr error
 }
