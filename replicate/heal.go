@@ -145,6 +145,9 @@ func (v *Volume) heal(ctx context.Context, p string, o healOpts) (Result, error)
 		case Data:
 			err = v.healData(ctx, p, &res, o)
 		}
+		if errors.Is(err, errNotNeeded) {
+			continue // healed meanwhile, by another client or daemon
+		}
 		if err != nil {
 			return res, fmt.Errorf("%s heal of %q: %w", k, p, err)
 		}
@@ -174,6 +177,10 @@ func (v *Volume) decide(states []State, k Kind, o healOpts) Decision {
 	d.Dirty = true
 	return d
 }
+
+// errNotNeeded says a heal found, under its lock, nothing left to heal:
+// another heal did it between the look and the lock.
+var errNotNeeded = errors.New("nothing to heal")
 
 // reset subtracts from each brick's changelog of kind k what the states
 // showed: the sources' blame of the sinks and everyone's dirty count; the
@@ -228,7 +235,7 @@ func (v *Volume) lockAndDecide(ctx context.Context, p string, k Kind, o healOpts
 	}
 	if !d.Needed() {
 		unlock()
-		return nil, nil, d, nil
+		return nil, nil, d, errNotNeeded
 	}
 	if len(d.Sources) == 0 {
 		// Needed, but no copy to heal from (the only usable copy an

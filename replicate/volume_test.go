@@ -973,3 +973,21 @@ func TestReleaseAttrFirstCopy(t *testing.T) {
 		t.Fatalf("release with a copy missing: known %v, %v", known, err)
 	}
 }
+
+// A heal that finds nothing left to do once it holds the lock (another
+// heal was first) says so, and is not counted as a heal.
+func TestHealFoundNothingUnderLock(t *testing.T) {
+	s := newSet(t, 2, Options{})
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("data"))
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.v.healMetadata(ctx, "f", healOpts{force: -1}); !errors.Is(err, errNotNeeded) {
+		t.Fatalf("metadata heal of a clean file: %v, want errNotNeeded", err)
+	}
+	var res Result
+	if err := s.v.healData(ctx, "f", &res, healOpts{force: -1}); !errors.Is(err, errNotNeeded) {
+		t.Fatalf("data heal of a clean file: %v, want errNotNeeded", err)
+	}
+}
