@@ -41,6 +41,30 @@ const (
 type readLoad struct {
 	outstanding atomic.Int64
 	latency     atomic.Int64 // nanoseconds, moving average; 0 before the first read
+	sampled     atomic.Int64 // when the last read ended (Unix nanoseconds)
+}
+
+// latencyHalfLife is how fast a brick's latency estimate fades while no
+// read goes to it: a brick the latency policies stopped choosing after a
+// slow spell is tried again once its estimate fell under the others',
+// and what that read takes is the estimate then.
+const latencyHalfLife = 2 * time.Second
+
+// recentLatency is the latency estimate at now: the moving average,
+// halved for every latencyHalfLife since the last read ended.
+func (l *readLoad) recentLatency(now time.Time) time.Duration {
+	lat := l.latency.Load()
+	if lat == 0 {
+		return 0
+	}
+	if age := now.UnixNano() - l.sampled.Load(); age > 0 {
+		halvings := age / int64(latencyHalfLife)
+		if halvings >= 63 {
+			return 0
+		}
+		lat >>= halvings
+	}
+	return time.Duration(lat)
 }
 
 // start counts a read in flight; the function it returns ends it.
@@ -49,15 +73,18 @@ func (l *readLoad) start() func() {
 	t := time.Now()
 	return func() {
 		l.outstanding.Add(-1)
-		d := int64(time.Since(t))
-		// An average over about eight reads; a lost update under a race
-		// only shifts the estimate.
-		old := l.latency.Load()
+		now := time.Now()
+		d := int64(now.Sub(t))
+		// An average over about eight reads, of the estimate as it
+		// faded since the last one; a lost update under a race only
+		// shifts it.
+		old := int64(l.recentLatency(now))
 		if old == 0 {
-			l.latency.Store(d)
+			l.latency.Store(max(d, 1))
 		} else {
 			l.latency.Store(old + (d-old)/8)
 		}
+		l.sampled.Store(now.UnixNano())
 	}
 }
 

@@ -87,6 +87,39 @@ func TestReadLoadAverage(t *testing.T) {
 	}
 }
 
+// A brick's latency estimate fades while no read goes to it, so a brick
+// avoided after a slow spell is chosen again.
+func TestReadLatencyFades(t *testing.T) {
+	var slow, fast readLoad
+	now := time.Now()
+	slow.latency.Store(int64(80 * time.Millisecond))
+	slow.sampled.Store(now.UnixNano())
+	fast.latency.Store(int64(5 * time.Millisecond))
+	fast.sampled.Store(now.UnixNano())
+	loads := []*readLoad{&slow, &fast}
+	order := func(at time.Time) int {
+		return readOrder([]int{0, 1}, ReadLeastLatency, fop.NewGFID(), 1, func(i int) (int64, time.Duration) {
+			return 0, loads[i].recentLatency(at)
+		})[0]
+	}
+	if got := order(now); got != 1 {
+		t.Fatalf("reads go to brick %d, want the fast one", got)
+	}
+	if got := slow.recentLatency(now.Add(3 * latencyHalfLife)); got != 10*time.Millisecond {
+		t.Fatalf("after three half-lives: %v, want 10ms", got)
+	}
+	// The fast brick keeps being read (its estimate stays fresh); the
+	// slow one's fades under it within five half-lives.
+	later := now.Add(5 * latencyHalfLife)
+	fast.sampled.Store(later.UnixNano())
+	if got := order(later); got != 0 {
+		t.Fatalf("after %v without reads the slow brick is still avoided (%v against %v)", 5*latencyHalfLife, slow.recentLatency(later), fast.recentLatency(later))
+	}
+	if got := slow.recentLatency(now.Add(100 * latencyHalfLife)); got != 0 {
+		t.Fatalf("long after: %v, want 0", got)
+	}
+}
+
 // With the default policy (by GFID) a set's files are read from all its
 // copies, one file always from the same one; the first-copy policy reads
 // them all from brick 0.

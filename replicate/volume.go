@@ -926,7 +926,7 @@ func (v *Volume) readOrder(w view) []int {
 // recent latency.
 func (v *Volume) readLoad(i int) (int64, time.Duration) {
 	l := &v.kids[i].reads
-	return l.outstanding.Load(), time.Duration(l.latency.Load())
+	return l.outstanding.Load(), l.recentLatency(time.Now())
 }
 
 // localFirst is idx with the bricks on this machine first, in order,
