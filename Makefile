@@ -57,7 +57,7 @@ test: deps build lint
 # writes the table to bench-results/ (issue 3, point 7; README, Benchmarks).
 # BENCH_ARGS="-quick" is a run of a few minutes; go run ./test/bench -h.
 BENCH_ARGS ?=
-BENCH_PACKAGES := glusterfs-server glusterfs-client attr fuse3
+BENCH_PACKAGES := glusterfs-server glusterfs-client attr fuse3 e2fsprogs mount
 .PHONY: bench bench-deps
 bench-deps:
 	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -51,6 +51,7 @@ type config struct {
 	systems       map[string]bool
 	runs          int
 	keep          bool
+	fs            string // ext4: a file system of the bench's own; none
 	perfDir       string
 	transport     string
 }
@@ -82,6 +83,7 @@ func benchMain() int {
 	flag.BoolVar(&quick, "quick", false, "small sizes (-size 128 -files 1000 -entries 2000 -dirs 500) for a run of a few minutes")
 	flag.StringVar(&cfg.perfDir, "perf", "", "record each workload on each cais and loopback mount process with perf into this directory (perf record -g; a perf report summary beside each)")
 	flag.StringVar(&cfg.transport, "transport", "auto", "cais mount --transport: auto (the bricks, all on this machine, through their Unix sockets) or tcp (TLS over TCP, as to bricks on other machines)")
+	flag.StringVar(&cfg.fs, "fs", "ext4", "the work directory's file system: ext4 (a new one with its journal, as a brick's disk, in an image file beside the directory, through a loop device) or none (the directory's own)")
 	flag.BoolVar(&cfg.keep, "keep", false, "leave the work directory's files (not the processes or mounts) for inspection")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -100,6 +102,9 @@ func benchMain() int {
 	}
 	if cfg.groups, err = parseGroups(groupsFlag); err != nil {
 		return usage(err)
+	}
+	if cfg.fs != "ext4" && cfg.fs != "none" {
+		return usage(fmt.Errorf("-fs %q: want ext4 or none", cfg.fs))
 	}
 	cfg.systems = map[string]bool{}
 	for _, s := range strings.Split(systemsFlag, ",") {
@@ -187,9 +192,23 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 	if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
 		return nil, err
 	}
-	// Pushed first, so it runs last: whatever a failed step left.
-	cl.push("clear "+cfg.dir, func() error { return clearStale(log, cfg.dir, !cfg.keep) })
 	var notes []string
+	if cfg.fs == "ext4" {
+		// Copies of the sequential file in one run: the disk's and the
+		// floor's, and each layout's for cais and for GlusterFS.
+		copies := 2
+		for _, l := range cfg.layouts {
+			copies += 2 * max(l.replica, 1)
+		}
+		note, err := brickFS(ctx, log, cl, cfg.dir, brickFSSize(w.sizeMiB, cfg.runs, copies), cfg.keep)
+		if err != nil {
+			return nil, fmt.Errorf("the bricks' file system: %w", err)
+		}
+		notes = append(notes, note)
+	}
+	// Pushed after the file system's, so it runs before: whatever a
+	// failed step left.
+	cl.push("clear "+cfg.dir, func() error { return clearStale(log, cfg.dir, !cfg.keep) })
 	if err := dropCaches(); err != nil {
 		w.noDrop = true
 		notes = append(notes, fmt.Sprintf("drop_caches refused (%v): cold reads use O_DIRECT on the client; brick-side caches stay warm, and ls -l 'cold' is not cold.", err))
