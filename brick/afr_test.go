@@ -550,6 +550,7 @@ func TestInlineCalls(t *testing.T) {
 		{fop.OpCreate, marked, false},
 		{fop.OpCreate, []byte{1, 2}, false},
 		{fop.OpLookup, nil, true},
+		{fop.OpUnlinkFile, nil, true},
 		{fop.OpWrite, nil, false},
 		{fop.OpInodelk, nil, false},
 		{fop.OpXattrop, nil, false},

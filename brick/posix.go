@@ -1976,8 +1976,8 @@ var _ rpc.Inliner = (*session)(nil)
 // file), and the heal's unlock would wait behind it to be read.
 func (s *session) Inline(op uint16, payload []byte) bool {
 	switch op {
-	case fop.OpLookup, fop.OpGetattr, fop.OpOpen, fop.OpRelease,
-		fop.OpUnlink, fop.OpMkdir, fop.OpRmdir, fop.OpStatfs:
+	case fop.OpLookup, fop.OpGetattr, fop.OpOpen, fop.OpRelease, fop.OpFgetattr,
+		fop.OpUnlink, fop.OpUnlinkFile, fop.OpMkdir, fop.OpRmdir, fop.OpStatfs:
 		return true
 	case fop.OpCreate:
 		var req fop.CreateReq
