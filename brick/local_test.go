@@ -346,27 +346,28 @@ func TestLocalFD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fd, _, ok := hello.PassthroughFD(ctx, cw.Handle); !ok {
-		t.Fatal("create O_WRONLY: no descriptor")
-	} else {
-		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		unix.Close(fd)
-		if want := unix.O_RDWR | unix.O_NOATIME; err != nil || fl&(unix.O_ACCMODE|unix.O_NOATIME) != want {
-			t.Fatalf("create O_WRONLY: descriptor flags %#o (%v), want %#o", fl&(unix.O_ACCMODE|unix.O_NOATIME), err, want)
+	flags := func(what string, h uint64) int {
+		t.Helper()
+		fd, _, ok := hello.PassthroughFD(ctx, h)
+		if !ok {
+			t.Fatalf("%s: no descriptor", what)
 		}
+		defer unix.Close(fd)
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return fl & (unix.O_ACCMODE | unix.O_NOATIME)
+	}
+	if got, want := flags("create O_WRONLY", cw.Handle), unix.O_RDWR|unix.O_NOATIME; got != want {
+		t.Fatalf("create O_WRONLY: descriptor flags %#o, want %#o", got, want)
 	}
 	ow, err := hello.Open(ctx, "w", syscall.O_WRONLY)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fd, _, ok := hello.PassthroughFD(ctx, ow.Handle); !ok {
-		t.Fatal("open O_WRONLY: no descriptor")
-	} else {
-		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		unix.Close(fd)
-		if err != nil || fl&unix.O_ACCMODE != unix.O_WRONLY {
-			t.Fatalf("open O_WRONLY of an existing file: access mode %#o (%v), want write-only", fl&unix.O_ACCMODE, err)
-		}
+	if got := flags("open O_WRONLY", ow.Handle); got&unix.O_ACCMODE != unix.O_WRONLY {
+		t.Fatalf("open O_WRONLY of an existing file: flags %#o, want write-only", got)
 	}
 
 	// The same brick over TLS: no descriptor to be had.
