@@ -36,6 +36,21 @@ const maxIndexList = 4096
 // inodeKey names a file on the brick's file system.
 type inodeKey struct{ dev, ino uint64 }
 
+// afrKey names a file's lock of one domain (fop.DomainData,
+// fop.DomainMetadata).
+type afrKey struct {
+	inodeKey
+	domain uint8
+}
+
+// validDomain checks a lock domain a client named.
+func validDomain(d uint8) error {
+	if d != fop.DomainData && d != fop.DomainMetadata {
+		return unix.EINVAL
+	}
+	return nil
+}
+
 // shared is the state of one brick server, common to its connections.
 type shared struct {
 	stripes [64]sync.Mutex
@@ -45,7 +60,7 @@ type shared struct {
 	indexStripes [64]sync.Mutex
 
 	mu    sync.Mutex
-	locks map[inodeKey]*inodeLock
+	locks map[afrKey]*inodeLock
 
 	clientLocks clientLocks // fcntl and flock locks of clients (locks.go)
 
@@ -72,7 +87,7 @@ func newShared() *shared {
 	return &shared{
 		uid:       uint32(os.Geteuid()),
 		gid:       uint32(os.Getegid()),
-		locks:     map[inodeKey]*inodeLock{},
+		locks:     map[afrKey]*inodeLock{},
 		readBufs:  bufPool{size: maxRead},
 		frameBufs: bufPool{size: frameBufCap},
 	}
@@ -90,7 +105,7 @@ func (sh *shared) indexLock(g fop.GFID) *sync.Mutex {
 
 // acquire takes a lock on k, waiting (while ctx lasts) for an incompatible
 // holder when wait is set.
-func (sh *shared) acquire(ctx context.Context, k inodeKey, excl, wait bool) error {
+func (sh *shared) acquire(ctx context.Context, k afrKey, excl, wait bool) error {
 	for {
 		sh.mu.Lock()
 		l := sh.locks[k]
@@ -120,7 +135,7 @@ func (sh *shared) acquire(ctx context.Context, k inodeKey, excl, wait bool) erro
 	}
 }
 
-func (sh *shared) release(k inodeKey, excl bool) {
+func (sh *shared) release(k afrKey, excl bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	l := sh.locks[k]
@@ -140,9 +155,9 @@ func (sh *shared) release(k inodeKey, excl bool) {
 }
 
 // heldLocks counts a connection's locks per file.
-type heldLocks map[inodeKey]*[2]int // [shared, exclusive]
+type heldLocks map[afrKey]*[2]int // [shared, exclusive]
 
-func (s *session) hold(k inodeKey, excl bool, delta int) bool {
+func (s *session) hold(k afrKey, excl bool, delta int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.locks == nil {
@@ -187,7 +202,7 @@ func (s *session) lockKey(l loc) (inodeKey, error) {
 	return inodeKey{st.Dev, st.Ino}, nil
 }
 
-func (s *session) lock(ctx context.Context, k inodeKey, excl, wait bool) error {
+func (s *session) lock(ctx context.Context, k afrKey, excl, wait bool) error {
 	if err := s.sh.acquire(ctx, k, excl, wait); err != nil {
 		return err
 	}
@@ -195,7 +210,7 @@ func (s *session) lock(ctx context.Context, k inodeKey, excl, wait bool) error {
 	return nil
 }
 
-func (s *session) unlock(k inodeKey, excl bool) error {
+func (s *session) unlock(k afrKey, excl bool) error {
 	if !s.hold(k, excl, -1) {
 		return unix.ENOLCK
 	}
@@ -204,12 +219,15 @@ func (s *session) unlock(k inodeKey, excl bool) error {
 }
 
 func (s *session) inodelk(ctx context.Context, req *fop.InodelkReq) (fop.Message, error) {
+	if err := validDomain(req.Domain); err != nil {
+		return nil, err
+	}
 	if req.Mode == fop.Unlock {
 		if req.Which != fop.LockShared && req.Which != fop.LockExclusive {
 			return nil, unix.EINVAL
 		}
 		excl := req.Which == fop.LockExclusive
-		if pl, ok := s.forgetPath(req.Path, excl); ok {
+		if pl, ok := s.forgetPath(req.Path, excl, req.Domain); ok {
 			pl.close()
 			return nil, s.unlock(pl.key, excl)
 		}
@@ -221,10 +239,11 @@ func (s *session) inodelk(ctx context.Context, req *fop.InodelkReq) (fop.Message
 		return nil, err
 	}
 	defer l.close()
-	k, err := s.lockKey(l)
+	ik, err := s.lockKey(l)
 	if err != nil {
 		return nil, err
 	}
+	k := afrKey{ik, req.Domain}
 	if req.Mode == fop.Unlock {
 		return nil, s.unlock(k, req.Which == fop.LockExclusive)
 	}
@@ -240,7 +259,7 @@ func (s *session) inodelk(ctx context.Context, req *fop.InodelkReq) (fop.Message
 // for an xattrop's lock, an O_PATH descriptor that reaches its changelog
 // at the unlock (-1 for none).
 type pathLock struct {
-	key  inodeKey
+	key  afrKey
 	excl bool
 	fd   int
 }
@@ -268,12 +287,12 @@ func (s *session) rememberPath(p string, pl pathLock) {
 // taken by one path on different files (renamed between them) are told
 // apart by order only: released in the wrong order, each is still
 // released once.
-func (s *session) forgetPath(p string, excl bool) (pathLock, bool) {
+func (s *session) forgetPath(p string, excl bool, domain uint8) (pathLock, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pls := s.byPath[p]
 	for i := len(pls) - 1; i >= 0; i-- {
-		if pls[i].excl != excl {
+		if pls[i].excl != excl || pls[i].key.domain != domain {
 			continue
 		}
 		pl := pls[i]
@@ -308,6 +327,9 @@ func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message
 	if len(req.Delta)%3 != 0 || (req.Lock != fop.LockNone && req.Lock != fop.LockShared && req.Lock != fop.Unlock) {
 		return nil, unix.EINVAL
 	}
+	if err := validDomain(req.Domain); err != nil {
+		return nil, err
+	}
 	if req.Handle != 0 {
 		var out fop.Message
 		err := s.use(req.Handle, func(h *handle) error {
@@ -329,10 +351,10 @@ func (s *session) xattrop(ctx context.Context, req *fop.XattropReq) (fop.Message
 	}
 	if req.Lock == fop.Unlock {
 		// The file locked by this path, wherever it is now.
-		if pl, ok := s.forgetPath(req.Path, false); ok {
+		if pl, ok := s.forgetPath(req.Path, false, req.Domain); ok {
 			defer pl.close()
 			if pl.fd >= 0 {
-				return s.xattropOn(ctx, req, pl.key, fdChangelog(pl.fd))
+				return s.xattropOn(ctx, req, pl.key.inodeKey, fdChangelog(pl.fd))
 			}
 			return nil, s.unlock(pl.key, false)
 		}
@@ -382,7 +404,7 @@ func (s *session) xattropLock(ctx context.Context, req *fop.XattropReq, l loc) (
 		unix.Close(fd)
 		return nil, err
 	}
-	s.rememberPath(req.Path, pathLock{key: k, fd: fd})
+	s.rememberPath(req.Path, pathLock{key: afrKey{k, req.Domain}, fd: fd})
 	return out, nil
 }
 
@@ -395,20 +417,21 @@ type changelogFile struct {
 }
 
 func (s *session) xattropOn(ctx context.Context, req *fop.XattropReq, k inodeKey, x changelogFile) (fop.Message, error) {
+	lk := afrKey{k, req.Domain}
 	if req.Lock == fop.LockShared {
-		if err := s.lock(ctx, k, false, true); err != nil {
+		if err := s.lock(ctx, lk, false, true); err != nil {
 			return nil, err
 		}
 	}
 	counters, err := s.addChangelog(x, k, req.Path, req.Delta)
 	if req.Lock == fop.Unlock {
-		if uerr := s.unlock(k, false); err == nil {
+		if uerr := s.unlock(lk, false); err == nil {
 			err = uerr
 		}
 	}
 	if err != nil {
 		if req.Lock == fop.LockShared {
-			_ = s.unlock(k, false)
+			_ = s.unlock(lk, false)
 		}
 		return nil, err
 	}
@@ -628,7 +651,7 @@ func (s *session) writeDirty(ctx context.Context, req *fop.WriteDirtyReq) (fop.M
 			return err
 		}
 		k := inodeKey{st.Dev, st.Ino}
-		if err := s.lock(ctx, k, false, true); err != nil {
+		if err := s.lock(ctx, afrKey{k, fop.DomainData}, false, true); err != nil {
 			return err
 		}
 		x := changelogFile{
@@ -638,7 +661,7 @@ func (s *session) writeDirty(ctx context.Context, req *fop.WriteDirtyReq) (fop.M
 			gfid: h.gfid,
 		}
 		if _, err := s.addChangelog(x, k, req.Path, req.Delta); err != nil {
-			_ = s.unlock(k, false)
+			_ = s.unlock(afrKey{k, fop.DomainData}, false)
 			return err
 		}
 		var err error

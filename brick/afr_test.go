@@ -560,3 +560,47 @@ func TestInlineCalls(t *testing.T) {
 		}
 	}
 }
+
+// A file's locks of the data and the metadata domain do not wait for
+// each other; within a domain the heal's exclusive lock does. A domain
+// the brick does not know is refused.
+func TestLockDomains(t *testing.T) {
+	_, cls, _ := afrBrick(t, 2)
+	ctx := context.Background()
+	if _, err := cls[0].Create(ctx, &fop.CreateReq{Path: "f", Mode: 0o644, GFID: fop.NewGFID()}); err != nil {
+		t.Fatal(err)
+	}
+	writer, healer := cls[0], cls[1]
+	if _, err := writer.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{1, 0, 0}, Lock: fop.LockShared}); err != nil {
+		t.Fatal(err)
+	}
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockExclusive}); !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("data heal beside a writer: %v, want EAGAIN", err)
+	}
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockExclusive, Domain: fop.DomainMetadata}); err != nil {
+		t.Fatalf("metadata heal beside a writer: %v", err)
+	}
+	// A metadata change waits for the metadata heal.
+	changed := make(chan error, 1)
+	go func() {
+		_, err := writer.Xattrop(ctx, &fop.XattropReq{Path: "f", Delta: []int32{0, 1, 0}, Lock: fop.LockShared, Domain: fop.DomainMetadata})
+		changed <- err
+	}()
+	select {
+	case err := <-changed:
+		t.Fatalf("a metadata change took its lock beside the metadata heal's (%v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.Unlock, Which: fop.LockExclusive}); !errors.Is(err, syscall.ENOLCK) {
+		t.Fatalf("unlock in the wrong domain: %v, want ENOLCK", err)
+	}
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.Unlock, Which: fop.LockExclusive, Domain: fop.DomainMetadata}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-changed; err != nil {
+		t.Fatalf("metadata change after the heal: %v", err)
+	}
+	if err := healer.Inodelk(ctx, &fop.InodelkReq{Path: "f", Mode: fop.LockShared, Domain: 7}); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("unknown domain: %v, want EINVAL", err)
+	}
+}

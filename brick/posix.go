@@ -1522,7 +1522,7 @@ func (s *session) markCreated(ctx context.Context, fd int, g fop.GFID, p string,
 		return err
 	}
 	k := inodeKey{st.Dev, st.Ino}
-	if err := s.lock(ctx, k, false, true); err != nil {
+	if err := s.lock(ctx, afrKey{k, fop.DomainData}, false, true); err != nil {
 		return err
 	}
 	x := changelogFile{
@@ -1532,7 +1532,7 @@ func (s *session) markCreated(ctx context.Context, fd int, g fop.GFID, p string,
 		gfid: g,
 	}
 	if _, err := s.addChangelog(x, k, p, mark); err != nil {
-		_ = s.unlock(k, false)
+		_ = s.unlock(afrKey{k, fop.DomainData}, false)
 		return err
 	}
 	return nil

@@ -106,6 +106,8 @@ type XattropReq struct {
 	Delta  []int32
 	Lock   uint8
 	Handle uint64
+	// Domain is the lock's domain (DomainData or DomainMetadata).
+	Domain uint8
 }
 
 func (m *XattropReq) Encode(e *Encoder) {
@@ -113,6 +115,7 @@ func (m *XattropReq) Encode(e *Encoder) {
 	encodeCounters(e, m.Delta)
 	e.U8(m.Lock)
 	e.U64(m.Handle)
+	e.U8(m.Domain)
 }
 
 func (m *XattropReq) Decode(d *Decoder) {
@@ -120,7 +123,18 @@ func (m *XattropReq) Decode(d *Decoder) {
 	m.Delta = decodeCounters(d)
 	m.Lock = d.U8()
 	m.Handle = d.U64()
+	m.Domain = d.U8()
 }
+
+// Lock domains. A file's locks of one domain do not wait for those of
+// the other: writers hold the data domain's shared lock while their file
+// is open, and a metadata change (chmod, chown, times, extended
+// attributes) and the metadata heal take the metadata domain's, so that
+// a file open for writing for days still has its metadata healed.
+const (
+	DomainData     uint8 = 0
+	DomainMetadata uint8 = 1
+)
 
 // Changelog is a file's changelog after an xattrop.
 type Changelog struct{ Counters []int32 }
@@ -176,10 +190,11 @@ func DecodeChangelog(b []byte) ([]int32, error) {
 // Unlock, Which the mode to drop) a lock of the connection on a file.
 // Without Wait, a lock that is held incompatibly fails with EAGAIN at once.
 type InodelkReq struct {
-	Path  string
-	Mode  uint8
-	Which uint8
-	Wait  bool
+	Path   string
+	Mode   uint8
+	Which  uint8
+	Wait   bool
+	Domain uint8 // DomainData or DomainMetadata
 }
 
 func (m *InodelkReq) Encode(e *Encoder) {
@@ -187,12 +202,14 @@ func (m *InodelkReq) Encode(e *Encoder) {
 	e.U8(m.Mode)
 	e.U8(m.Which)
 	e.Bool(m.Wait)
+	e.U8(m.Domain)
 }
 func (m *InodelkReq) Decode(d *Decoder) {
 	m.Path = d.String()
 	m.Mode = d.U8()
 	m.Which = d.U8()
 	m.Wait = d.Bool()
+	m.Domain = d.U8()
 }
 
 // IndexEntry names a file the brick holds a non-zero changelog for, by

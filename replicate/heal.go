@@ -220,7 +220,11 @@ func (v *Volume) reset(ctx context.Context, p string, k Kind, states []State, d 
 // heal looked has finished by now. unlock is nil when there is nothing
 // to heal; the lock is then dropped already.
 func (v *Volume) lockAndDecide(ctx context.Context, p string, k Kind, o healOpts) (unlock func(), states []State, d Decision, err error) {
-	unlock, err = v.lockAll(ctx, p, v.upSet())
+	domain := fop.DomainData
+	if k == Metadata {
+		domain = fop.DomainMetadata
+	}
+	unlock, err = v.lockAll(ctx, p, v.upSet(), domain)
 	if err != nil {
 		return nil, nil, d, err
 	}
@@ -305,18 +309,20 @@ func (v *Volume) healMetadata(ctx context.Context, p string, o healOpts) error {
 	return v.reset(ctx, p, Metadata, states, d)
 }
 
-// lockAll takes the heal's exclusive lock on the bricks in idx; ErrBusy
-// when a writer holds one.
-func (v *Volume) lockAll(ctx context.Context, p string, idx []int) (func(), error) {
+// lockAll takes the heal's exclusive lock of a domain on the bricks in
+// idx; ErrBusy when a change holds one (a writer, for the data domain: a
+// file open for writing heals its data once closed; a metadata change
+// in progress, for the metadata domain).
+func (v *Volume) lockAll(ctx context.Context, p string, idx []int, domain uint8) (func(), error) {
 	var held []int
 	unlock := func() {
 		c := context.WithoutCancel(ctx)
 		v.fanout(held, func(_ int, b Brick) error {
-			return b.Inodelk(c, &fop.InodelkReq{Path: p, Mode: fop.Unlock, Which: fop.LockExclusive})
+			return b.Inodelk(c, &fop.InodelkReq{Path: p, Mode: fop.Unlock, Which: fop.LockExclusive, Domain: domain})
 		})
 	}
 	for _, i := range idx {
-		err := v.kids[i].b.Inodelk(ctx, &fop.InodelkReq{Path: p, Mode: fop.LockExclusive})
+		err := v.kids[i].b.Inodelk(ctx, &fop.InodelkReq{Path: p, Mode: fop.LockExclusive, Domain: domain})
 		if err != nil {
 			unlock()
 			if errors.Is(err, syscall.EAGAIN) {

@@ -1379,8 +1379,9 @@ func (v *Volume) Removexattr(ctx context.Context, p, name string) error {
 }
 
 // metaLock runs before a metadata change (mode, owner, times, extended
-// attributes): it takes the writers' (shared) lock on the file on the
-// bricks in idx, with the metadata dirty mark. A metadata heal takes the
+// attributes): it takes the metadata domain's shared lock on the file on
+// the bricks in idx (fop.DomainMetadata: writers of the data hold the
+// other domain's), with the metadata dirty mark. A metadata heal takes the
 // exclusive lock and decides again under it, so it never copies a
 // source's metadata while a change is half made (on some copies only):
 // that change would be lost on the sink with a clean changelog. A client
@@ -1393,7 +1394,7 @@ func (v *Volume) metaLock(ctx context.Context, p string, idx []int, kid func(i i
 	}
 	n := len(v.kids)
 	req := func(i int, lock uint8, delta int32) *fop.XattropReq {
-		r := &fop.XattropReq{Path: p, Delta: DirtyDelta(n, Metadata, delta), Lock: lock}
+		r := &fop.XattropReq{Path: p, Delta: DirtyDelta(n, Metadata, delta), Lock: lock, Domain: fop.DomainMetadata}
 		if kid != nil {
 			r.Handle = kid(i)
 		}

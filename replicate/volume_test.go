@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"syscall"
 	"testing"
@@ -989,5 +990,59 @@ func TestHealFoundNothingUnderLock(t *testing.T) {
 	var res Result
 	if err := s.v.healData(ctx, "f", &res, healOpts{force: -1}); !errors.Is(err, errNotNeeded) {
 		t.Fatalf("data heal of a clean file: %v, want errNotNeeded", err)
+	}
+}
+
+// A file held open for writing (its handle keeps the data domain's lock)
+// still has a missed metadata change healed: the metadata heal takes the
+// metadata domain's lock. Its data heals once it is closed.
+func TestMetadataHealBesideAnOpenWriter(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("data"))
+	s.bricks[2].stop()
+	if _, err := s.v.Setattr(ctx, &fop.SetattrReq{Path: "f", Valid: fop.SetMode, Mode: 0o600}); err != nil {
+		t.Fatal(err)
+	}
+	s.bricks[2].start()
+	s.waitUp(2)
+	// Another mount holds the file open for writing meanwhile.
+	var kids []Brick
+	for _, k := range s.v.kids {
+		kids = append(kids, k.b)
+	}
+	other := New(kids, Options{ProbeInterval: 20 * time.Millisecond})
+	t.Cleanup(other.Close)
+	r, err := other.Open(ctx, "f", syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Write(ctx, r.Handle, 4, []byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(s.bricks[2].dir, "f"))
+	if err != nil || fi.Mode().Perm() == 0o600 {
+		t.Fatalf("brick 2 before the heal: %v %v, want the old mode", fi, err)
+	}
+	res, err := s.v.Heal(ctx, "f")
+	if !slices.Contains(res.Healed, Metadata) {
+		t.Fatalf("heal beside an open writer: healed %v (%v), want the metadata", res.Healed, err)
+	}
+	if fi, err := os.Stat(filepath.Join(s.bricks[2].dir, "f")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("brick 2 after the heal: %v %v, want mode 0600", fi, err)
+	}
+	for _, hh := range []struct {
+		v *Volume
+		h uint64
+	}{{other, r.Handle}, {s.v, h}} {
+		if err := hh.v.Release(ctx, hh.h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.v.Heal(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("%d files still marked after the heal", n)
 	}
 }
