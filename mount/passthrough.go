@@ -166,6 +166,7 @@ func (p *ptFile) tell(ctx context.Context, wait bool) {
 		return
 	}
 	if !same {
+		p.killPriv(&st)
 		p.last = st
 		p.n.changed()
 	}
@@ -196,6 +197,7 @@ func (p *ptFile) end(ctx context.Context) {
 		return
 	}
 	if st.Size != p.last.Size || st.Mtim != p.last.Mtim || st.Ctim != p.last.Ctim {
+		p.killPriv(&st)
 		_ = p.vol.PassthroughWrote(ctx, p.h, p.gfid, false)
 	}
 	if n.cache == nil {
@@ -232,6 +234,24 @@ func (p *ptFile) end(ctx context.Context) {
 		// dropped the pages before they were stored.
 		in.NotifyContent(0, 0)
 	}
+}
+
+// killPriv clears set-ID bits the file gained while passed through (a
+// chmod after its open, here or on another mount) once the kernel wrote
+// to it: the kernel writes the backing file with the mount's
+// credentials and leaves clearing them to the mount (HandleKillPriv),
+// whose write path these writes skip. Who wrote is not known here, so a
+// write by a process with CAP_FSETID clears them too (the safe way). A
+// file with the bits at its open is not passed through at all.
+func (p *ptFile) killPriv(st *unix.Stat_t) {
+	bits := privBits(st.Mode)
+	if bits == 0 {
+		return
+	}
+	if err := unix.Fchmod(p.fd, st.Mode&07777&^bits); err != nil {
+		return
+	}
+	_ = unix.Fstat(p.fd, st)
 }
 
 // readableFD returns fd when it is open for reading without access time
