@@ -83,11 +83,22 @@ func (f *file) Setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, flags
 	if in.Type != fop.LockUnlock {
 		f.n.locked.Store(true)
 	}
+	f.n.tellLocked(ctx)
 	h, e := f.handle(ctx)
 	if e != 0 {
 		return e
 	}
 	return errno(l.Setlk(uninterrupted(ctx), h, owner, &in, lkFlags(flags)))
+}
+
+// tellLocked sends the bricks' other clients notice of the kernel's
+// writes to a passed-through file before a lock changes hands: a process
+// that takes the lock next on another mount reads what was written under
+// it (not at the next tick).
+func (n *node) tellLocked(ctx context.Context) {
+	if pt := n.passthrough(); pt != nil {
+		pt.tell(uninterrupted(ctx), true)
+	}
 }
 
 // Setlkw waits for a lock by asking again, ever less often, until it is
@@ -103,6 +114,7 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 	if in.Type != fop.LockUnlock {
 		f.n.locked.Store(true)
 	}
+	f.n.tellLocked(ctx)
 	delay := time.Millisecond
 	for {
 		h, e := f.handle(ctx)
@@ -152,6 +164,10 @@ func (f *file) Flush(ctx context.Context) syscall.Errno {
 			f.unlockOnClose(ctx)
 			return errno(err)
 		}
+	} else if b, ok := f.vol.(fop.Barrierer); ok {
+		// Without write-behind (which waits for the bricks' notices of
+		// the handle's local writes at its flush) the close waits here.
+		_ = b.Barrier(uninterrupted(ctx), h)
 	}
 	return f.unlockOnClose(ctx)
 }
