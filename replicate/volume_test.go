@@ -103,6 +103,18 @@ func newSet(t *testing.T, n int, opts Options) *set {
 	return s
 }
 
+// missChmod makes brick i miss a chmod of p: it is blamed for the
+// file's metadata once back up.
+func (s *set) missChmod(i int, p string, mode uint32) {
+	s.t.Helper()
+	s.bricks[i].stop()
+	if _, err := s.v.Setattr(ctx, &fop.SetattrReq{Path: p, Valid: fop.SetMode, Mode: mode}); err != nil {
+		s.t.Fatal(err)
+	}
+	s.bricks[i].start()
+	s.waitUp(i)
+}
+
 // waitUp waits until the layer sees brick i up again.
 func (s *set) waitUp(i int) {
 	s.t.Helper()
@@ -738,12 +750,7 @@ func TestMetadataHealWaitsForChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Brick 2 misses a chmod: it is blamed for the file's metadata.
-	s.bricks[2].stop()
-	if _, err := s.v.Setattr(ctx, &fop.SetattrReq{Path: "f", Valid: fop.SetMode, Mode: 0o600}); err != nil {
-		t.Fatal(err)
-	}
-	s.bricks[2].start()
-	s.waitUp(2)
+	s.missChmod(2, "f", 0o600)
 	// A second mount's chmod reaches bricks 0 and 2 and is held on brick 1.
 	var kids []Brick
 	for i, k := range s.v.kids {
@@ -1000,12 +1007,7 @@ func TestMetadataHealBesideAnOpenWriter(t *testing.T) {
 	s := newSet(t, 3, Options{})
 	h := create(t, s.v, "f")
 	write(t, s.v, h, 0, []byte("data"))
-	s.bricks[2].stop()
-	if _, err := s.v.Setattr(ctx, &fop.SetattrReq{Path: "f", Valid: fop.SetMode, Mode: 0o600}); err != nil {
-		t.Fatal(err)
-	}
-	s.bricks[2].start()
-	s.waitUp(2)
+	s.missChmod(2, "f", 0o600)
 	// Another mount holds the file open for writing meanwhile.
 	var kids []Brick
 	for _, k := range s.v.kids {
