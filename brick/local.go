@@ -23,6 +23,11 @@ import (
 // may connect, as only root may read the node's key that a TLS client
 // presents; a client checks the same of the server and asks the brick
 // for its identity before it sends a call.
+//
+// The connection's bytes go through two pipes the client passes the
+// brick on the socket (unixsock.OfferPipes): a pipe, unlike the socket,
+// does not wake the writer's poller each time the reader takes a
+// message, and those wakeups were on every call's path.
 
 // SocketPath is where the brick brickID listens for local clients, in the
 // supervisor's run directory runDir.
@@ -61,7 +66,11 @@ func (l *localListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return rpc.NewBatchConn(c), nil
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			return rpc.NewBatchConn(c), nil
+		}
+		return rpc.NewBatchConn(unixsock.NewOfferConn(uc)), nil
 	}
 }
 
@@ -74,17 +83,41 @@ func trustedUID(uid, self int) bool { return uid == 0 || uid == self }
 // there has said it is that one. The server must run as root or as the
 // caller's user.
 func DialLocal(ctx context.Context, path, volumeID, brickID string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
+	c, pid, err := dialLocal(ctx, path, volumeID, brickID, true)
+	if err != nil && !errors.Is(err, ErrNotThatBrick) && ctx.Err() == nil {
+		// A brick of a release before pipe offers drops the connection
+		// at the offer: the socket then carries the calls.
+		c, pid, err = dialLocal(ctx, path, volumeID, brickID, false)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("local brick socket %s: %w", path, err)
+	}
+	return &localConn{BatchConn: rpc.NewBatchConn(c), pid: pid}, nil
+}
+
+// dialLocal connects to the brick's socket, through pipes if pipes, and
+// checks the brick (checkLocal).
+func dialLocal(ctx context.Context, path, volumeID, brickID string, pipes bool) (net.Conn, int, error) {
+	var d net.Dialer
+	sc, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, 0, err
+	}
+	c := sc
+	if uc, ok := sc.(*net.UnixConn); ok && pipes {
+		pc, err := unixsock.OfferPipes(uc)
+		if err != nil {
+			sc.Close()
+			return nil, 0, err
+		}
+		c = pc
 	}
 	pid, err := checkLocal(ctx, c, volumeID, brickID)
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("local brick socket %s: %w", path, err)
+		return nil, 0, err
 	}
-	return &localConn{BatchConn: rpc.NewBatchConn(c), pid: pid}, nil
+	return c, pid, nil
 }
 
 // localConn is a connection to a brick of this machine, which knows the

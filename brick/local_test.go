@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/cais-platform/cais/fop"
 	"github.com/cais-platform/cais/rpc"
+	"github.com/cais-platform/cais/unixsock"
 )
 
 // A brick serves its own machine's root clients on a Unix socket: only
@@ -69,8 +71,10 @@ func TestLocalSocket(t *testing.T) {
 	}
 	if nc, ok := c.(interface{ NetConn() net.Conn }); !ok {
 		t.Errorf("local connection is a %T, with no BatchConn under it (posted calls would not batch)", c)
-	} else if _, ok := nc.NetConn().(*rpc.BatchConn); !ok {
+	} else if bc, ok := nc.NetConn().(*rpc.BatchConn); !ok {
 		t.Errorf("local connection is over a %T, not a BatchConn (posted calls would not batch)", nc.NetConn())
+	} else if _, ok := bc.Conn.(*unixsock.PipeConn); !ok {
+		t.Errorf("local connection's bytes go through a %T, not pipes", bc.Conn)
 	}
 	if p, ok := c.(interface{ PeerPID() int }); !ok || p.PeerPID() != os.Getpid() {
 		t.Errorf("local connection's peer: %T %v, want this process %d", c, ok, os.Getpid())
@@ -113,6 +117,51 @@ func TestLocalSocket(t *testing.T) {
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket left after the brick stopped: %v", err)
 	}
+}
+
+// A brick of a release before pipe offers drops the connection at the
+// offer; DialLocal then talks to it on the socket.
+func TestLocalSocketOldBrick(t *testing.T) {
+	dir, volID, _ := servedBrick(t)
+	sockDir, err := os.MkdirTemp("", "cais-sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := SocketPath(sockDir, "b1")
+	ln, err := unixsock.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := json.Marshal(Identity{Volume: "v", VolumeID: volID, BrickID: "b1", Path: dir, PID: os.Getpid()})
+	ping := func() (syscall.Errno, []byte) { return 0, id }
+	sh := newShared()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go rpc.ServeSessions(ctx, discardLog(), ln, func(net.Conn) rpc.Session {
+		s := newSessionShared(dir, discardLog(), ping, sh)
+		s.local = true
+		return s
+	})
+	c, err := DialLocal(ctx, sock, volID, "b1")
+	if err != nil {
+		t.Fatalf("dial a brick that takes no pipes: %v", err)
+	}
+	defer c.Close()
+	if bc := c.(interface{ NetConn() net.Conn }).NetConn().(*rpc.BatchConn); !isUnixConn(bc.Conn) {
+		t.Fatalf("connection to an old brick over %T, want the socket", bc.Conn)
+	}
+	cl := rpc.NewClient(c)
+	out, err := cl.Call(ctx, fop.OpLookup, fop.Marshal(&fop.PathReq{}))
+	var e fop.Entry
+	if err != nil || fop.Unmarshal(out, &e) != nil || e.Attr.GFID != fop.RootGFID {
+		t.Fatalf("lookup on an old brick's socket: %+v %v", e, err)
+	}
+}
+
+func isUnixConn(c net.Conn) bool {
+	_, ok := c.(*net.UnixConn)
+	return ok
 }
 
 // pingAsNobody runs this test binary as user nobody to ping the brick on

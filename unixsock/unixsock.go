@@ -57,9 +57,13 @@ func Listen(path string) (net.Listener, error) {
 }
 
 // PeerUser is the user and process at the other end of c, a connection
-// on a Unix socket (SO_PEERCRED).
+// on a Unix socket (SO_PEERCRED), or one made on such a socket
+// (OfferConn, PipeConn).
 func PeerUser(c net.Conn) (uid, pid int, err error) {
 	uc, ok := c.(*net.UnixConn)
+	if on, isOn := c.(interface{ UnixConn() *net.UnixConn }); isOn {
+		uc, ok = on.UnixConn(), true
+	}
 	if !ok {
 		return -1, 0, fmt.Errorf("not a Unix socket: %T", c)
 	}
