@@ -340,7 +340,7 @@ func (a *app) serveMount(host, volName, spec, mnt string, mf mountFlags) error {
 			ExplicitDataCacheControl: inval,
 			// The kernel checks permissions against the attributes, as for
 			// a local file system.
-			Options: append([]string{"default_permissions"}, roOpt(readOnly)...),
+			Options: append(append([]string{"default_permissions"}, maxReadOpt()...), roOpt(readOnly)...),
 		},
 	}
 	server, err := fs.Mount(mnt, root, opts)
@@ -372,6 +372,18 @@ func (a *app) serveMount(host, volName, spec, mnt string, mf mountFlags) error {
 	server.Wait()
 	log.Info("unmounted")
 	return nil
+}
+
+// maxReadOpt caps the kernel's reads at the largest a reply can splice
+// from a local copy (mount.MaxSplicedRead: 1 MiB less a page on most
+// machines), unless that is small (pipe-max-size lowered): reads are
+// then read with pread, 1 MiB at a time.
+func maxReadOpt() []string {
+	n := mount.MaxSplicedRead()
+	if n < 256<<10 || n >= 1<<20 {
+		return nil
+	}
+	return []string{"max_read=" + strconv.Itoa(n)}
 }
 
 func roOpt(ro bool) []string {

@@ -899,6 +899,22 @@ func (v *Volume) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64)
 	return lr.ReadLocal(ctx, sh, buf, off)
 }
 
+var _ fop.LocalFDReader = (*Volume)(nil)
+
+// LocalReadFD is the subvolume's that holds the file
+// (fop.LocalFDReader).
+func (v *Volume) LocalReadFD(ctx context.Context, h uint64, off int64, size int) (int, bool) {
+	sv, sh, err := v.sub(h)
+	if err != nil {
+		return -1, false
+	}
+	lr, ok := sv.(fop.LocalFDReader)
+	if !ok {
+		return -1, false
+	}
+	return lr.LocalReadFD(ctx, sh, off, size)
+}
+
 var _ fop.Passthrougher = (*Volume)(nil)
 
 // PassthroughFD is the subvolume's that opened h, when it can

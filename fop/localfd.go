@@ -113,6 +113,16 @@ type LocalReader interface {
 	ReadLocal(ctx context.Context, h uint64, buf []byte, off int64) (n int, ok bool)
 }
 
+// LocalFDReader is implemented by the layers that can hand out, for one
+// read of size bytes at off, a descriptor of an open file's copy on a
+// brick of this machine, when ReadLocal would read from it: the mount
+// has the kernel splice the data from it into its reply, a copy fewer
+// than ReadLocal's pread and the reply's write. fd is the caller's to
+// close; ok false means as ReadLocal's.
+type LocalFDReader interface {
+	LocalReadFD(ctx context.Context, h uint64, off int64, size int) (fd int, ok bool)
+}
+
 // LocalPeer is a Caller that can tell the process at the other end of its
 // current connection, when that is a brick of this machine: its process
 // ID in this process's PID namespace, the connection's number
@@ -199,6 +209,30 @@ func (l *localFDs) pread(conn, h uint64, buf []byte, off int64) (n int, known, o
 		n += m
 	}
 	return n, true, true
+}
+
+// dupForRead duplicates handle h's descriptor on connection conn for a
+// read of size bytes at off; known and ok as pread's.
+func (l *localFDs) dupForRead(conn, h uint64, off int64, size int) (fd int, known, ok bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	f, known := l.file(conn, h)
+	if f == nil || !f.readable {
+		return -1, known, false
+	}
+	f.ra.Advise(f.fd, off, int64(size))
+	fd, err := unix.FcntlInt(uintptr(f.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, true, false
+	}
+	// A splice from a file open with O_DIRECT reads it with O_DIRECT's
+	// alignment rules, which a read through the page cache of the FUSE
+	// file need not keep: such a descriptor is read with pread.
+	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err != nil || fl&unix.O_DIRECT != 0 {
+		unix.Close(fd)
+		return -1, true, false
+	}
+	return fd, true, true
 }
 
 // put keeps f (nil: none to be had) for handle h of connection conn,
@@ -362,6 +396,29 @@ func (c *Client) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64)
 	}
 	n, _, ok := c.local.pread(conn, h, buf, off)
 	return n, ok
+}
+
+var _ LocalFDReader = (*Client)(nil)
+
+// LocalReadFD is ReadLocal's descriptor, duplicated for one read
+// (LocalFDReader).
+func (c *Client) LocalReadFD(ctx context.Context, h uint64, off int64, size int) (int, bool) {
+	lp, ok := c.c.(LocalPeer)
+	if !ok || c.NoLocalIO {
+		return -1, false
+	}
+	pid, conn, done, ok := c.localPeer(lp)
+	if !ok {
+		return -1, false
+	}
+	if fd, known, ok := c.local.dupForRead(conn, h, off, size); known {
+		return fd, ok
+	}
+	if !c.ensureFD(ctx, pid, conn, done, h, off > 0) {
+		return -1, false
+	}
+	fd, _, ok := c.local.dupForRead(conn, h, off, size)
+	return fd, ok
 }
 
 // Local reports whether the brick is on this machine and reached through

@@ -1133,8 +1133,17 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 	if e != 0 {
 		return nil, e
 	}
-	// A copy on a brick of this machine is read directly
+	// A copy on a brick of this machine is read directly: spliced from
+	// its descriptor (fop.LocalFDReader, mount/splice.go) or read from it
 	// (fop.LocalReader).
+	if lr, ok := f.vol.(fop.LocalFDReader); ok && len(dest) <= MaxSplicedRead() {
+		if fd, ok := lr.LocalReadFD(uninterrupted(ctx), h, off, len(dest)); ok {
+			return &splicedRead{fd: fd, off: off, size: len(dest), slow: func() ([]byte, fuse.Status) {
+				b, err := f.vol.Read(uninterrupted(ctx), h, off, uint32(len(dest)))
+				return b, fuse.Status(errno(err))
+			}}, 0
+		}
+	}
 	if lr, ok := f.vol.(fop.LocalReader); ok {
 		if n, ok := lr.ReadLocal(uninterrupted(ctx), h, dest, off); ok {
 			return fuse.ReadResultData(dest[:n]), 0

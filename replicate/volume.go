@@ -1624,22 +1624,41 @@ var _ fop.LocalReader = (*Volume)(nil)
 // ReadLocal reads from the copy reads of id go to, when that brick is up
 // and on this machine (fop.LocalReader).
 func (v *Volume) ReadLocal(ctx context.Context, id uint64, buf []byte, off int64) (int, bool) {
-	h, err := v.handle(id)
-	if err != nil {
-		return 0, false
-	}
-	h.mu.Lock()
-	i := h.read
-	kh, ok := h.kids[i]
-	h.mu.Unlock()
-	if !ok || v.kids[i].arbiter || !v.kids[i].up.Load() {
-		return 0, false
-	}
-	lr, ok := v.kids[i].b.(fop.LocalReader)
+	lr, kh, ok := localKid[fop.LocalReader](v, id)
 	if !ok {
 		return 0, false
 	}
 	return lr.ReadLocal(ctx, kh, buf, off)
+}
+
+var _ fop.LocalFDReader = (*Volume)(nil)
+
+// LocalReadFD is the descriptor of the copy ReadLocal reads from
+// (fop.LocalFDReader).
+func (v *Volume) LocalReadFD(ctx context.Context, id uint64, off int64, size int) (int, bool) {
+	lr, kh, ok := localKid[fop.LocalFDReader](v, id)
+	if !ok {
+		return -1, false
+	}
+	return lr.LocalReadFD(ctx, kh, off, size)
+}
+
+// localKid is the brick reads of id go to, as an R, and its handle there,
+// when that brick is up and not an arbiter.
+func localKid[R any](v *Volume, id uint64) (r R, kh uint64, ok bool) {
+	h, err := v.handle(id)
+	if err != nil {
+		return r, 0, false
+	}
+	h.mu.Lock()
+	i := h.read
+	kh, ok = h.kids[i]
+	h.mu.Unlock()
+	if !ok || v.kids[i].arbiter || !v.kids[i].up.Load() {
+		return r, 0, false
+	}
+	r, ok = v.kids[i].b.(R)
+	return r, kh, ok
 }
 
 var _ fop.Barrierer = (*Volume)(nil)

@@ -838,6 +838,21 @@ func (v *Volume) ReadLocal(ctx context.Context, h uint64, buf []byte, off int64)
 	return lr.ReadLocal(ctx, h, buf, off)
 }
 
+var _ fop.LocalFDReader = (*Volume)(nil)
+
+// LocalReadFD is the layer below's, once the writes of the file that wait
+// here have landed, as ReadLocal (fop.LocalFDReader).
+func (v *Volume) LocalReadFD(ctx context.Context, h uint64, off int64, size int) (int, bool) {
+	lr, ok := v.inner.(fop.LocalFDReader)
+	if !ok {
+		return -1, false
+	}
+	if f := v.file(h); f != nil {
+		v.waitPath(f.path)
+	}
+	return lr.LocalReadFD(ctx, h, off, size)
+}
+
 var _ fop.Passthrougher = (*Volume)(nil)
 
 // PassthroughFD is the layer below's, once the writes of the file that
