@@ -225,13 +225,8 @@ func (l *localFDs) dupForRead(conn, h uint64, off int64, size int) (fd int, know
 	if err != nil {
 		return -1, true, false
 	}
-	// A splice from a file open with O_DIRECT reads it with O_DIRECT's
-	// alignment rules, which a read through the page cache of the FUSE
-	// file need not keep: such a descriptor is read with pread.
-	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err != nil || fl&unix.O_DIRECT != 0 {
-		unix.Close(fd)
-		return -1, true, false
-	}
+	// Never O_DIRECT (checkLocalFD), whose alignment rules a splice
+	// would keep.
 	return fd, true, true
 }
 
