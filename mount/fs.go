@@ -692,6 +692,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 			return nil, nil, 0, e
 		}
 	}
+	fh.takeFD(ctx)
 	return child, fh, 0, 0
 }
 
@@ -721,7 +722,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	// upcalls (cache.go), or, on a mount without them, when the kernel
 	// refreshes the attributes and sees a new modification time or size
 	// (AUTO_INVAL_DATA).
-	return newFile(n, r.Handle, flags), fuse.FOPEN_KEEP_CACHE, 0
+	fh := newFile(n, r.Handle, flags)
+	fh.takeFD(ctx)
+	return fh, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
@@ -1075,6 +1078,10 @@ type file struct {
 	h      uint64
 	flags  uint32
 	opened bool
+
+	// pend is the brick's descriptor the open took for go-fuse to ask
+	// for (passthrough.go), guarded by the node's mu.
+	pend *ptFile
 }
 
 func newFile(n *node, h uint64, flags uint32) *file {
@@ -1205,6 +1212,7 @@ func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 }
 
 func (f *file) Release(ctx context.Context) syscall.Errno {
+	f.dropPending()
 	f.n.dropFile(uninterrupted(ctx), f)
 	h, opened := f.openedHandle()
 	if !opened {

@@ -24,6 +24,10 @@ import (
 // file's pages, where it went through the mount four times.
 //
 // What the mount does instead:
+//   - it takes the descriptor in Open or Create, which may wait for the
+//     file's pending writes and the brick; go-fuse asks for it
+//     afterwards under one mutex of the whole mount, where nothing is to
+//     wait (file.takeFD, file.PassthroughFd);
 //   - it only asks for passthrough when the file is not open otherwise on
 //     this mount: the kernel refuses a passthrough open beside opens that
 //     use its page cache, and gives every open of the file passthrough
@@ -58,7 +62,9 @@ const ptReadMin = 1 << 20
 const passthroughTimeout = 30 * time.Second
 
 // ptFile is a node's passthrough state: a descriptor of its copy, kept
-// while any file of the node is open.
+// while any file of the node is open. It is taken from the brick by an
+// open (file.takeFD), and becomes the node's when go-fuse hands it to
+// the kernel (file.PassthroughFd).
 type ptFile struct {
 	n    *node
 	vol  fop.Passthrougher
@@ -76,64 +82,130 @@ type ptFile struct {
 	done   bool
 }
 
+// go-fuse (fs/bridge.go, rawBridge.addBackingID, v2.12) asks
+// PassthroughFd after Open or Create returned and before it answers the
+// kernel, holding one mutex of the whole mount (backingMu), and only
+// when it holds no backing file for the node.
+
 var _ fs.FilePassthroughFder = (*file)(nil)
 
-// PassthroughFd returns the descriptor the kernel reads and writes the
-// file through (FUSE passthrough), when it may; go-fuse asks after an
-// open or a create of a file not passed through already.
+// PassthroughFd hands go-fuse the descriptor the open took (takeFD) for
+// the kernel to read and write the file through (FUSE passthrough), when
+// it may. go-fuse calls it under a mutex of the whole mount: it does not
+// wait for anything.
 func (f *file) PassthroughFd() (int, bool) {
 	n := f.n
 	if !n.opts.Passthrough {
 		return -1, false
 	}
-	f.mu.Lock()
-	h, opened, flags := f.h, f.opened, f.flags
-	f.mu.Unlock()
-	if !opened || flags&syscall.O_ACCMODE == syscall.O_RDONLY && !n.readThrough() || flags&(syscall.O_APPEND|syscall.O_DIRECT) != 0 {
-		return -1, false
+	n.mu.Lock()
+	p := f.pend
+	f.pend = nil
+	_, mine := n.files[f]
+	ok := p != nil && f.mayPass() && mine && len(n.files) == 1 && n.pt == nil
+	if ok {
+		n.pt = p
+		n.inv++ // what a close learned before is not the file's any more
+		n.freshInv = 0
 	}
-	if n.priv.Load() != privNone {
-		return -1, false
-	}
-	pt, ok := f.vol.(fop.Passthrougher)
+	n.mu.Unlock()
 	if !ok {
+		p.drop()
 		return -1, false
+	}
+	p.arm()
+	return p.fd, true
+}
+
+// mayPass reports whether the open may be passed through, as far as its
+// flags and the file's set-ID bits go.
+func (f *file) mayPass() bool {
+	if f.flags&syscall.O_ACCMODE == syscall.O_RDONLY && !f.n.readThrough() || f.flags&(syscall.O_APPEND|syscall.O_DIRECT) != 0 {
+		return false
+	}
+	return f.n.priv.Load() == privNone
+}
+
+// takeFD takes from the brick, at the end of an open or a create, the
+// descriptor go-fuse may hand the kernel (PassthroughFd, which must not
+// wait for a brick), when the open may be passed through and is the
+// node's only one. A descriptor go-fuse does not ask for is closed at the
+// release (dropPending).
+func (f *file) takeFD(ctx context.Context) {
+	n := f.n
+	pt, ok := f.vol.(fop.Passthrougher)
+	if !n.opts.Passthrough || !ok || !f.mayPass() {
+		return
 	}
 	n.mu.Lock()
 	_, mine := n.files[f]
 	alone := mine && len(n.files) == 1 && n.pt == nil
 	n.mu.Unlock()
 	if !alone {
-		return -1, false
+		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), passthroughTimeout)
+	f.mu.Lock()
+	h, opened := f.h, f.opened
+	f.mu.Unlock()
+	if !opened {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, passthroughTimeout)
 	defer cancel()
 	fd, gfid, ok := pt.PassthroughFD(ctx, h)
 	if !ok {
-		return -1, false
+		return
 	}
 	p := &ptFile{n: n, vol: pt, h: h, gfid: gfid, fd: fd}
 	if err := unix.Fstat(fd, &p.last); err != nil {
 		unix.Close(fd)
-		return -1, false
+		return
 	}
 	n.mu.Lock()
-	if len(n.files) != 1 || n.pt != nil {
-		// Closed meanwhile (a release does not wait for go-fuse).
-		n.mu.Unlock()
-		unix.Close(fd)
-		return -1, false
-	}
-	n.pt = p
-	n.inv++ // what a close learned before is not the file's any more
-	n.freshInv = 0
+	f.pend = p
 	n.mu.Unlock()
+}
+
+// dropPending closes the descriptor the open took if go-fuse did not ask
+// for it (it passed the open through on a backing file it still held, or
+// passes nothing through any more).
+func (f *file) dropPending() {
+	n := f.n
+	n.mu.Lock()
+	p := f.pend
+	f.pend = nil
+	n.mu.Unlock()
+	p.drop()
+}
+
+// arm starts the ticks (ticked), once.
+func (p *ptFile) arm() {
+	if p == nil {
+		return
+	}
 	p.mu.Lock()
-	if !p.done {
+	defer p.mu.Unlock()
+	if !p.done && p.tick == nil {
 		p.tick = time.AfterFunc(passthroughTick, p.ticked)
 	}
-	p.mu.Unlock()
-	return fd, true
+}
+
+// drop closes a descriptor that is no node's passthrough state, telling
+// no one: the kernel does not write through it.
+func (p *ptFile) drop() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
+	p.done = true
+	if p.tick != nil {
+		p.tick.Stop()
+	}
+	unix.Close(p.fd)
 }
 
 // ticked tells the bricks of the kernel's writes, every passthroughTick
