@@ -89,8 +89,12 @@ type node struct {
 	baseOK  bool
 
 	// pt is set while the node's files are passed through to the kernel
-	// (passthrough.go), until its last file closes. Guarded by mu.
-	pt *ptFile
+	// (passthrough.go), until its last file closes. ptMaybe: go-fuse may
+	// hold a backing file of the node, which it passes the node's opens
+	// through on without asking (set when PassthroughFd hands go-fuse a
+	// descriptor, cleared when go-fuse asks again). Guarded by mu.
+	pt      *ptFile
+	ptMaybe bool
 }
 
 // changed records a change of the file's attributes that fresh does not
@@ -688,6 +692,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if r.Attr.GFID != req.GFID && flags&syscall.O_TRUNC != 0 {
 		// An existing file, truncated by the open: as a truncation.
 		if e := fh.killPriv(ctx); e != 0 {
+			fh.pass.Store(passNo) // go-fuse never sees it
 			_ = fh.Release(ctx)
 			return nil, nil, 0, e
 		}
@@ -1079,13 +1084,18 @@ type file struct {
 	flags  uint32
 	opened bool
 
-	// pend is the brick's descriptor the open took for go-fuse to ask
-	// for (passthrough.go), guarded by the node's mu.
+	// pass is what became of the open for passthrough (passthrough.go:
+	// passUnknown and so on), pend the brick's descriptor it took for
+	// go-fuse to ask for. Both change under the node's mu.
+	pass atomic.Uint32
 	pend *ptFile
 }
 
 func newFile(n *node, h uint64, flags uint32) *file {
 	f := &file{n: n, vol: n.vol, h: h, flags: flags, opened: true}
+	if !n.opts.Passthrough {
+		f.pass.Store(passNo)
+	}
 	n.addFile(f)
 	return f
 }
@@ -1093,6 +1103,9 @@ func newFile(n *node, h uint64, flags uint32) *file {
 // deferredFile is a read-only open of n not yet made on the bricks.
 func deferredFile(n *node, flags uint32) *file {
 	f := &file{n: n, vol: n.vol, flags: flags}
+	if !n.opts.Passthrough {
+		f.pass.Store(passNo)
+	}
 	n.addFile(f)
 	return f
 }
@@ -1205,14 +1218,17 @@ func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 		return e
 	}
 	err := f.vol.Fsync(uninterrupted(ctx), h, flags&1 != 0)
+	f.settle(true)
 	if pt := f.n.passthrough(); pt != nil {
 		pt.tell(uninterrupted(ctx), true)
+	} else {
+		f.mayHaveWritten(uninterrupted(ctx))
 	}
 	return errno(err)
 }
 
 func (f *file) Release(ctx context.Context) syscall.Errno {
-	f.dropPending()
+	f.settle(true) // closes a descriptor go-fuse did not ask for
 	f.n.dropFile(uninterrupted(ctx), f)
 	h, opened := f.openedHandle()
 	if !opened {

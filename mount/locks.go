@@ -83,6 +83,7 @@ func (f *file) Setlk(ctx context.Context, owner uint64, lk *fuse.FileLock, flags
 	if in.Type != fop.LockUnlock {
 		f.n.locked.Store(true)
 	}
+	f.settle(true)
 	f.n.tellLocked(ctx)
 	h, e := f.handle(ctx)
 	if e != 0 {
@@ -114,6 +115,7 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 	if in.Type != fop.LockUnlock {
 		f.n.locked.Store(true)
 	}
+	f.settle(true)
 	f.n.tellLocked(ctx)
 	delay := time.Millisecond
 	for {
@@ -138,6 +140,7 @@ func (f *file) Setlkw(ctx context.Context, owner uint64, lk *fuse.FileLock, flag
 // and drops the closing process's POSIX locks on the file: closing any
 // descriptor of a file releases the locks the process holds on it.
 func (f *file) Flush(ctx context.Context) syscall.Errno {
+	f.settle(true)
 	if pt := f.n.passthrough(); pt != nil {
 		pt.tell(uninterrupted(ctx), true) // the other clients see the writes after the close
 	} else {

@@ -31,7 +31,9 @@ import (
 //   - it only asks for passthrough when the file is not open otherwise on
 //     this mount: the kernel refuses a passthrough open beside opens that
 //     use its page cache, and gives every open of the file passthrough
-//     while one is (go-fuse shares the backing file);
+//     while one is (go-fuse shares the backing file, also with an open
+//     that comes while the last one's release is still under way: such
+//     an open gets the node's passthrough state too, file.settle);
 //   - writes by the kernel do not clear set-ID bits (the backing file is
 //     written with the mount's credentials): files with such bits, and
 //     files whose bits the mount does not know, are not passed through;
@@ -64,13 +66,19 @@ const passthroughTimeout = 30 * time.Second
 // ptFile is a node's passthrough state: a descriptor of its copy, kept
 // while any file of the node is open. It is taken from the brick by an
 // open (file.takeFD), and becomes the node's when go-fuse hands it to
-// the kernel (file.PassthroughFd).
+// the kernel (file.PassthroughFd) or passes the open through on a
+// backing file it still holds (file.settle).
 type ptFile struct {
 	n    *node
+	f    *file // the open that took it
 	vol  fop.Passthrougher
 	h    uint64 // the handle that took the descriptor: the brick to tell
 	gfid fop.GFID
 	fd   int
+	// reused: the open that took it was passed through on the backing
+	// file of an earlier open, whose close may have filled the kernel's
+	// cache meanwhile (ptFile.end).
+	reused bool
 
 	mu sync.Mutex
 	// tick tells the bricks every passthroughTick (nil until armed).
@@ -82,10 +90,29 @@ type ptFile struct {
 	done   bool
 }
 
-// go-fuse (fs/bridge.go, rawBridge.addBackingID, v2.12) asks
-// PassthroughFd after Open or Create returned and before it answers the
-// kernel, holding one mutex of the whole mount (backingMu), and only
-// when it holds no backing file for the node.
+// What became of an open, for passthrough (file.pass).
+const (
+	// passUnknown: go-fuse has not asked for a descriptor (yet). Once
+	// it answered the open, the open was passed through on the backing
+	// file go-fuse held for the node (it does not ask then), or go-fuse
+	// passes nothing through any more.
+	passUnknown uint32 = iota
+	passNo             // not passed through
+	passFD             // given the descriptor it took (file.PassthroughFd)
+	passReused         // passed through on the node's earlier backing file
+)
+
+// go-fuse (fs/bridge.go, rawBridge.addBackingID, v2.12) decides on
+// passthrough after Open or Create returned and before it answers the
+// kernel, holding one mutex of the whole mount (backingMu): it asks
+// PassthroughFd only when it holds no backing file for the node, and
+// otherwise passes the open through on the one it holds, without a
+// word; it holds that one until every open passed through on it was
+// released, after Release returned. A failed registration of the
+// descriptor returned stops passthrough for the whole mount, again
+// without a word. The kernel's first request on the open comes after
+// the answer, so by then the mount can tell what became of it
+// (file.settle).
 
 var _ fs.FilePassthroughFder = (*file)(nil)
 
@@ -94,19 +121,25 @@ var _ fs.FilePassthroughFder = (*file)(nil)
 // it may. go-fuse calls it under a mutex of the whole mount: it does not
 // wait for anything.
 func (f *file) PassthroughFd() (int, bool) {
-	n := f.n
-	if !n.opts.Passthrough {
-		return -1, false
+	if f.pass.Load() != passUnknown {
+		return -1, false // not to be passed through (Options.Passthrough off)
 	}
+	n := f.n
 	n.mu.Lock()
 	p := f.pend
 	f.pend = nil
+	// Asked: go-fuse holds no backing file of the node.
+	n.ptMaybe = false
 	_, mine := n.files[f]
-	ok := p != nil && f.mayPass() && mine && len(n.files) == 1 && n.pt == nil
+	ok := p != nil && f.pass.Load() == passUnknown && f.mayPass() && mine && len(n.files) == 1 && n.pt == nil
 	if ok {
 		n.pt = p
+		n.ptMaybe = true
 		n.inv++ // what a close learned before is not the file's any more
 		n.freshInv = 0
+		f.pass.Store(passFD)
+	} else if f.pass.Load() == passUnknown {
+		f.pass.Store(passNo)
 	}
 	n.mu.Unlock()
 	if !ok {
@@ -128,20 +161,24 @@ func (f *file) mayPass() bool {
 
 // takeFD takes from the brick, at the end of an open or a create, the
 // descriptor go-fuse may hand the kernel (PassthroughFd, which must not
-// wait for a brick), when the open may be passed through and is the
-// node's only one. A descriptor go-fuse does not ask for is closed at the
-// release (dropPending).
+// wait for a brick): when the open may be passed through and is the
+// node's only one, and for any open for writing that go-fuse may pass
+// through on a backing file it still holds (node.ptMaybe), whose writes
+// the bricks are then told of with it. A descriptor that does not become
+// the node's passthrough state is closed once go-fuse shows what became
+// of the open (settle).
 func (f *file) takeFD(ctx context.Context) {
 	n := f.n
 	pt, ok := f.vol.(fop.Passthrougher)
-	if !n.opts.Passthrough || !ok || !f.mayPass() {
+	if !ok || f.pass.Load() != passUnknown {
 		return
 	}
 	n.mu.Lock()
 	_, mine := n.files[f]
 	alone := mine && len(n.files) == 1 && n.pt == nil
+	reuse := n.ptMaybe && n.pt == nil && f.flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	n.mu.Unlock()
-	if !alone {
+	if !(alone && f.mayPass()) && !reuse {
 		return
 	}
 	f.mu.Lock()
@@ -156,7 +193,7 @@ func (f *file) takeFD(ctx context.Context) {
 	if !ok {
 		return
 	}
-	p := &ptFile{n: n, vol: pt, h: h, gfid: gfid, fd: fd}
+	p := &ptFile{n: n, f: f, vol: pt, h: h, gfid: gfid, fd: fd}
 	if err := unix.Fstat(fd, &p.last); err != nil {
 		unix.Close(fd)
 		return
@@ -164,18 +201,57 @@ func (f *file) takeFD(ctx context.Context) {
 	n.mu.Lock()
 	f.pend = p
 	n.mu.Unlock()
+	if reuse {
+		// Should go-fuse not ask, the ticks find out what became of the
+		// open before its first request (settle).
+		p.arm()
+	}
 }
 
-// dropPending closes the descriptor the open took if go-fuse did not ask
-// for it (it passed the open through on a backing file it still held, or
-// passes nothing through any more).
-func (f *file) dropPending() {
+// settle records what became of an open go-fuse did not ask
+// PassthroughFd about, once go-fuse answered the kernel (final: called
+// for one of the kernel's requests on the open, which come after; a tick
+// may come before, and decides only on a reuse). Not asked, the open was
+// passed through on the node's backing file when go-fuse still held one
+// (node.ptMaybe), which the descriptor the open took then stands for as
+// the node's passthrough state; otherwise go-fuse passes nothing through
+// any more.
+func (f *file) settle(final bool) uint32 {
+	if s := f.pass.Load(); s != passUnknown {
+		return s
+	}
 	n := f.n
 	n.mu.Lock()
+	s := f.pass.Load()
+	if s != passUnknown {
+		n.mu.Unlock()
+		return s
+	}
 	p := f.pend
+	var mine *ptFile
+	switch {
+	case n.ptMaybe:
+		s = passReused
+		if n.pt == nil && p != nil {
+			n.pt, mine, p = p, p, nil
+			mine.reused = true
+			n.inv++
+			n.freshInv = 0
+		}
+	case final:
+		// Not asked, and no backing file to reuse: go-fuse stopped
+		// passthrough (a registration failed).
+		s = passNo
+	default:
+		n.mu.Unlock()
+		return passUnknown
+	}
 	f.pend = nil
+	f.pass.Store(s)
 	n.mu.Unlock()
 	p.drop()
+	mine.arm()
+	return s
 }
 
 // arm starts the ticks (ticked), once.
@@ -190,8 +266,8 @@ func (p *ptFile) arm() {
 	}
 }
 
-// drop closes a descriptor that is no node's passthrough state, telling
-// no one: the kernel does not write through it.
+// drop closes a descriptor that is no node's passthrough state (any
+// more), telling no one: the kernel does not write through it.
 func (p *ptFile) drop() {
 	if p == nil {
 		return
@@ -212,7 +288,16 @@ func (p *ptFile) drop() {
 // until the node's last file closes (a timer, not a goroutine: most
 // files close well before the first tick).
 func (p *ptFile) ticked() {
-	p.tell(context.Background(), false)
+	n := p.n
+	if n.passthrough() != p {
+		// Taken at an open go-fuse may have passed through without
+		// asking for it: the node's once that shows (settle); closed if
+		// not.
+		p.f.settle(false)
+	}
+	if n.passthrough() == p {
+		p.tell(context.Background(), false)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.done {
@@ -271,6 +356,12 @@ func (p *ptFile) end(ctx context.Context) {
 	if st.Size != p.last.Size || st.Mtim != p.last.Mtim || st.Ctim != p.last.Ctim {
 		p.killPriv(&st)
 		_ = p.vol.PassthroughWrote(ctx, p.h, p.gfid, false)
+	}
+	if p.reused {
+		// The close of the open whose backing file this one reused may
+		// have put the file's data in the kernel's cache after it
+		// began, and its writes went around it.
+		n.EmbeddedInode().NotifyContent(0, 0)
 	}
 	if n.cache == nil {
 		n.changed()
@@ -343,15 +434,13 @@ func readableFD(fd int) (int, error) {
 }
 
 // mayHaveWritten tells the brick of writes the kernel may have made
-// through f without the node's passthrough state: an open that came
-// while go-fuse still held the file's backing file from the node's last
-// close (it reuses it without asking PassthroughFd) is passed through,
-// and nothing else would tell the other clients. A descriptor open for
-// writing that wrote nothing through the mount is told of, then, at its
-// close.
+// through f, an open go-fuse passed through on the node's earlier
+// backing file (settle) without the node's passthrough state (the
+// brick's descriptor could not be had, or another open's state went with
+// the node's last close): nothing else would tell the other clients.
 func (f *file) mayHaveWritten(ctx context.Context) {
 	n := f.n
-	if !n.opts.Passthrough || f.flags&syscall.O_ACCMODE == syscall.O_RDONLY || f.wrote.Load() != 0 {
+	if f.pass.Load() != passReused || f.flags&syscall.O_ACCMODE == syscall.O_RDONLY {
 		return
 	}
 	h, opened := f.openedHandle()

@@ -298,3 +298,92 @@ func TestPassthroughSlowBrick(t *testing.T) {
 	m.close(f)
 	m.close(s)
 }
+
+// A close of a file open for writing that wrote nothing does not tell
+// the brick of writes when the file was not passed through.
+func TestPassthroughCloseNotPassed(t *testing.T) {
+	m := newPtMount(t)
+	m.vol.remote["far"] = true
+	o := m.create("far")
+	if o.flags&fuse.FOPEN_PASSTHROUGH != 0 {
+		t.Fatal("a file of a remote brick passed through")
+	}
+	m.close(o)
+	o = m.open(o.id, syscall.O_RDWR) // a SQLite reader, touch
+	m.close(o)
+	if _, wrote := m.vol.counts(); len(wrote) != 0 {
+		t.Errorf("closes of a file not passed through told the brick of writes: %v", wrote)
+	}
+}
+
+// An open that comes while go-fuse still holds the backing file of the
+// node's last close is passed through without the mount being asked: it
+// gets the node's passthrough state too, whose fsync and ticks tell the
+// brick of the kernel's writes.
+func TestPassthroughReusedBacking(t *testing.T) {
+	m := newPtMount(t)
+	a := m.create("f")
+	if a.flags&fuse.FOPEN_PASSTHROUGH == 0 {
+		t.Fatal("not passed through")
+	}
+	m.flush(a)
+	// The release of a waits on the brick while the next open comes.
+	inRelease, reopened := make(chan struct{}), make(chan struct{})
+	m.vol.release = func(uint64) {
+		close(inRelease)
+		<-reopened
+	}
+	released := make(chan struct{})
+	go func() {
+		m.release(a)
+		close(released)
+	}()
+	<-inRelease
+	m.vol.mu.Lock()
+	m.vol.release = nil
+	m.vol.mu.Unlock()
+	b := m.open(a.id, syscall.O_RDWR)
+	close(reopened)
+	<-released
+	if b.flags&fuse.FOPEN_PASSTHROUGH == 0 {
+		t.Fatal("go-fuse did not reuse the backing file: the test sets up nothing")
+	}
+	n := m.node("f")
+	_, before := m.vol.counts()
+	// The kernel writes the brick's file.
+	if err := os.WriteFile(filepath.Join(m.vol.dir, "f"), []byte("kernel's write"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.fsync(b)
+	_, after := m.vol.counts()
+	if len(after) == len(before) || !after[len(after)-1].wait {
+		t.Fatalf("an fsync of a reused passthrough open told the brick nothing: %v", after[len(before):])
+	}
+	if n.passthrough() == nil {
+		t.Fatal("a reused passthrough open has no passthrough state")
+	}
+	// And a tick, for a write between them.
+	if err := os.WriteFile(filepath.Join(m.vol.dir, "f"), []byte("the kernel's second write"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * passthroughTick)
+	for {
+		_, now := m.vol.counts()
+		if len(now) > len(after) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no tick told the brick of a reused passthrough open's write")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.close(b)
+	if n.passthrough() != nil {
+		t.Error("passthrough state left after the last close")
+	}
+	m.k.mu.Lock()
+	defer m.k.mu.Unlock()
+	if len(m.k.registered) != 0 {
+		t.Errorf("backing files left registered: %v", m.k.registered)
+	}
+}
