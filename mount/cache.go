@@ -50,6 +50,7 @@ func NewCache() *Cache {
 // Root returns the root node of a volume's file system, kept by c.
 func (c *Cache) Root(vol fop.Volume, o Options) fs.InodeEmbedder {
 	o.final = fop.FinalOf(vol)
+	o.ptOff = new(atomic.Bool)
 	n := &node{vol: vol, cache: c, opts: &o}
 	c.mu.Lock()
 	c.root = n

@@ -272,6 +272,21 @@ type Options struct {
 	// final is set by Root: which of the volume's replies carry final
 	// attributes (fop.FinalAttrs).
 	final fop.Final
+
+	// ptOff is set by Root, and then once go-fuse passes no file through
+	// any more (passthrough.go): opens stop taking the bricks'
+	// descriptors.
+	ptOff *atomic.Bool
+}
+
+// passthroughOff reports whether go-fuse passes no file through any more.
+func (o *Options) passthroughOff() bool { return o.ptOff != nil && o.ptOff.Load() }
+
+// stopPassthrough records that go-fuse passes no file through any more.
+func (o *Options) stopPassthrough() {
+	if o.ptOff != nil {
+		o.ptOff.Store(true)
+	}
 }
 
 // unsupported answers EOPNOTSUPP for an extended attribute the options
@@ -304,7 +319,10 @@ func (o *Options) filterList(v []byte) []byte {
 }
 
 // Root returns the root node of a volume's file system.
-func Root(vol fop.Volume, o Options) fs.InodeEmbedder { return &node{vol: vol, opts: &o} }
+func Root(vol fop.Volume, o Options) fs.InodeEmbedder {
+	o.ptOff = new(atomic.Bool)
+	return &node{vol: vol, opts: &o}
+}
 
 var (
 	_ fs.NodeLookuper       = (*node)(nil)
@@ -1149,6 +1167,7 @@ var (
 )
 
 func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	f.throughMount()
 	h, e := f.handle(ctx)
 	if e != 0 {
 		return nil, e
@@ -1197,6 +1216,7 @@ func (r *releasedResult) Done() {
 }
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	f.throughMount()
 	if e := f.killPriv(ctx); e != 0 {
 		return 0, e
 	}

@@ -42,7 +42,12 @@ import (
 //     clients) at every close and fsync of the file, and every
 //     passthroughTick while it is open, when its size or times changed;
 //   - attributes learned at a close are not kept for the file (the
-//     kernel's own are refreshed after each of its writes).
+//     kernel's own are refreshed after each of its writes);
+//   - when go-fuse cannot register a descriptor with the kernel (a
+//     kernel without passthrough, a brick on a stacked file system) it
+//     stops passthrough for the mount, without a word: the mount finds
+//     out from the file's first read or write through it, or from an
+//     open go-fuse did not ask about, and stops taking descriptors.
 //
 // Files opened read-only, appending or for direct I/O, and every file of
 // a replicated volume, whose writes must reach each copy, keep the
@@ -112,7 +117,8 @@ const (
 // descriptor returned stops passthrough for the whole mount, again
 // without a word. The kernel's first request on the open comes after
 // the answer, so by then the mount can tell what became of it
-// (file.settle).
+// (file.settle), and a read or a write the kernel sends shows it was not
+// passed through (file.throughMount).
 
 var _ fs.FilePassthroughFder = (*file)(nil)
 
@@ -170,7 +176,7 @@ func (f *file) mayPass() bool {
 func (f *file) takeFD(ctx context.Context) {
 	n := f.n
 	pt, ok := f.vol.(fop.Passthrougher)
-	if !ok || f.pass.Load() != passUnknown {
+	if !ok || f.pass.Load() != passUnknown || n.opts.passthroughOff() {
 		return
 	}
 	n.mu.Lock()
@@ -230,6 +236,8 @@ func (f *file) settle(final bool) uint32 {
 	p := f.pend
 	var mine *ptFile
 	switch {
+	case n.opts.passthroughOff():
+		s = passNo
 	case n.ptMaybe:
 		s = passReused
 		if n.pt == nil && p != nil {
@@ -241,6 +249,7 @@ func (f *file) settle(final bool) uint32 {
 	case final:
 		// Not asked, and no backing file to reuse: go-fuse stopped
 		// passthrough (a registration failed).
+		n.opts.stopPassthrough()
 		s = passNo
 	default:
 		n.mu.Unlock()
@@ -252,6 +261,36 @@ func (f *file) settle(final bool) uint32 {
 	p.drop()
 	mine.arm()
 	return s
+}
+
+// throughMount records that the kernel sent the mount a read or a write
+// of the open: it is not passed through (the kernel sends none for a
+// passthrough open), whatever the mount took it for. An open that was
+// given the mount's descriptor or taken for a reuse (or that go-fuse did
+// not ask about) then shows that go-fuse failed to register a backing
+// file, and passes nothing through any more: the open's passthrough
+// state, which would tell the bricks of the mount's own writes, goes.
+func (f *file) throughMount() {
+	if f.pass.Load() == passNo {
+		return
+	}
+	n := f.n
+	n.mu.Lock()
+	if f.pass.Load() == passNo {
+		n.mu.Unlock()
+		return
+	}
+	f.pass.Store(passNo)
+	p := f.pend
+	f.pend = nil
+	var orphan *ptFile
+	if n.pt != nil && n.pt.f == f {
+		orphan, n.pt = n.pt, nil
+	}
+	n.mu.Unlock()
+	n.opts.stopPassthrough()
+	p.drop()
+	orphan.drop()
 }
 
 // arm starts the ticks (ticked), once.

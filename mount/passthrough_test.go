@@ -387,3 +387,28 @@ func TestPassthroughReusedBacking(t *testing.T) {
 		t.Errorf("backing files left registered: %v", m.k.registered)
 	}
 }
+
+// A descriptor go-fuse fails to register with the kernel leaves no
+// passthrough state behind once the mount sees the file's writes come
+// through it; and opens stop taking descriptors from the bricks.
+func TestPassthroughRegistrationFails(t *testing.T) {
+	m := newPtMount(t)
+	m.k.fail = true
+	a := m.create("a")
+	if a.flags&fuse.FOPEN_PASSTHROUGH != 0 {
+		t.Fatal("passed through without a backing file")
+	}
+	m.write(a, []byte("through the mount"))
+	if m.node("a").passthrough() != nil {
+		t.Error("a write through the mount left the file's passthrough state")
+	}
+	m.close(a)
+	b := m.create("b") // go-fuse asks no more
+	m.close(b)
+	fds, _ := m.vol.counts()
+	c := m.create("c")
+	m.close(c)
+	if now, _ := m.vol.counts(); now != fds {
+		t.Errorf("%d more descriptors taken once go-fuse stopped passthrough", now-fds)
+	}
+}
