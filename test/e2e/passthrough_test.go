@@ -224,6 +224,43 @@ func TestPassthrough(t *testing.T) {
 		return nil
 	})
 
+	// A file closed and opened again at once: the open comes while the
+	// close's release is still under way, and go-fuse passes it through
+	// on the backing file it still holds, without asking the mount. The
+	// other mount sees every open's writes after its close all the same,
+	// and the mount goes on passing files through (it took none of this
+	// for a backing file the kernel refused).
+	again := filepath.Join(mnt, "again")
+	var want []byte
+	for i := 0; i < 50; i++ {
+		f, err := os.OpenFile(again, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := []byte(fmt.Sprintf("%04d\n", i))
+		want = append(want, rec...)
+		if _, err := f.WriteAt(rec, int64(5*i)); err != nil {
+			f.Close()
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 != 9 {
+			continue // the next open at once, during this close's release
+		}
+		if got, err := os.ReadFile(filepath.Join(other, "again")); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("the other mount after close %d: %q, %v", i, got, err)
+		}
+	}
+	_, w0 = procIO(t, pid)
+	if err := os.WriteFile(filepath.Join(mnt, "big2"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, w1 := procIO(t, pid); w1-w0 > size/4 {
+		t.Errorf("the mount process wrote %d bytes for a file of %d after the reopens: passthrough stopped", w1-w0, size)
+	}
+
 	// --passthrough=false: every byte goes through the mount.
 	_, w0 = procIO(t, offPID)
 	if err := os.WriteFile(filepath.Join(off, "slow"), data, 0o644); err != nil {
