@@ -163,6 +163,17 @@ type localFile struct {
 	// wrote: a write went through the descriptor since the last
 	// Barrier; guarded by wmu.
 	wrote bool
+	// direct is the copy opened again with O_DIRECT, for big aligned
+	// writes (directWrites), and its alignment rules; guarded by wmu.
+	direct directFD
+}
+
+// close closes the file's descriptors.
+func (f *localFile) close() {
+	if f.fd >= 0 {
+		unix.Close(f.fd)
+	}
+	f.direct.close()
 }
 
 // file is handle h's descriptor on connection conn, with l.mu held for
@@ -294,6 +305,9 @@ func (l *localFDs) pwrite(conn, h uint64, data []byte, off int64) (r WriteReply,
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	n := 0
+	if dfd, ok := f.direct.fits(f.fd, data, off); ok {
+		n = f.direct.write(dfd, data, off)
+	}
 	for n < len(data) {
 		m, err := unix.Pwrite(f.fd, data[n:], off+int64(n))
 		if err == unix.EINTR {
@@ -350,9 +364,7 @@ func (l *localFDs) closeAllIfAny() {
 
 func (l *localFDs) closeAllLocked() {
 	for _, f := range l.fds {
-		if f.fd >= 0 {
-			unix.Close(f.fd)
-		}
+		f.close()
 	}
 	l.fds = nil
 }
@@ -362,9 +374,7 @@ func (l *localFDs) drop(h uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if f, ok := l.fds[h]; ok {
-		if f.fd >= 0 {
-			unix.Close(f.fd)
-		}
+		f.close()
 		delete(l.fds, h)
 	}
 }
