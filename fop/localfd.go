@@ -231,7 +231,6 @@ func (l *localFDs) dupForRead(conn, h uint64, off int64, size int) (fd int, know
 	if f == nil || !f.readable {
 		return -1, known, false
 	}
-	f.ra.Advise(f.fd, off, int64(size))
 	fd, err := unix.FcntlInt(uintptr(f.fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return -1, true, false
