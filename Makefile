@@ -122,6 +122,7 @@ fuzz:
 	$(GO) test ./image/distribution -run '^$$' -fuzz FuzzParseChallenges -fuzztime $(FUZZTIME)
 	$(GO) test ./image/distribution -run '^$$' -fuzz FuzzDecodeAuthHeader -fuzztime $(FUZZTIME)
 	$(GO) test ./image/distribution -run '^$$' -fuzz FuzzParseManifest -fuzztime $(FUZZTIME)
+	$(GO) test ./unixsock -run '^$$' -fuzz FuzzPassedFDs -fuzztime $(FUZZTIME)
 
 # conformance runs the OCI distribution-spec conformance suite (fetched
 # through the Go module proxy into a temporary module, never committed)

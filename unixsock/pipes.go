@@ -155,7 +155,13 @@ func passedFDs(oob []byte) ([]int, error) {
 	var fds []int
 	var errs []error
 	for i := range msgs {
-		got, err := unix.ParseUnixRights(&msgs[i])
+		m := &msgs[i]
+		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_RIGHTS || len(m.Data)%4 != 0 {
+			// ParseUnixRights reads past a length not a multiple of 4.
+			errs = append(errs, fmt.Errorf("control message level %d type %d of %d bytes: not descriptors", m.Header.Level, m.Header.Type, len(m.Data)))
+			continue
+		}
+		got, err := unix.ParseUnixRights(m)
 		fds = append(fds, got...)
 		if err != nil {
 			errs = append(errs, err)

@@ -232,3 +232,18 @@ func rawControl(c *net.UnixConn, f func(fd int) error) error {
 	}
 	return ferr
 }
+
+// The control messages of a pipe offer come from the kernel, but their
+// parsing must hold whatever bytes it is given.
+func FuzzPassedFDs(f *testing.F) {
+	f.Add(unix.UnixRights(3, 4))
+	f.Add(unix.UnixRights(3))
+	f.Add([]byte{})
+	f.Add(append(unix.UnixRights(5, 6), unix.UnixRights(7)...))
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		fds, err := passedFDs(oob)
+		if len(fds)*4 > len(oob) {
+			t.Fatalf("%d descriptors from %d bytes (%v)", len(fds), len(oob), err)
+		}
+	})
+}
