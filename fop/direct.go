@@ -50,7 +50,14 @@ func (d *directFD) fits(fd int, data []byte, off int64) (int, bool) {
 // its alignment rules (statx STATX_DIOALIGN); false when it cannot.
 func (d *directFD) open(fd int) bool {
 	d.tried, d.fd = true, -1
-	nfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return false
+	}
+	// A file open with O_SYNC or O_DSYNC keeps it: O_DIRECT alone does
+	// not make a write durable when it returns.
+	sync := fl & (unix.O_SYNC | unix.O_DSYNC)
+	nfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC|sync, 0)
 	if err != nil {
 		return false
 	}

@@ -90,6 +90,29 @@ func TestDirectWrites(t *testing.T) {
 	}
 }
 
+// A copy open with O_DSYNC is written with O_DSYNC around the page cache
+// too.
+func TestDirectWritesKeepSync(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "copy")
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_DSYNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var d directFD
+	if !d.open(fd) {
+		t.Skipf("%s: no direct I/O here", p)
+	}
+	defer d.close()
+	fl, err := unix.FcntlInt(uintptr(d.fd), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl&unix.O_DSYNC == 0 || fl&unix.O_DIRECT == 0 {
+		t.Fatalf("direct descriptor's flags %#o, want O_DIRECT and O_DSYNC", fl)
+	}
+}
+
 // pageAligned returns n bytes of b at a page boundary.
 func pageAligned(n int, b byte) []byte {
 	page := os.Getpagesize()
