@@ -313,14 +313,22 @@ func (p *ptFile) drop() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.finishLocked() {
+		unix.Close(p.fd)
+	}
+}
+
+// finishLocked marks p done and stops its ticks, with p.mu held; false
+// when it was done already.
+func (p *ptFile) finishLocked() bool {
 	if p.done {
-		return
+		return false
 	}
 	p.done = true
 	if p.tick != nil {
 		p.tick.Stop()
 	}
-	unix.Close(p.fd)
+	return true
 }
 
 // ticked tells the bricks of the kernel's writes, every passthroughTick
@@ -378,12 +386,8 @@ func (p *ptFile) tell(ctx context.Context, wait bool) {
 func (p *ptFile) end(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.done {
+	if !p.finishLocked() {
 		return
-	}
-	p.done = true
-	if p.tick != nil {
-		p.tick.Stop()
 	}
 	defer unix.Close(p.fd)
 	n := p.n
