@@ -941,6 +941,23 @@ func (v *Volume) PassthroughWrote(ctx context.Context, h uint64, gfid fop.GFID, 
 	return nil
 }
 
+var _ fop.Settler = (*Volume)(nil)
+
+// Settle goes to the subvolume that opened h (fop.Settler).
+func (v *Volume) Settle(ctx context.Context, h uint64) error {
+	sv, sh, err := v.sub(h)
+	if err != nil {
+		return nil
+	}
+	if s, ok := sv.(fop.Settler); ok {
+		return s.Settle(ctx, sh)
+	}
+	if b, ok := sv.(fop.Barrierer); ok {
+		return b.Barrier(ctx, sh)
+	}
+	return nil
+}
+
 var _ fop.Barrierer = (*Volume)(nil)
 
 // Barrier goes to the subvolume that opened h (fop.Barrierer).

@@ -346,6 +346,18 @@ type AttrFlusher interface {
 	FlushAttr(ctx context.Context, h uint64) (a Attr, ok bool, err error)
 }
 
+// Settler is implemented by the layers that keep something open on the
+// bricks while a handle writes (replicate: its changelog's dirty mark and
+// the writers' lock) and can close it at a close of the file, once the
+// handle's writes in flight are done: what closing it changes on the
+// bricks (a file's change time) then changes before close returns, not
+// after, when the kernel releases the handle. A later write through the
+// same handle opens it again. Settle includes the barrier
+// (Barrierer) of the handle, in the same round trip where it can.
+type Settler interface {
+	Settle(ctx context.Context, h uint64) error
+}
+
 // ReleaseAttrer is implemented by layers that learn, when a handle that
 // wrote is released, the file's attributes after everything the handle
 // did, when write replies could not give them (replicate: its changelog

@@ -167,10 +167,15 @@ func (f *file) Flush(ctx context.Context) syscall.Errno {
 			f.unlockOnClose(ctx)
 			return errno(err)
 		}
-	} else if b, ok := f.vol.(fop.Barrierer); ok {
+	} else {
 		// Without write-behind (which waits for the bricks' notices of
-		// the handle's local writes at its flush) the close waits here.
-		_ = b.Barrier(uninterrupted(ctx), h)
+		// the handle's local writes at its flush, and settles the
+		// handle) the close does both here.
+		if s, ok := f.vol.(fop.Settler); ok {
+			_ = s.Settle(uninterrupted(ctx), h)
+		} else if b, ok := f.vol.(fop.Barrierer); ok {
+			_ = b.Barrier(uninterrupted(ctx), h)
+		}
 	}
 	return f.unlockOnClose(ctx)
 }

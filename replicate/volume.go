@@ -655,6 +655,34 @@ type handle struct {
 	gfid     fop.GFID
 	dirtied  bool
 	dirtyErr error
+	// busy counts the data changes in flight under the dirty mark
+	// (writes after the first, truncations), which Settle waits for;
+	// idle, made when first waited on, is signalled when it drops to 0.
+	busy int
+	idle *sync.Cond
+}
+
+// beginBusy records a data change under the dirty mark, h.mu held.
+func (h *handle) beginBusyLocked() { h.busy++ }
+
+// endBusy records the end of one.
+func (h *handle) endBusy() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.busy--
+	if h.busy == 0 && h.idle != nil {
+		h.idle.Broadcast()
+	}
+}
+
+// waitIdleLocked waits, h.mu held, until no data change is in flight.
+func (h *handle) waitIdleLocked() {
+	for h.busy > 0 {
+		if h.idle == nil {
+			h.idle = sync.NewCond(&h.mu)
+		}
+		h.idle.Wait()
+	}
 }
 
 func (v *Volume) addHandle(h *handle) uint64 {
@@ -1015,6 +1043,77 @@ func (v *Volume) writeMark(h *handle, idx []int) []int32 {
 	return d
 }
 
+// dirtyBusy is dirty on the handle's bricks, and records a data change
+// under the mark (endBusy ends it): a Settle between the two would have
+// cleared the mark, which is then taken again.
+func (v *Volume) dirtyBusy(ctx context.Context, h *handle) error {
+	for {
+		if err := v.dirty(ctx, h, h.good()); err != nil {
+			return err
+		}
+		h.mu.Lock()
+		if h.dirtied {
+			h.beginBusyLocked()
+			h.mu.Unlock()
+			return nil
+		}
+		h.mu.Unlock()
+	}
+}
+
+var _ fop.Settler = (*Volume)(nil)
+
+// Settle ends the handle's dirty mark and drops its writers' lock on the
+// bricks, as a release does, once the writes in flight are done, when
+// the file is closed (fop.Settler): the changelog update changes the
+// copies' change time, which must not change after close returns. A
+// write that comes later through the handle (another descriptor of the
+// same open, a mapping's writeback) marks the file again, as a first
+// write does. A brick that fails it keeps its mark (the heal looks at
+// the file) and, if its connection went, the lock goes with its session.
+//
+// Each brick's barrier (Barrier) and changelog update go out together:
+// one round trip.
+func (v *Volume) Settle(ctx context.Context, id uint64) error {
+	h, err := v.handle(id)
+	if err != nil {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.waitIdleLocked()
+	unmark := h.dirtied && h.dirtyErr == nil
+	idx := make([]int, 0, len(h.kids))
+	for i := range h.kids {
+		idx = append(idx, i)
+	}
+	d := DirtyDelta(len(v.kids), Data, -1)
+	v.fanout(idx, func(i int, b Brick) error {
+		kh := h.kids[i]
+		var barrier chan struct{}
+		if br, ok := b.(fop.Barrierer); ok {
+			barrier = make(chan struct{})
+			go func() {
+				defer close(barrier)
+				_ = br.Barrier(ctx, kh)
+			}()
+		}
+		var err error
+		if unmark {
+			_, err = b.Xattrop(ctx, &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.Unlock, Handle: kh})
+		}
+		if barrier != nil {
+			<-barrier
+		}
+		return err
+	})
+	if unmark {
+		h.dirtied = false
+	}
+	return nil
+}
+
 // dirty takes the writers' lock and marks the file dirty on the bricks in
 // idx, once per handle.
 func (v *Volume) dirty(ctx context.Context, h *handle, idx []int) error {
@@ -1123,7 +1222,9 @@ func (v *Volume) Write(ctx context.Context, id uint64, off int64, data []byte) (
 		return r, err
 	}
 	dirtyErr := h.dirtyErr
+	h.beginBusyLocked()
 	h.mu.Unlock()
+	defer h.endBusy()
 	if dirtyErr != nil {
 		return fop.WriteReply{}, dirtyErr
 	}
@@ -1485,9 +1586,10 @@ func (v *Volume) Fsetattr(ctx context.Context, id uint64, req *fop.SetattrReq) (
 	k := Metadata
 	if req.Valid&fop.SetSize != 0 {
 		k = Data
-		if err := v.dirty(ctx, h, h.good()); err != nil {
+		if err := v.dirtyBusy(ctx, h); err != nil {
 			return fop.Attr{}, err
 		}
+		defer h.endBusy()
 	} else {
 		unlock, err := v.metaLock(ctx, h.name(), h.good(), h.kidHandle)
 		if err != nil {

@@ -1048,3 +1048,115 @@ func TestMetadataHealBesideAnOpenWriter(t *testing.T) {
 		t.Fatalf("%d files still marked after the heal", n)
 	}
 }
+
+// A close settles a writing handle (Settle): the mark and the writers'
+// lock go before close returns, so the copies' change time does not move
+// at the release that follows; a later write through the handle marks
+// the file again, and the release clears that.
+func TestSettleAtClose(t *testing.T) {
+	s := newSet(t, 3, Options{})
+	if _, err := s.v.Getattr(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("before the close"))
+	if err := s.v.Settle(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	var ctimes [3]unix.Timespec
+	for i := range 3 {
+		if cl := brickChangelog(t, s.bricks[i].dir, "f"); cl.Dirty(Data) != 0 {
+			t.Fatalf("brick %d: changelog %v after the close, want clear", i, cl)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(s.bricks[i].dir, "f"), &st); err != nil {
+			t.Fatal(err)
+		}
+		ctimes[i] = st.Ctim
+	}
+	// The writers' lock went too: a heal may take its lock now.
+	if _, err := s.v.Heal(ctx, "f"); errors.Is(err, ErrBusy) {
+		t.Fatalf("heal after the close: %v (the writers' lock stayed)", err)
+	}
+	// Another write through the same open handle marks the file again.
+	write(t, s.v, h, 0, []byte("after the close!"))
+	for i := range 3 {
+		if cl := brickChangelog(t, s.bricks[i].dir, "f"); cl.Dirty(Data) != 1 {
+			t.Fatalf("brick %d: changelog %v after a write past the close, want one change in flight", i, cl)
+		}
+	}
+	if err := s.v.Settle(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(s.bricks[i].dir, "f"), &st); err != nil {
+			t.Fatal(err)
+		}
+		ctimes[i] = st.Ctim
+	}
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(s.bricks[i].dir, "f"), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Ctim != ctimes[i] {
+			t.Fatalf("brick %d: change time moved at the release after a settled close: %v -> %v", i, ctimes[i], st.Ctim)
+		}
+		if got := string(s.file(i, "f")); got != "after the close!" {
+			t.Fatalf("brick %d holds %q", i, got)
+		}
+		if cl := brickChangelog(t, s.bricks[i].dir, "f"); cl.Dirty(Data) != 0 {
+			t.Fatalf("brick %d: changelog %v after the release", i, cl)
+		}
+	}
+	if n := s.pending(); n != 0 {
+		t.Fatalf("%d files marked after the release", n)
+	}
+}
+
+// Settle waits for the handle's writes in flight: none lands outside
+// the mark.
+func TestSettleWaitsForWrites(t *testing.T) {
+	s := newSet(t, 2, Options{})
+	if _, err := s.v.Getattr(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	h := create(t, s.v, "f")
+	write(t, s.v, h, 0, []byte("x"))
+	hd, err := s.v.handle(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd.mu.Lock()
+	hd.beginBusyLocked() // a write in flight
+	hd.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		_ = s.v.Settle(ctx, h)
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("Settle returned with a write in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if cl := brickChangelog(t, s.bricks[0].dir, "f"); cl.Dirty(Data) != 1 {
+		t.Fatalf("changelog %v with a write in flight, want the mark kept", cl)
+	}
+	hd.endBusy()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Settle did not return after the write")
+	}
+	if cl := brickChangelog(t, s.bricks[0].dir, "f"); cl.Dirty(Data) != 0 {
+		t.Fatalf("changelog %v after the settle", cl)
+	}
+	if err := s.v.Release(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -482,6 +482,16 @@ func (v *Volume) Flush(ctx context.Context, h uint64) error {
 	if err := f.drain(); err != nil {
 		return err
 	}
+	return v.settle(ctx, h)
+}
+
+// settle is the layer below's Settle (fop.Settler), with its barrier,
+// once the handle's writes are done: at a close that waits for them.
+// Without one, the barrier alone.
+func (v *Volume) settle(ctx context.Context, h uint64) error {
+	if s, ok := v.inner.(fop.Settler); ok {
+		return s.Settle(ctx, h)
+	}
 	return v.barrier(ctx, h)
 }
 
@@ -543,7 +553,7 @@ func (v *Volume) FlushAttr(ctx context.Context, h uint64) (fop.Attr, bool, error
 		}
 	} else if err := f.drain(); err != nil {
 		return fop.Attr{}, false, err
-	} else if err := v.barrier(ctx, h); err != nil {
+	} else if err := v.settle(ctx, h); err != nil {
 		return fop.Attr{}, false, err
 	}
 	if fop.FinalOf(v.inner)&fop.FinalWrites == 0 {
