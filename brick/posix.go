@@ -298,7 +298,7 @@ func (s *session) serve(ctx context.Context, op uint16, payload []byte, pa *pare
 	case fop.OpStatfs:
 		return call(payload, s.statfs)
 	case fop.OpXattrop:
-		return call(payload, func(r *fop.XattropReq) (fop.Message, error) { return s.xattrop(ctx, r) })
+		return s.xattropAttr(ctx, payload)
 	case fop.OpInodelk:
 		return call(payload, func(r *fop.InodelkReq) (fop.Message, error) { return s.inodelk(ctx, r) })
 	case fop.OpIndex:
@@ -359,6 +359,35 @@ func (s *session) xattropRelease(ctx context.Context, r *fop.XattropReq) (syscal
 	reply := fop.Marshal(out)
 	if withAttr {
 		reply = fop.AppendFileAttr(reply, a)
+	}
+	return 0, reply
+}
+
+// xattropAttr is OpXattrop: an unlock by handle, for a client that takes
+// attributes (FeatReleaseAttrs), also answers the file's attributes
+// after the changelog update (fop.Client.XattropAttr).
+func (s *session) xattropAttr(ctx context.Context, payload []byte) (syscall.Errno, []byte) {
+	var r fop.XattropReq
+	if fop.Unmarshal(payload, &r) != nil {
+		return syscall.EINVAL, nil
+	}
+	out, err := s.xattrop(ctx, &r)
+	if err != nil {
+		return errnoOf(err), nil
+	}
+	if out == nil {
+		return 0, nil
+	}
+	reply := fop.Marshal(out)
+	if r.Handle != 0 && r.Lock == fop.Unlock && s.features.Load()&fop.FeatReleaseAttrs != 0 {
+		var a fop.Attr
+		if s.use(r.Handle, func(h *handle) error {
+			var err error
+			a, err = fdAttr(h.fd, h.gfid)
+			return err
+		}) == nil {
+			reply = fop.AppendFileAttr(reply, a)
+		}
 	}
 	return 0, reply
 }

@@ -944,18 +944,18 @@ func (v *Volume) PassthroughWrote(ctx context.Context, h uint64, gfid fop.GFID, 
 var _ fop.Settler = (*Volume)(nil)
 
 // Settle goes to the subvolume that opened h (fop.Settler).
-func (v *Volume) Settle(ctx context.Context, h uint64) error {
+func (v *Volume) Settle(ctx context.Context, h uint64) (fop.Attr, bool, error) {
 	sv, sh, err := v.sub(h)
 	if err != nil {
-		return nil
+		return fop.Attr{}, false, nil
 	}
 	if s, ok := sv.(fop.Settler); ok {
 		return s.Settle(ctx, sh)
 	}
 	if b, ok := sv.(fop.Barrierer); ok {
-		return b.Barrier(ctx, sh)
+		return fop.Attr{}, false, b.Barrier(ctx, sh)
 	}
-	return nil
+	return fop.Attr{}, false, nil
 }
 
 var _ fop.Barrierer = (*Volume)(nil)

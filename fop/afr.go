@@ -292,6 +292,25 @@ func (c *Client) XattropRelease(ctx context.Context, req *XattropReq) (ReleaseRe
 	return r, nil
 }
 
+// XattropAttr applies req (by req.Handle) and returns the changelog after
+// it and, from a brick that sends them (FeatReleaseAttrs, for an unlock
+// by handle), the file's attributes after it: a settle's changelog
+// update (replicate.Settle) learns what a release's did.
+func (c *Client) XattropAttr(ctx context.Context, req *XattropReq) (ReleaseReply, error) {
+	out, err := c.c.Call(ctx, OpXattrop, Marshal(req))
+	if err != nil {
+		return ReleaseReply{}, Errno(err)
+	}
+	var r ReleaseReply
+	out, r.Attr, r.HasAttr = SplitFileAttr(out)
+	var cl Changelog
+	if err := Unmarshal(out, &cl); err != nil {
+		return ReleaseReply{}, syscall.EIO
+	}
+	r.Counters = cl.Counters
+	return r, nil
+}
+
 func (c *Client) Index(ctx context.Context) ([]IndexEntry, error) {
 	var r IndexReply
 	err := c.call(ctx, OpIndex, &PathReq{}, &r)

@@ -353,9 +353,11 @@ type AttrFlusher interface {
 // bricks (a file's change time) then changes before close returns, not
 // after, when the kernel releases the handle. A later write through the
 // same handle opens it again. Settle includes the barrier
-// (Barrierer) of the handle, in the same round trip where it can.
+// (Barrierer) of the handle, in the same round trip where it can. It
+// returns the file's attributes after it when it learns them (ok), as
+// ReleaseAttr does.
 type Settler interface {
-	Settle(ctx context.Context, h uint64) error
+	Settle(ctx context.Context, h uint64) (a Attr, ok bool, err error)
 }
 
 // ReleaseAttrer is implemented by layers that learn, when a handle that

@@ -172,7 +172,10 @@ func (f *file) Flush(ctx context.Context) syscall.Errno {
 		// the handle's local writes at its flush, and settles the
 		// handle) the close does both here.
 		if s, ok := f.vol.(fop.Settler); ok {
-			_ = s.Settle(uninterrupted(ctx), h)
+			inv := f.wrote.Load()
+			if a, known, err := s.Settle(uninterrupted(ctx), h); err == nil && known && inv != 0 && f.n.cache != nil {
+				f.n.learned(a, inv, 1) // the handle is still open
+			}
 		} else if b, ok := f.vol.(fop.Barrierer); ok {
 			_ = b.Barrier(uninterrupted(ctx), h)
 		}

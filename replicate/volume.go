@@ -1074,10 +1074,10 @@ var _ fop.Settler = (*Volume)(nil)
 //
 // Each brick's barrier (Barrier) and changelog update go out together:
 // one round trip.
-func (v *Volume) Settle(ctx context.Context, id uint64) error {
+func (v *Volume) Settle(ctx context.Context, id uint64) (fop.Attr, bool, error) {
 	h, err := v.handle(id)
 	if err != nil {
-		return nil
+		return fop.Attr{}, false, nil
 	}
 	ctx = context.WithoutCancel(ctx)
 	h.mu.Lock()
@@ -1089,7 +1089,8 @@ func (v *Volume) Settle(ctx context.Context, id uint64) error {
 		idx = append(idx, i)
 	}
 	d := DirtyDelta(len(v.kids), Data, -1)
-	v.fanout(idx, func(i int, b Brick) error {
+	replies := make([]fop.ReleaseReply, len(v.kids))
+	errs := v.fanout(idx, func(i int, b Brick) error {
 		kh := h.kids[i]
 		var barrier chan struct{}
 		if br, ok := b.(fop.Barrierer); ok {
@@ -1101,17 +1102,26 @@ func (v *Volume) Settle(ctx context.Context, id uint64) error {
 		}
 		var err error
 		if unmark {
-			_, err = b.Xattrop(ctx, &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.Unlock, Handle: kh})
+			req := &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.Unlock, Handle: kh}
+			if xa, ok := b.(interface {
+				XattropAttr(context.Context, *fop.XattropReq) (fop.ReleaseReply, error)
+			}); ok {
+				replies[i], err = xa.XattropAttr(ctx, req)
+			} else {
+				replies[i].Counters, err = b.Xattrop(ctx, req)
+			}
 		}
 		if barrier != nil {
 			<-barrier
 		}
 		return err
 	})
-	if unmark {
-		h.dirtied = false
+	if !unmark {
+		return fop.Attr{}, false, nil
 	}
-	return nil
+	h.dirtied = false
+	a, ok := v.cleared(h.kids, idx, replies, errs)
+	return a, ok, nil
 }
 
 // dirty takes the writers' lock and marks the file dirty on the bricks in
@@ -1323,17 +1333,27 @@ func (v *Volume) ReleaseAttr(ctx context.Context, id uint64) (fop.Attr, bool, er
 		replies[i], err = b.XattropRelease(ctx, &fop.XattropReq{Path: h.name(), Delta: d, Lock: fop.Unlock, Handle: kids[i]})
 		return err
 	})
-	// Known only when every brick of the set took every write and
-	// cleared its mark: then every copy is good, and the next lookup, on
-	// any mount, answers with the first data copy's attributes (view).
-	// Its times may differ from the others' by the moments between the
-	// copies' writes; its size may not.
-	if dirtyErr != nil || len(idx) != len(v.kids) {
+	if dirtyErr != nil {
 		return fop.Attr{}, false, nil
+	}
+	a, ok := v.cleared(kids, idx, replies, errs)
+	return a, ok, nil
+}
+
+// cleared is the file's attributes after the changelog updates that
+// undid a handle's mark on the bricks in idx (kids: the handle's), when
+// known: only when every brick of the set took every write and cleared
+// its mark. Then every copy is good, and the next lookup, on any mount,
+// answers with the first data copy's attributes (view). Its times may
+// differ from the others' by the moments between the copies' writes; its
+// size may not.
+func (v *Volume) cleared(kids map[int]uint64, idx []int, replies []fop.ReleaseReply, errs []error) (fop.Attr, bool) {
+	if len(idx) != len(v.kids) {
+		return fop.Attr{}, false
 	}
 	for _, i := range idx {
 		if errs[i] != nil || !replies[i].HasAttr || !changelogClear(replies[i].Counters) {
-			return fop.Attr{}, false, nil
+			return fop.Attr{}, false
 		}
 	}
 	// Every brick took part (above): the first data brick is the first
@@ -1346,15 +1366,15 @@ func (v *Volume) ReleaseAttr(ctx context.Context, id uint64) (fop.Attr, bool, er
 		}
 	}
 	if _, ok := kids[first]; !ok {
-		return fop.Attr{}, false, nil
+		return fop.Attr{}, false
 	}
 	a := replies[first].Attr
 	for _, i := range idx {
 		if b := replies[i].Attr; !v.kids[i].arbiter && b.Size != a.Size {
-			return fop.Attr{}, false, nil
+			return fop.Attr{}, false
 		}
 	}
-	return a, true, nil
+	return a, true
 }
 
 // changelogClear reports whether a changelog records nothing: no change

@@ -1060,8 +1060,18 @@ func TestSettleAtClose(t *testing.T) {
 	}
 	h := create(t, s.v, "f")
 	write(t, s.v, h, 0, []byte("before the close"))
-	if err := s.v.Settle(ctx, h); err != nil {
+	a, known, err := s.v.Settle(ctx, h)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The attributes the next lookup answers with: the first copy's,
+	// after the mark went.
+	var first unix.Stat_t
+	if err := unix.Stat(filepath.Join(s.bricks[0].dir, "f"), &first); err != nil {
+		t.Fatal(err)
+	}
+	if !known || a.Size != 16 || a.Ctime != first.Ctim.Nano() {
+		t.Fatalf("settle's attributes: %+v %v, want size 16 and the first copy's ctime %d", a, known, first.Ctim.Nano())
 	}
 	var ctimes [3]unix.Timespec
 	for i := range 3 {
@@ -1085,7 +1095,7 @@ func TestSettleAtClose(t *testing.T) {
 			t.Fatalf("brick %d: changelog %v after a write past the close, want one change in flight", i, cl)
 		}
 	}
-	if err := s.v.Settle(ctx, h); err != nil {
+	if _, _, err := s.v.Settle(ctx, h); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -1136,7 +1146,7 @@ func TestSettleWaitsForWrites(t *testing.T) {
 	hd.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
-		_ = s.v.Settle(ctx, h)
+		_, _, _ = s.v.Settle(ctx, h)
 		close(done)
 	}()
 	select {

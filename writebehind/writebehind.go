@@ -482,17 +482,18 @@ func (v *Volume) Flush(ctx context.Context, h uint64) error {
 	if err := f.drain(); err != nil {
 		return err
 	}
-	return v.settle(ctx, h)
+	_, _, err := v.settle(ctx, h)
+	return err
 }
 
 // settle is the layer below's Settle (fop.Settler), with its barrier,
 // once the handle's writes are done: at a close that waits for them.
 // Without one, the barrier alone.
-func (v *Volume) settle(ctx context.Context, h uint64) error {
+func (v *Volume) settle(ctx context.Context, h uint64) (fop.Attr, bool, error) {
 	if s, ok := v.inner.(fop.Settler); ok {
 		return s.Settle(ctx, h)
 	}
-	return v.barrier(ctx, h)
+	return fop.Attr{}, false, v.barrier(ctx, h)
 }
 
 // barrier waits for the bricks to have told their other clients of the
@@ -553,8 +554,10 @@ func (v *Volume) FlushAttr(ctx context.Context, h uint64) (fop.Attr, bool, error
 		}
 	} else if err := f.drain(); err != nil {
 		return fop.Attr{}, false, err
-	} else if err := v.settle(ctx, h); err != nil {
-		return fop.Attr{}, false, err
+	} else if a, ok, err := v.settle(ctx, h); err != nil || ok {
+		// Settled: the layers below read the file's attributes after
+		// everything, as at a release.
+		return a, ok, err
 	}
 	if fop.FinalOf(v.inner)&fop.FinalWrites == 0 {
 		return fop.Attr{}, false, nil
