@@ -141,6 +141,19 @@ func (n *node) changedIn(name string) {
 	}
 }
 
+// closedWith keeps a, the file's attributes after a close's flush, when
+// nothing changed the file since the handle's last write (inv, 0 when it
+// wrote nothing: not kept), and drops the kernel's in any case: the close
+// may have changed them after the kernel last asked (a replicated file's
+// changelog update at the close changes its change time), or the kernel
+// holds them from before the writes (a create's, an fstat's).
+func (n *node) closedWith(a fop.Attr, inv uint64) {
+	if inv != 0 {
+		n.learned(a, inv, 1) // the handle is still open
+	}
+	n.EmbeddedInode().NotifyContent(-1, 0) // the attributes only
+}
+
 // learned keeps a, the file's attributes after this mount's last write,
 // when nothing changed the file since (inv is what changed returned for
 // that write), learned by a handle's flush (open 1: the handle is still

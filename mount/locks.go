@@ -151,14 +151,13 @@ func (f *file) Flush(ctx context.Context) syscall.Errno {
 		return f.unlockOnClose(ctx) // a deferred open never made: nothing written
 	}
 	if af, ok := f.vol.(fop.AttrFlusher); ok && f.n.cache != nil {
-		inv := f.wrote.Load()
 		a, known, err := af.FlushAttr(uninterrupted(ctx), h)
 		if err != nil {
 			f.unlockOnClose(ctx)
 			return errno(err)
 		}
-		if known && inv != 0 {
-			f.n.learned(a, inv, 1) // the handle is still open
+		if known {
+			f.n.closedWith(a, f.wrote.Load())
 		}
 		return f.unlockOnClose(ctx)
 	}
@@ -173,8 +172,8 @@ func (f *file) Flush(ctx context.Context) syscall.Errno {
 		// handle) the close does both here.
 		if s, ok := f.vol.(fop.Settler); ok {
 			inv := f.wrote.Load()
-			if a, known, err := s.Settle(uninterrupted(ctx), h); err == nil && known && inv != 0 && f.n.cache != nil {
-				f.n.learned(a, inv, 1) // the handle is still open
+			if a, known, err := s.Settle(uninterrupted(ctx), h); err == nil && known && f.n.cache != nil {
+				f.n.closedWith(a, inv)
 			}
 		} else if b, ok := f.vol.(fop.Barrierer); ok {
 			_ = b.Barrier(uninterrupted(ctx), h)
