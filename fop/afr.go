@@ -282,6 +282,12 @@ func (c *Client) XattropRelease(ctx context.Context, req *XattropReq) (ReleaseRe
 	if err != nil {
 		return ReleaseReply{}, Errno(err)
 	}
+	return decodeReleaseReply(out)
+}
+
+// decodeReleaseReply decodes a changelog followed, when the brick sent
+// them, by the file's attributes.
+func decodeReleaseReply(out []byte) (ReleaseReply, error) {
 	var r ReleaseReply
 	out, r.Attr, r.HasAttr = SplitFileAttr(out)
 	var cl Changelog
@@ -301,14 +307,7 @@ func (c *Client) XattropAttr(ctx context.Context, req *XattropReq) (ReleaseReply
 	if err != nil {
 		return ReleaseReply{}, Errno(err)
 	}
-	var r ReleaseReply
-	out, r.Attr, r.HasAttr = SplitFileAttr(out)
-	var cl Changelog
-	if err := Unmarshal(out, &cl); err != nil {
-		return ReleaseReply{}, syscall.EIO
-	}
-	r.Counters = cl.Counters
-	return r, nil
+	return decodeReleaseReply(out)
 }
 
 func (c *Client) Index(ctx context.Context) ([]IndexEntry, error) {
