@@ -662,7 +662,7 @@ type handle struct {
 	idle *sync.Cond
 }
 
-// beginBusy records a data change under the dirty mark, h.mu held.
+// beginBusyLocked records a data change under the dirty mark, h.mu held.
 func (h *handle) beginBusyLocked() { h.busy++ }
 
 // endBusy records the end of one.
@@ -1088,6 +1088,15 @@ func (v *Volume) Settle(ctx context.Context, id uint64) (fop.Attr, bool, error) 
 	for i := range h.kids {
 		idx = append(idx, i)
 	}
+	if !unmark {
+		v.fanout(idx, func(i int, b Brick) error {
+			if br, ok := b.(fop.Barrierer); ok {
+				_ = br.Barrier(ctx, h.kids[i])
+			}
+			return nil
+		})
+		return fop.Attr{}, false, nil
+	}
 	d := DirtyDelta(len(v.kids), Data, -1)
 	replies := make([]fop.ReleaseReply, len(v.kids))
 	errs := v.fanout(idx, func(i int, b Brick) error {
@@ -1100,28 +1109,27 @@ func (v *Volume) Settle(ctx context.Context, id uint64) (fop.Attr, bool, error) 
 				_ = br.Barrier(ctx, kh)
 			}()
 		}
+		req := &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.Unlock, Handle: kh}
 		var err error
-		if unmark {
-			req := &fop.XattropReq{Path: h.path, Delta: d, Lock: fop.Unlock, Handle: kh}
-			if xa, ok := b.(interface {
-				XattropAttr(context.Context, *fop.XattropReq) (fop.ReleaseReply, error)
-			}); ok {
-				replies[i], err = xa.XattropAttr(ctx, req)
-			} else {
-				replies[i].Counters, err = b.Xattrop(ctx, req)
-			}
+		if xa, ok := b.(attrXattroper); ok {
+			replies[i], err = xa.XattropAttr(ctx, req)
+		} else {
+			replies[i].Counters, err = b.Xattrop(ctx, req)
 		}
 		if barrier != nil {
 			<-barrier
 		}
 		return err
 	})
-	if !unmark {
-		return fop.Attr{}, false, nil
-	}
 	h.dirtied = false
 	a, ok := v.cleared(h.kids, idx, replies, errs)
 	return a, ok, nil
+}
+
+// attrXattroper is a Brick whose unlock by handle answers the file's
+// attributes after it (fop.Client.XattropAttr).
+type attrXattroper interface {
+	XattropAttr(context.Context, *fop.XattropReq) (fop.ReleaseReply, error)
 }
 
 // dirty takes the writers' lock and marks the file dirty on the bricks in
