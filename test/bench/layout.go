@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -44,4 +45,17 @@ func parseLayouts(s string) ([]layout, error) {
 		}
 	}
 	return out, nil
+}
+
+// replicaCounts are the layouts' replica counts above 1, each once, in
+// increasing order.
+func replicaCounts(ls []layout) []int {
+	var n []int
+	for _, l := range ls {
+		if l.replica > 1 && !slices.Contains(n, l.replica) {
+			n = append(n, l.replica)
+		}
+	}
+	slices.Sort(n)
+	return n
 }

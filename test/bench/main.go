@@ -23,10 +23,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +56,7 @@ type config struct {
 	fs            string // ext4: a file system of the bench's own; none
 	perfDir       string
 	transport     string
+	warm          int64 // bytes written once after each drop on a reporting balloon
 }
 
 // target is one place the workloads run in.
@@ -84,6 +87,8 @@ func benchMain() int {
 	flag.StringVar(&cfg.perfDir, "perf", "", "record each workload on each cais and loopback mount process with perf into this directory (perf record -g; a perf report summary beside each)")
 	flag.StringVar(&cfg.transport, "transport", "auto", "cais mount --transport: auto (the bricks, all on this machine, through their Unix sockets) or tcp (TLS over TCP, as to bricks on other machines)")
 	flag.StringVar(&cfg.fs, "fs", "ext4", "the work directory's file system: ext4 (a new one with its journal, as a brick's disk, in an image file beside the directory, through a loop device) or none (the directory's own)")
+	var warmGiB int
+	flag.IntVar(&warmGiB, "warm-memory", 4, "GiB of memory written once after each cache drop when the machine's balloon reports free pages to its hypervisor (warm.go); 0: never")
 	flag.BoolVar(&cfg.keep, "keep", false, "leave the work directory's files (not the processes or mounts) for inspection")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -96,6 +101,10 @@ func benchMain() int {
 			}
 		}
 	}
+	if warmGiB < 0 {
+		return usage(fmt.Errorf("-warm-memory %d: want 0 or more GiB", warmGiB))
+	}
+	cfg.warm = int64(warmGiB) << 30
 	var err error
 	if cfg.layouts, err = parseLayouts(layoutsFlag); err != nil {
 		return usage(err)
@@ -200,6 +209,7 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 		for _, l := range cfg.layouts {
 			copies += 2 * max(l.replica, 1)
 		}
+		copies += slices.Max(append(replicaCounts(cfg.layouts), 0)) // the disk's copies
 		note, err := brickFS(ctx, log, cl, cfg.dir, brickFSSize(w.sizeMiB, cfg.runs, copies), cfg.keep)
 		if err != nil {
 			return nil, fmt.Errorf("the bricks' file system: %w", err)
@@ -214,6 +224,10 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 		notes = append(notes, fmt.Sprintf("drop_caches refused (%v): cold reads use O_DIRECT on the client; brick-side caches stay warm, and ls -l 'cold' is not cold.", err))
 	} else {
 		notes = append(notes, "Caches dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every target's workload, the sequential read and the first ls -l.")
+		if dev, ok := freePageReporting(); ok && cfg.warm > 0 {
+			w.warm = cfg.warm
+			notes = append(notes, fmt.Sprintf("This machine's balloon (%s) reports free pages to its hypervisor, which unmaps them: after each drop the bench writes once to %d GiB of memory and frees it, so that no target's pages cost a host fault on first write (the disk column's are filled by DMA and never do; -warm-memory 0 to measure without).", dev, cfg.warm>>30))
+		}
 	}
 	fsType := fsTypeOf(cfg.dir)
 	start := time.Now()
@@ -301,6 +315,14 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 					stopPerf := startPerf(log, cfg.perfDir, t, g.key, r+1)
 					m, err = g.run(w, ctx, dir)
 					stopPerf()
+				}
+				if err == nil && t.id == "disk" && g.key == "seq" {
+					// The floor under replicated writes: every copy on
+					// this one disk.
+					var mc map[string]float64
+					if mc, err = w.seqCopies(ctx, dir, replicaCounts(cfg.layouts)); err == nil {
+						maps.Copy(m, mc)
+					}
 				}
 				if err != nil {
 					log.Error("workload", "target", t.id, "workload", g.key, "err", err)

@@ -49,7 +49,10 @@ type workloads struct {
 	dirs    int // mkdir/rmdir
 	// noDrop: drop_caches was refused; cold reads use O_DIRECT instead.
 	noDrop bool
-	buf    []byte // 1 MiB of random bytes, page aligned
+	// warm: bytes of memory written once after each drop (warm.go); 0
+	// for none.
+	warm int64
+	buf  []byte // 1 MiB of random bytes, page aligned
 }
 
 func newWorkloads() *workloads {
@@ -87,7 +90,13 @@ func (w *workloads) cold() error {
 	if w.noDrop {
 		return nil
 	}
-	return dropCaches()
+	if err := dropCaches(); err != nil {
+		return err
+	}
+	if w.warm > 0 {
+		return warmMemory(w.warm)
+	}
+	return nil
 }
 
 // seq writes one file of sizeMiB in 1 MiB writes and fsyncs it (the
@@ -322,4 +331,85 @@ func parallel(n, workers int, f func(i int) error) error {
 	close(next)
 	wg.Wait()
 	return first
+}
+
+// copiesKey is the metric of the disk's sequential write of n copies.
+func copiesKey(n int) string { return fmt.Sprintf("write%d", n) }
+
+// seqCopies is the floor under a replicated volume's sequential write on
+// this machine, where every brick of a set is on the one disk: n files
+// of sizeMiB written at once, as a set's n copies are, each in 1 MiB
+// writes and fsynced. Each count is measured through the page cache and
+// with O_DIRECT (how a cais mount writes a local copy's big writes), and
+// the better is kept: the rate one file of n copies can be written at,
+// in MiB/s of the file.
+func (w *workloads) seqCopies(ctx context.Context, dir string, counts []int) (map[string]float64, error) {
+	res := map[string]float64{}
+	for _, n := range counts {
+		for _, direct := range []bool{false, true} {
+			if err := w.cold(); err != nil {
+				return nil, err
+			}
+			r, err := w.writeCopies(ctx, dir, n, direct)
+			if err != nil {
+				return nil, fmt.Errorf("%d copies: %w", n, err)
+			}
+			res[copiesKey(n)] = max(res[copiesKey(n)], r)
+		}
+	}
+	return res, nil
+}
+
+func (w *workloads) writeCopies(ctx context.Context, dir string, n int, direct bool) (float64, error) {
+	flags := os.O_CREATE | os.O_TRUNC | os.O_WRONLY
+	if direct {
+		flags |= syscall.O_DIRECT
+	}
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = filepath.Join(dir, fmt.Sprintf("copy%d", i))
+	}
+	defer func() {
+		for _, p := range paths {
+			os.Remove(p)
+		}
+	}()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, p := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.writeFile(ctx, p, flags)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return rate(w.sizeMiB, start), nil
+}
+
+// writeFile writes sizeMiB of w.buf to path in 1 MiB writes and fsyncs it.
+func (w *workloads) writeFile(ctx context.Context, path string, flags int) error {
+	f, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < w.sizeMiB; i++ {
+		if _, err := f.Write(w.buf); err != nil {
+			f.Close()
+			return err
+		}
+		if i%64 == 0 && ctx.Err() != nil {
+			f.Close()
+			return ctx.Err()
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
