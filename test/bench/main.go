@@ -88,7 +88,7 @@ func benchMain() int {
 	flag.StringVar(&cfg.transport, "transport", "auto", "cais mount --transport: auto (the bricks, all on this machine, through their Unix sockets) or tcp (TLS over TCP, as to bricks on other machines)")
 	flag.StringVar(&cfg.fs, "fs", "ext4", "the work directory's file system: ext4 (a new one with its journal, as a brick's disk, in an image file beside the directory, through a loop device) or none (the directory's own)")
 	var warmGiB int
-	flag.IntVar(&warmGiB, "warm-memory", 4, "GiB of memory written once after each cache drop when the machine's balloon reports free pages to its hypervisor (warm.go); 0: never")
+	flag.IntVar(&warmGiB, "warm-memory", 4, "GiB of memory written once after the cache drop before a sequential write or read, when the machine's balloon reports free pages to its hypervisor (warm.go); 0: never")
 	flag.BoolVar(&cfg.keep, "keep", false, "leave the work directory's files (not the processes or mounts) for inspection")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -226,7 +226,7 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 		notes = append(notes, "Caches dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every target's workload, the sequential read and the first ls -l.")
 		if dev, ok := freePageReporting(); ok && cfg.warm > 0 {
 			w.warm = cfg.warm
-			notes = append(notes, fmt.Sprintf("This machine's balloon (%s) reports free pages to its hypervisor, which unmaps them: after each drop the bench writes once to %d GiB of memory and frees it, so that no target's pages cost a host fault on first write (the disk column's are filled by DMA and never do; -warm-memory 0 to measure without).", dev, cfg.warm>>30))
+			notes = append(notes, fmt.Sprintf("This machine's balloon (%s) reports free pages to its hypervisor, which unmaps them: after each drop before a sequential write or read the bench writes once to %d GiB of memory and frees it, so that no target's pages cost a host fault on first write (the disk column's are filled by DMA and never do; -warm-memory 0 to measure without).", dev, cfg.warm>>30))
 		}
 	}
 	fsType := fsTypeOf(cfg.dir)
@@ -299,7 +299,11 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 				// or 305 while their table block is dirty, when it
 				// allocates one: cached, they would make whoever comes
 				// next scan past them on every create.
-				err := w.cold()
+				cold := w.cold
+				if g.key == "seq" {
+					cold = w.coldWarm
+				}
+				err := cold()
 				if err == nil {
 					// The mounts' FORGETs for the inodes dropped,
 					// and the page faults of daemons whose code was

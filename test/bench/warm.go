@@ -22,10 +22,11 @@ import (
 // CPU (the reply copied in), so its reads pay it for every page. perf on
 // this machine, a cold 1 GiB read of a Replica 3 volume: 59% of all
 // samples in the copy into the FUSE pages right after a drop, 12% once
-// the memory had been touched. After each drop the bench writes once to
-// enough anonymous memory and frees it, so that the pages the workloads
-// get are backed again: what is measured is the file systems, not the
-// hypervisor's memory reclaim. The page cache stays dropped.
+// the memory had been touched. After the drop before a sequential write
+// or read the bench writes once to enough anonymous memory and frees it,
+// so that the pages the workload gets are backed again: what is measured
+// is the file systems, not the hypervisor's memory reclaim. The page
+// cache stays dropped.
 
 // balloonFeatureReporting is VIRTIO_BALLOON_F_REPORTING.
 const balloonFeatureReporting = 5
