@@ -56,7 +56,7 @@ type config struct {
 	fs            string // ext4: a file system of the bench's own; none
 	perfDir       string
 	transport     string
-	warm          int64 // bytes written once after each drop on a reporting balloon
+	warm          int64 // bytes written once after the drops before sequential workloads, on a reporting balloon
 }
 
 // target is one place the workloads run in.

@@ -49,8 +49,8 @@ type workloads struct {
 	dirs    int // mkdir/rmdir
 	// noDrop: drop_caches was refused; cold reads use O_DIRECT instead.
 	noDrop bool
-	// warm: bytes of memory written once after each drop (warm.go); 0
-	// for none.
+	// warm: bytes of memory written once after the drops before the
+	// sequential workloads (coldWarm, warm.go); 0 for none.
 	warm int64
 	buf  []byte // 1 MiB of random bytes, page aligned
 }
