@@ -226,7 +226,7 @@ func bench(ctx context.Context, log *slog.Logger, cl *cleanups, cfg *config, w *
 		notes = append(notes, "Caches dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every target's workload, the sequential read and the first ls -l.")
 		if dev, ok := freePageReporting(); ok && cfg.warm > 0 {
 			w.warm = cfg.warm
-			notes = append(notes, fmt.Sprintf("This machine's balloon (%s) reports free pages to its hypervisor, which unmaps them: after each drop before a sequential write or read the bench writes once to %d GiB of memory and frees it, so that no target's pages cost a host fault on first write (the disk column's are filled by DMA and never do; -warm-memory 0 to measure without).", dev, cfg.warm>>30))
+			notes = append(notes, fmt.Sprintf("This machine's balloon (%s) reports free pages to its hypervisor, which unmaps them: after each drop before a sequential write or read the bench writes once to %d GiB of memory and frees it, so that no target's pages cost a host fault on first write (the disk column's reads are filled by DMA and never do; -warm-memory 0 to measure without).", dev, cfg.warm>>30))
 		}
 	}
 	fsType := fsTypeOf(cfg.dir)
