@@ -111,25 +111,7 @@ func (w *workloads) coldWarm() error {
 func (w *workloads) seq(ctx context.Context, dir string) (map[string]float64, error) {
 	path := filepath.Join(dir, "seq")
 	start := time.Now()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < w.sizeMiB; i++ {
-		if _, err := f.Write(w.buf); err != nil {
-			f.Close()
-			return nil, err
-		}
-		if i%64 == 0 && ctx.Err() != nil {
-			f.Close()
-			return nil, ctx.Err()
-		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
+	if err := w.writeFile(ctx, path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY); err != nil {
 		return nil, err
 	}
 	res := map[string]float64{"write": rate(w.sizeMiB, start)}
@@ -142,7 +124,7 @@ func (w *workloads) seq(ctx context.Context, dir string) (map[string]float64, er
 	if w.noDrop {
 		flags |= syscall.O_DIRECT
 	}
-	f, err = os.OpenFile(path, flags, 0)
+	f, err := os.OpenFile(path, flags, 0)
 	if err != nil {
 		return nil, err
 	}
